@@ -1,0 +1,452 @@
+"""The domain model shared by every layer: what was observed, what was decided, what was said.
+
+Everything here is plain data (pydantic models, frozen where they are values), with no I/O.
+Times are always timezone-aware UTC datetimes; `utc()` normalises anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc(value: datetime) -> datetime:
+    """Return `value` as an aware UTC datetime (naive values are taken to be UTC already)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def stable_hash(*parts: object, length: int = 16) -> str:
+    """A short, stable, order-sensitive hash of `parts` (used for fingerprints and dedup keys)."""
+    payload = json.dumps([str(p) if p is not None else None for p in parts], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CheckKind(StrEnum):
+    FRESHNESS = "freshness"
+    VOLUME = "volume"
+    SCHEMA = "schema"
+    COLUMN = "column"
+    SQL = "sql"
+    SOURCE = "source"  # the source as a whole: reachability, credentials (ERROR alerts)
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "critical": 2}[self.value]
+
+
+class FindingStatus(StrEnum):
+    """What one check concluded in one run (before the alert lifecycle)."""
+
+    OK = "ok"
+    ANOMALY = "anomaly"  # the check's condition holds: something is wrong
+    LEARNING = "learning"  # not enough history to judge yet
+    NO_DATA = "no_data"  # the check ran but had nothing to judge (empty table, NULL timestamp)
+    ERROR = "error"  # the check itself failed (unreachable, timeout, permission, bad SQL)
+
+
+class AlertStateName(StrEnum):
+    """The alert lifecycle, named as an operator would (see driftguard.alerts)."""
+
+    OK = "OK"
+    LEARNING = "LEARNING"
+    PENDING = "PENDING"
+    FIRING = "FIRING"
+    RESOLVED = "RESOLVED"
+    ERROR = "ERROR"
+    NO_DATA = "NO_DATA"
+
+
+class CheckKey(Frozen):
+    """Identity of one check's series: the alert fingerprint is derived from it.
+
+    `metric` distinguishes several series of one check, e.g. `row_count`, `lag_seconds`,
+    `null_rate`; `column` is set for column metrics; `segment` is reserved for segmented checks.
+    For table-less checks (custom SQL at source level, source errors) `table` is "".
+    """
+
+    source: str
+    table: str = ""
+    check: CheckKind
+    metric: str
+    column: str | None = None
+    segment: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return stable_hash(self.source, self.table, self.check.value, self.metric, self.column, self.segment)
+
+    @property
+    def measures_time(self) -> bool:
+        """True for series measured in seconds (a freshness lag), which read best as durations."""
+        return self.metric.endswith("_seconds") or "lag" in self.metric
+
+    @property
+    def label(self) -> str:
+        """Human-readable name: source.table check/metric[column]."""
+        where = f"{self.source}.{self.table}" if self.table else self.source
+        what = self.check.value if self.metric == self.check.value else f"{self.check.value}/{self.metric}"
+        if self.column:
+            what += f"[{self.column}]"
+        if self.segment:
+            what += f"{{{self.segment}}}"
+        return f"{where} {what}"
+
+
+# --------------------------------------------------------------------------- observations
+
+
+class ColumnInfo(Frozen):
+    name: str
+    # normalised family: integer float numeric text boolean date timestamp timestamptz json binary other
+    type: str
+    raw_type: str  # as the database reports it
+    nullable: bool
+    position: int  # 1-based ordinal position
+
+
+class PeriodCount(Frozen):
+    """Rows whose timestamp falls in [start, start + period)."""
+
+    start: datetime
+    count: int
+
+
+class ColumnProfile(Frozen):
+    column: str
+    row_count: int
+    null_count: int
+    distinct_count: int | None = None
+    mean: float | None = None
+    min: float | str | None = None
+    max: float | str | None = None
+    quantiles: dict[str, float] | None = (
+        None  # e.g. {"p25": .., "p50": .., "p75": ..} where the dialect allows
+    )
+
+    @property
+    def null_rate(self) -> float | None:
+        return None if self.row_count == 0 else self.null_count / self.row_count
+
+
+class SqlCheckResult(Frozen):
+    """Outcome of a custom SQL check (the SQL-alert contract: a `status` column ALERT|OK)."""
+
+    name: str
+    status: str  # "ALERT" or "OK" (normalised upper case)
+    actual: float | str | None = None
+    threshold: float | str | None = None
+    context: list[dict[str, Any]] = Field(default_factory=list)  # other columns of (up to 20) returned rows
+    rows: int = 0
+
+
+class TableSnapshot(Frozen):
+    """Everything collected about one table in one run. Fields are None where not configured."""
+
+    table: str
+    db_schema: str | None = None
+    row_count: int | None = None
+    row_count_method: str | None = None  # "exact", "statistics", "period"
+    last_modified: datetime | None = None  # max(freshness column)
+    period_counts: list[PeriodCount] | None = None  # complete periods, oldest first
+    columns: list[ColumnInfo] | None = None  # schema
+    profiles: list[ColumnProfile] | None = None
+    error: str | None = None  # collection of this table failed; other tables still count
+    error_kind: str | None = None  # ErrorKind value
+    round_trips: int = 0
+
+
+class TableHistory(Frozen):
+    """What a table's own rows say about its past, read once to seed detection on day one."""
+
+    table: str
+    period_seconds: float | None = None  # the volume period of `period_counts`
+    period_counts: list[PeriodCount] = Field(default_factory=list)  # complete periods, oldest first
+    update_times: list[datetime] = Field(default_factory=list)  # when new data arrived, oldest first
+
+
+class Snapshot(Frozen):
+    """One collection of one source at one scheduled time. (source, scheduled_time) is unique."""
+
+    source: str
+    scheduled_time: datetime
+    collected_at: datetime
+    tables: list[TableSnapshot] = Field(default_factory=list)
+    sql_checks: list[SqlCheckResult] = Field(default_factory=list)
+    sql_errors: dict[str, str] = Field(default_factory=dict)  # check name -> error message
+    duration_ms: float = 0.0
+    round_trips: int = 0
+
+    @field_validator("scheduled_time", "collected_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    def table(self, name: str) -> TableSnapshot | None:
+        return next((t for t in self.tables if t.table == name), None)
+
+
+class PointLabel(StrEnum):
+    """Why a stored point is left out of training."""
+
+    NONE = ""
+    ANOMALY = "anomaly"  # it alerted
+    INCIDENT = "incident"  # an operator said so
+    MAINTENANCE = "maintenance"  # an operator said so
+
+
+class MetricPoint(Frozen):
+    """One value of one series at one time: what the detectors learn from."""
+
+    key: CheckKey
+    ts: datetime
+    value: float
+    label: PointLabel = PointLabel.NONE
+
+    @field_validator("ts")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    @property
+    def excluded(self) -> bool:
+        return self.label != PointLabel.NONE
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+class Explanation(Frozen):
+    """Why a finding is what it is: shown by `driftguard explain` and in every alert."""
+
+    observed: float | str | None = None
+    expected: float | str | None = None
+    lower: float | None = None
+    upper: float | None = None
+    score: float = 0.0  # >= 0; larger is more anomalous
+    method: str = ""  # e.g. "hard limit", "seasonal median + MAD", "schema diff"
+    training_start: datetime | None = None
+    training_end: datetime | None = None
+    training_points: int = 0
+    seasonal_slot: str | None = None  # e.g. "Mon 09:00"
+    effect_size: float | None = None  # relative change against expected
+    direction: str | None = None  # "drop" | "spike" | None
+    needed_points: int | None = None  # while learning: how many more points are needed
+    reason: str = ""  # one sentence an on-call engineer can act on
+    details: dict[str, Any] = Field(default_factory=dict)  # check specific (schema diff, sql context ...)
+
+
+class Finding(Frozen):
+    """What one check concluded about one series in one run."""
+
+    key: CheckKey
+    ts: datetime  # the run's scheduled time
+    status: FindingStatus
+    severity: Severity = Severity.WARNING
+    explanation: Explanation = Field(default_factory=Explanation)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.key.fingerprint
+
+
+class Transition(Frozen):
+    """One change of an alert's state: the audit trail."""
+
+    id: str  # stable: hash(fingerprint, at, from, to) so retries never duplicate it
+    fingerprint: str
+    key: CheckKey
+    at: datetime
+    from_state: AlertStateName
+    to_state: AlertStateName
+    severity: Severity
+    reason: str
+    finding: Finding | None = None
+    silenced_by: list[str] = Field(default_factory=list)  # silence ids that muted its notice
+
+
+class AlertState(Frozen):
+    """The lifecycle state of one check (one fingerprint). `version` is for optimistic locking."""
+
+    key: CheckKey
+    state: AlertStateName
+    severity: Severity = Severity.WARNING
+    since: datetime  # when it entered `state`
+    active_since: datetime | None = None  # when the current incident began (PENDING/FIRING), else None
+    consecutive: int = 0  # consecutive runs the current condition has held (anomaly or error)
+    last_finding: Finding | None = None
+    last_notified_at: datetime | None = None
+    last_notified_severity: Severity | None = None
+    last_transition_id: str | None = None
+    version: int = 0
+    # channel name -> when this alert was last notified there (repeat_interval is per route)
+    notified_at: dict[str, datetime] = Field(default_factory=dict)
+    last_notified_finding: Finding | None = None  # what the last notice said ("value 120 → 12")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.key.fingerprint
+
+
+class Matcher(Frozen):
+    """Alertmanager-style matcher on a label: source, table, check, metric, severity, owner or tag."""
+
+    label: str
+    value: str
+    regex: bool = False
+    negative: bool = False
+
+
+class Silence(Frozen):
+    id: str
+    matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= utc(at) < self.ends_at
+
+
+class NoticeKind(StrEnum):
+    FIRING = "firing"
+    REPEAT = "repeat"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    ERROR = "error"
+
+
+class AlertNotice(Frozen):
+    """One alert inside a grouped notification."""
+
+    key: CheckKey
+    kind: NoticeKind
+    state: AlertStateName
+    severity: Severity
+    since: datetime
+    finding: Finding | None
+    transition_id: str | None
+    changed: str = ""  # what changed since the last notice, in words
+    recent: list[tuple[datetime, float]] = Field(default_factory=list)  # recent values, for a table/chart
+    # when the incident began (AlertState.active_since); a RESOLVED notice's `since` is when it resolved,
+    # so this is what "was firing for 3h" is measured from
+    active_since: datetime | None = None
+
+
+class Notification(Frozen):
+    """One grouped message for one source, one run and one channel.
+
+    `id` is the dedup/idempotency key: stable across retries of the same run, so a channel
+    never says the same thing twice.
+    """
+
+    id: str
+    source: str
+    channel: str
+    run_time: datetime
+    created_at: datetime
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    alerts: list[AlertNotice]
+    silence_hint: str = ""  # the command that silences these alerts
+
+    @property
+    def worst_severity(self) -> Severity:
+        return max((a.severity for a in self.alerts), key=lambda s: s.rank, default=Severity.INFO)
+
+    @property
+    def title(self) -> str:
+        firing = [a for a in self.alerts if a.kind != NoticeKind.RESOLVED]
+        resolved = len(self.alerts) - len(firing)
+        if firing:
+            head = f"[{self.worst_severity.value.upper()}] {self.source}: {len(firing)} alert(s) firing"
+            return head + (f", {resolved} resolved" if resolved else "")
+        return f"[RESOLVED] {self.source}: {resolved} alert(s) resolved"
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"  # parked: retries exhausted or permanent error
+
+
+class DeliveryRecord(Frozen):
+    notification_id: str
+    channel: str
+    status: DeliveryStatus
+    attempts: int
+    at: datetime
+    error: str | None = None
+    notification: Notification | None = None  # kept for failed deliveries so they can be replayed
+
+
+class RunStatus(StrEnum):
+    OK = "ok"  # collected and decided
+    PARTIAL = "partial"  # some tables or checks failed
+    FAILED = "failed"  # the source could not be collected at all
+
+
+class RunRecord(Frozen):
+    source: str
+    scheduled_time: datetime
+    started_at: datetime
+    finished_at: datetime
+    status: RunStatus
+    error: str | None = None
+    error_kind: str | None = None
+    findings: int = 0
+    anomalies: int = 0
+    notifications: int = 0
+
+    @field_validator("scheduled_time", "started_at", "finished_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return utc(v)
+
+
+class SchemaBaseline(Frozen):
+    """The accepted schema of a table: learned on first sight, replaced when an operator accepts."""
+
+    source: str
+    table: str
+    columns: list[ColumnInfo]
+    accepted_at: datetime
+    accepted_by: str  # "learned" or an operator name
+
+
+class RunCommit(Frozen):
+    """Everything one run decided, written to the store in one atomic step.
+
+    `states` carry the version they were read at (`expected_versions[fingerprint]`, 0 = new);
+    the store refuses the commit (StateConflict) if another writer moved any of them.
+    """
+
+    run: RunRecord
+    snapshot: Snapshot | None
+    points: list[MetricPoint] = Field(default_factory=list)
+    states: list[AlertState] = Field(default_factory=list)
+    expected_versions: dict[str, int] = Field(default_factory=dict)
+    transitions: list[Transition] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)  # the outbox
+    schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
