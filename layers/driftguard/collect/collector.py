@@ -1,0 +1,276 @@
+"""The Collector: one source, one connection, every table and custom check of it."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+
+from driftguard.collect.connect import engine_for
+from driftguard.collect.dialects import Catalog
+from driftguard.collect.periods import complete_period_starts
+from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
+from driftguard.collect.session import SourceSession
+from driftguard.collect.sql_checks import interpret_result
+from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
+from driftguard.collect.types import normalise_type
+from driftguard.config import Source, SqlCheck, TableConfig
+from driftguard.errors import CheckDefinitionError, DriftGuardError, SourceUnavailable
+from driftguard.model import (
+    ColumnInfo,
+    PeriodCount,
+    Snapshot,
+    SqlCheckResult,
+    TableHistory,
+    TableSnapshot,
+    utc,
+    utcnow,
+)
+from driftguard.secrets import SecretResolver
+
+MAX_UPDATE_TIMES = 2000  # backfill keeps the newest arrival times, enough for weeks of hourly loads
+DEFAULT_FRESHNESS_BUCKET = timedelta(hours=1)
+
+
+class Collector:
+    """Collects snapshots of one source over one reused connection.
+
+    Construction resolves credentials (SecretError, ConfigError for unsupported options); the
+    connection opens on first use (SourceUnavailable, PermissionDenied, ConfigError for an
+    unknown database). Use as a context manager, or call close().
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        statement_timeout: timedelta,
+        secrets: SecretResolver | None = None,
+    ) -> None:
+        self.source = source
+        self.statement_timeout = statement_timeout
+        self._engine = engine_for(
+            source, statement_timeout=statement_timeout, resolver=secrets or SecretResolver()
+        )
+        self._session: SourceSession | None = None
+
+    def __enter__(self) -> Collector:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> SourceSession:
+        """The open session (opened on first use and kept until close)."""
+        if self._session is None:
+            self._session = SourceSession(self.source.name, self._engine, self.statement_timeout)
+        return self._session
+
+    # ------------------------------------------------------------------ collect
+
+    def collect(self, scheduled_time: datetime) -> Snapshot:
+        """Every configured table and custom SQL check at `scheduled_time`.
+
+        Table and check failures are recorded in the snapshot; source-level failures raise."""
+        started = time.perf_counter()
+        collected_at = utcnow()
+        first_use = self._session is None
+        session = self.session
+        trips_before = 0 if first_use else session.round_trips
+        scheduled_time = utc(scheduled_time)
+        try:
+            tables = self._collect_tables(scheduled_time)
+            results, errors = self._run_sql_checks()
+        except SourceUnavailable:
+            self.close()  # the connection is gone: the next call reconnects
+            raise
+        return Snapshot(
+            source=self.source.name,
+            scheduled_time=scheduled_time,
+            collected_at=collected_at,
+            tables=tables,
+            sql_checks=results,
+            sql_errors=errors,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            round_trips=session.round_trips - trips_before,
+        )
+
+    def _collect_tables(self, scheduled_time: datetime) -> list[TableSnapshot]:
+        if not self.source.tables:
+            return []
+        catalog = self._read_catalog(self.source.tables)
+        return [self._collect_table(table, catalog, scheduled_time) for table in self.source.tables]
+
+    def _run_sql_checks(self) -> tuple[list[SqlCheckResult], dict[str, str]]:
+        results: list[SqlCheckResult] = []
+        errors: dict[str, str] = {}
+        for check in self.source.sql_checks:
+            try:
+                results.append(self._run_sql_check(check))
+            except SourceUnavailable:
+                raise
+            except DriftGuardError as e:
+                errors[check.name] = str(e)
+        return results, errors
+
+    def _read_catalog(self, tables: list[TableConfig]) -> Catalog:
+        names = sorted({t.name for t in tables})
+        schemas = sorted({t.db_schema for t in tables if t.db_schema})
+        rules = self.session.rules
+        result = self.session.execute(rules.catalog_query(names, schemas), where=f"source {self.source.name}")
+        return rules.read_catalog(result.fetchall())
+
+    def _where(self, table: TableConfig) -> str:
+        label = f"{table.db_schema}.{table.name}" if table.db_schema else table.name
+        return f"source {self.source.name}, table {label}"
+
+    def _target(self, table: TableConfig, catalog: Catalog) -> TableTarget:
+        """The table as the catalog sees it; if the catalog does not show it, ask the server why."""
+        rules = self.session.rules
+        schema = table.db_schema or catalog.default_schema
+        fold = rules.name != "postgresql"  # MySQL/SQLite compare table names case-insensitively
+        rows = [r for r in catalog.rows if r.schema == schema and r.table == table.name] or [
+            r
+            for r in catalog.rows
+            if fold and r.schema.lower() == schema.lower() and r.table.lower() == table.name.lower()
+        ]
+        where = self._where(table)
+        if not rows:
+            self._explain_missing(table, where)
+        named = [(r.column, r) for r in rows if r.column is not None]
+        columns = [
+            ColumnInfo(
+                name=name,
+                type=normalise_type(rules.name, r.raw_type),
+                raw_type=r.raw_type,
+                nullable=r.nullable,
+                position=position,  # dense: PostgreSQL's attnum keeps gaps where columns were dropped
+            )
+            for position, (name, r) in enumerate(named, start=1)
+        ]
+        return TableTarget(
+            config=table,
+            schema=table.db_schema,
+            columns=columns,
+            row_estimate=rows[0].row_estimate,
+            where=where,
+        )
+
+    def _explain_missing(self, table: TableConfig, where: str) -> NoReturn:
+        probe = (
+            sa.select(sa.literal(1))
+            .select_from(sa.table(table.name, schema=table.db_schema))
+            .where(sa.false())
+        )
+        try:
+            self.session.execute(probe, where=where)
+        except CheckDefinitionError as e:
+            raise CheckDefinitionError(
+                f"{where}: the table does not exist or is not visible to this user; check tables[].name and "
+                f"schema ({str(e).removeprefix(where + ': ')})"
+            ) from None
+        raise CheckDefinitionError(
+            f"{where}: the table is readable but missing from the catalog; is it temporary?"
+        )
+
+    def _collect_table(self, table: TableConfig, catalog: Catalog, scheduled_time: datetime) -> TableSnapshot:
+        session = self.session
+        before = session.round_trips
+        target: TableTarget | None = None
+        try:
+            target = self._target(table, catalog)
+            query = TableQuery(target, session.rules, scheduled_time)
+            row: dict[str, Any] | None = None
+            if query.statement is not None:
+                row = dict(session.execute(query.statement, where=target.where).mappings().one())
+            fields = query.fields(row)
+        except SourceUnavailable:
+            raise
+        except DriftGuardError as e:
+            schema_known = target is not None and table.checks.schema_ is not None
+            return TableSnapshot(
+                table=table.name,
+                db_schema=table.db_schema,
+                columns=target.columns if target is not None and schema_known else None,
+                error=str(e),
+                error_kind=e.kind.value,
+                round_trips=session.round_trips - before,
+            )
+        return TableSnapshot(
+            table=table.name, db_schema=table.db_schema, round_trips=session.round_trips - before, **fields
+        )
+
+    def _run_sql_check(self, check: SqlCheck) -> SqlCheckResult:
+        where = f"source {self.source.name}, sql check {check.name}"
+        statement = read_only_statement(check.sql, self.session.rules.name, where=where)
+        with self.session.read_only_transaction(where=where):
+            result = self.session.execute_text(as_derived_table(statement), where=where)
+            if not result.returns_rows:
+                raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+            columns = list(result.keys())
+            rows = result.fetchall()
+        return interpret_result(check.name, columns, rows, where=where)
+
+    # ------------------------------------------------------------------ backfill
+
+    def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory:
+        """What `table`'s own rows say about [since, until): per-period counts of its complete
+        volume periods from its first row on (zero where no rows) and, for freshness, the latest
+        time in each bucket.
+
+        Errors raise (typed) rather than being recorded: backfill is one question about one table."""
+        since, until = utc(since), utc(until)
+        if since >= until:
+            raise ValueError(f"backfill needs since < until (got {since.isoformat()} >= {until.isoformat()})")
+        target = self._target(table, self._read_catalog([table]))
+        rules = self.session.rules
+        volume, freshness = table.checks.volume, table.checks.freshness
+        period = volume.effective_period if volume is not None else None
+        buckets_by_column: dict[str, list[Bucket]] = {}
+
+        def buckets(column: str, purpose: str, bucket: timedelta) -> list[Bucket]:
+            info = target.time_column(column, purpose=purpose, rules=rules)
+            if info.name not in buckets_by_column:
+                statement = bucket_query(target, info, rules, bucket, since, until)
+                rows = self.session.execute(statement, where=target.where).fetchall()
+                buckets_by_column[info.name] = read_buckets(rows)
+            return buckets_by_column[info.name]
+
+        counts: list[PeriodCount] = []
+        if volume is not None and volume.column is not None and period is not None:
+            counted = {b.start: b.count for b in buckets(volume.column, "volume.column", period)}
+            # The table's history starts with its first row: periods before it are not "zero rows"
+            # (the table did not exist, or was not loaded yet) and would teach a baseline of nothing.
+            first = min(counted, default=None)
+            counts = [
+                PeriodCount(start=s, count=counted.get(s, 0))
+                for s in complete_period_starts(since, until, period)
+                if first is not None and s >= first
+            ]
+        update_times: list[datetime] = []
+        if freshness is not None:
+            same_column = volume is not None and volume.column == freshness.column
+            bucket = period if same_column and period is not None else DEFAULT_FRESHNESS_BUCKET
+            latest = {
+                b.latest
+                for b in buckets(freshness.column, "freshness.column", bucket)
+                if b.latest is not None
+            }
+            update_times = sorted(latest)[-MAX_UPDATE_TIMES:]
+        return TableHistory(
+            table=table.name,
+            period_seconds=period.total_seconds() if counts and period is not None else None,
+            period_counts=counts,
+            update_times=update_times,
+        )

@@ -1,0 +1,139 @@
+"""One connection to one source, made safe once and then used for every table.
+
+Opening a session runs one setup statement that makes every later transaction read-only
+(PostgreSQL default_transaction_read_only, MySQL/MariaDB session transaction_read_only /
+tx_read_only; SQLite is opened with mode=ro and PRAGMA query_only), bounds every statement
+(statement_timeout, max_statement_time / max_execution_time, or for SQLite a progress handler
+that aborts past the deadline) and reads times in UTC. The connection runs in autocommit, so a
+metric query is one round trip inside its own implicitly read-only transaction; custom SQL
+additionally runs inside an explicit read-only transaction that is rolled back.
+
+Every statement goes through `execute`, which counts round trips and turns driver errors into
+the typed errors of driftguard.errors, classified by SQLSTATE / errno / SQLite result code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftguard.collect.dialects import DialectRules, rules_for
+from driftguard.errors import (
+    CheckDefinitionError,
+    ConfigError,
+    DriftGuardError,
+    ErrorKind,
+    PermissionDenied,
+    QueryTimeout,
+    SecretError,
+    SourceUnavailable,
+)
+
+ERROR_TYPES: dict[ErrorKind, type[DriftGuardError]] = {
+    ErrorKind.UNAVAILABLE: SourceUnavailable,
+    ErrorKind.TIMEOUT: QueryTimeout,
+    ErrorKind.PERMISSION: PermissionDenied,
+    ErrorKind.DEFINITION: CheckDefinitionError,
+    ErrorKind.CONFIG: ConfigError,
+    ErrorKind.SECRET: SecretError,
+}
+SQLITE_PROGRESS_STEPS = 1000  # SQLite VM instructions between deadline checks
+
+
+def typed_error(kind: ErrorKind, message: str) -> DriftGuardError:
+    error_type = ERROR_TYPES.get(kind)
+    if error_type is None:
+        error = DriftGuardError(message)
+        error.kind = kind
+        return error
+    return error_type(message)
+
+
+class SourceSession:
+    """A read-only, time-bounded connection. `round_trips` counts every statement sent;
+    `setup_round_trips` the part spent preparing the session."""
+
+    def __init__(self, source_name: str, engine: sa.Engine, statement_timeout: timedelta) -> None:
+        self.source_name = source_name
+        self.statement_timeout = statement_timeout
+        self.round_trips = 0
+        self.setup_round_trips = 0
+        self._deadline = float("inf")
+        try:
+            self._connection = engine.connect()
+        except sa.exc.DBAPIError as e:
+            raise self._translate(e, where=f"source {source_name}", rules=rules_for(engine.dialect)) from e
+        except sa.exc.TimeoutError as e:  # the pool is exhausted
+            raise SourceUnavailable(f"source {source_name}: no free connection in the pool: {e}") from e
+        except OSError as e:  # a socket error the driver did not wrap
+            raise SourceUnavailable(f"source {source_name}: cannot connect: {e}") from e
+        self.rules: DialectRules = rules_for(self._connection.dialect)
+        if self.rules.name == "sqlite":
+            raw = self._connection.connection.dbapi_connection
+            assert raw is not None
+            raw.set_progress_handler(self._past_deadline, SQLITE_PROGRESS_STEPS)
+        try:
+            self.execute(self.rules.setup_statement(statement_timeout), where=f"source {source_name}")
+        except DriftGuardError:
+            self.close()
+            raise
+        self.setup_round_trips = self.round_trips
+
+    def _past_deadline(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
+
+    def execute(self, statement: sa.Executable, *, where: str) -> sa.CursorResult[Any]:
+        """Run one statement; `where` ("source s, table t") starts any error message."""
+        return self._run(lambda: self._connection.execute(statement), where)
+
+    def execute_text(self, sql: str, *, where: str) -> sa.CursorResult[Any]:
+        """Run SQL text as written (no bind parameters, so '%' and ':' keep their meaning)."""
+        options = {"no_parameters": True}
+        return self._run(lambda: self._connection.exec_driver_sql(sql, execution_options=options), where)
+
+    def _run(self, send: Any, where: str) -> sa.CursorResult[Any]:
+        self.round_trips += 1
+        self._deadline = time.monotonic() + self.statement_timeout.total_seconds()
+        try:
+            result: sa.CursorResult[Any] = send()
+            return result
+        except sa.exc.DBAPIError as e:
+            raise self._translate(e, where=where, rules=self.rules) from e
+        except OSError as e:  # pg8000 can let a reset socket's error through unwrapped
+            self._connection.invalidate()
+            raise SourceUnavailable(f"{where}: the connection was lost: {e}") from e
+        finally:
+            self._deadline = float("inf")
+
+    @contextmanager
+    def read_only_transaction(self, *, where: str) -> Iterator[None]:
+        """An explicit read-only transaction, always rolled back (undoing any SET it contained)."""
+        self.execute_text(self.rules.begin_read_only, where=where)
+        try:
+            yield
+        finally:
+            self.execute_text("ROLLBACK", where=where)
+
+    def _translate(self, error: sa.exc.DBAPIError, *, where: str, rules: DialectRules) -> DriftGuardError:
+        driver_error = error.orig
+        kind = (
+            rules.error_kind(driver_error) if isinstance(driver_error, BaseException) else ErrorKind.INTERNAL
+        )
+        if error.connection_invalidated and kind not in (ErrorKind.PERMISSION, ErrorKind.CONFIG):
+            kind = ErrorKind.UNAVAILABLE
+        text = rules.error_text(driver_error) if isinstance(driver_error, BaseException) else str(error)
+        if kind == ErrorKind.TIMEOUT:
+            text += f"; the statement timeout is {self.statement_timeout.total_seconds():g}s"
+        return typed_error(kind, f"{where}: {text}")
+
+    def close(self) -> None:
+        if self.rules.name == "sqlite" and not (self._connection.closed or self._connection.invalidated):
+            raw = self._connection.connection.dbapi_connection
+            if raw is not None:
+                raw.set_progress_handler(None, 0)  # the pooled connection outlives this session
+        self._connection.close()
