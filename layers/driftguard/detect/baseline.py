@@ -1,0 +1,364 @@
+"""A robust seasonal baseline: time-of-day and day-of-week medians, a guarded trend, a MAD noise scale.
+
+`fit_baseline` learns from (time, value) pairs; `choose_baseline` tries the seasonalities the
+data can support ('auto') and keeps the simplest one that explains the series clearly better.
+Everything is medians so that a minority of bad points cannot move the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from statistics import median
+
+from driftguard.detect.stats import robust_sigma
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAY = 86400.0
+_WEEK = 7 * _DAY
+_MIN_SLOT_WIDTH = 3600.0  # finer slots than an hour hold too few points to be medians
+_MIN_POINTS_PER_SLOT = 3
+_MIN_GAIN = 0.97  # a richer seasonality must cut the (already widened) noise scale by 3% to be chosen
+_TREND_LINEARITY = 0.25  # the middle third may stray this share of the end-to-end change
+_TREND_MIN_CYCLES = 3  # a trend needs a history of this many seasonal cycles (or days)
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+_NOISE_LEVEL_RATIO = 1.5  # levels must differ this much before the noise's growth with them is measured
+
+
+@dataclass(frozen=True)
+class Seasonality:
+    """How time maps to a seasonal slot: 'none', 'daily' (time of day) or 'weekly' (day + time)."""
+
+    name: str
+    slot_width: float  # seconds
+
+    @property
+    def cycle(self) -> float:
+        return {"none": 0.0, "daily": _DAY, "weekly": _WEEK}[self.name]
+
+    def keys(self, t: float) -> tuple[int, int]:
+        """(time-of-day slot, day of week) of an epoch second (UTC); plain arithmetic, as it runs for
+        every point. Parts the seasonality does not use are 0."""
+        if self.name == "none":
+            return 0, 0
+        time_slot = int(t % _DAY // self.slot_width) if self.slot_width < _DAY else 0
+        day = int((t // _DAY + _EPOCH_WEEKDAY) % 7) if self.name == "weekly" else 0
+        return time_slot, day
+
+    def keys_of(self, secs: Sequence[float]) -> list[tuple[int, int]]:
+        """`keys` of every time in `secs`, in one pass (the same arithmetic, without a call per point)."""
+        if self.name == "none":
+            return [(0, 0)] * len(secs)
+        width = self.slot_width
+        with_time = width < _DAY
+        weekly = self.name == "weekly"
+        return [
+            (
+                int(t % _DAY // width) if with_time else 0,
+                int((t // _DAY + _EPOCH_WEEKDAY) % 7) if weekly else 0,
+            )
+            for t in secs
+        ]
+
+    def label(self, t: datetime) -> str | None:
+        """The slot as an operator reads it: 'Mon 08:00', 'Mon' (daily data) or '08:00'."""
+        if self.name == "none":
+            return None
+        time_slot, day = self.keys(t.timestamp())
+        start = time_slot * self.slot_width
+        clock = f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
+        if self.name == "daily":
+            return clock
+        return _DAYS[day] if self.slot_width >= _DAY else f"{_DAYS[day]} {clock}"
+
+
+def candidate_seasonalities(period: timedelta, wanted: str) -> list[Seasonality]:
+    """The seasonalities that make sense for a series sampled every `period`, simplest first."""
+    p = max(period.total_seconds(), 1.0)
+    daily = Seasonality("daily", max(p, _MIN_SLOT_WIDTH))
+    weekly = Seasonality("weekly", max(p, _MIN_SLOT_WIDTH))
+    options = [Seasonality("none", p)]
+    if p < _DAY:
+        options.append(daily)
+    if p < _WEEK:
+        options.append(weekly)
+    if wanted == "auto":
+        return options
+    return [s for s in options if s.name == wanted] or [options[0]]
+
+
+@dataclass(frozen=True)
+class Season:
+    """Seasonal effects: a time-of-day profile and a day-of-week profile, combined with the level
+    multiplicatively for counts (a quiet Sunday scales the whole day) or additively otherwise."""
+
+    seasonality: Seasonality
+    multiplicative: bool
+    by_time: dict[int, float]
+    by_day: dict[int, float]
+
+    @property
+    def neutral(self) -> float:
+        return 1.0 if self.multiplicative else 0.0
+
+    def effect(self, keys: tuple[int, int]) -> float:
+        a, b = self.by_time.get(keys[0], self.neutral), self.by_day.get(keys[1], self.neutral)
+        return a * b if self.multiplicative else a + b
+
+    def effects(self, keys: Sequence[tuple[int, int]]) -> list[float]:
+        """`effect` of every key, computed once per distinct slot."""
+        per_slot = {k: self.effect(k) for k in set(keys)}
+        return [per_slot[k] for k in keys]
+
+    def combine(self, level: float, effect: float) -> float:
+        return level * effect if self.multiplicative else level + effect
+
+    def apply(self, level: float, t: float) -> float:
+        return self.combine(level, self.effect(self.seasonality.keys(t)))
+
+    def remove(self, value: float, t: float) -> float | None:
+        """The value with the season taken out (None where the season is zero)."""
+        return _deseason(value, self.effect(self.seasonality.keys(t)), self.multiplicative)
+
+    @property
+    def slots(self) -> int:
+        return max(len(self.by_time), 1) * max(len(self.by_day), 1)
+
+
+def _deseason(value: float, effect: float, multiplicative: bool) -> float | None:
+    if not multiplicative:
+        return value - effect
+    return value / effect if effect > 0 else None
+
+
+def _normalised_medians(by_key: dict[int, list[float]], multiplicative: bool) -> dict[int, float]:
+    """The median per key, normalised so that the typical key is neutral."""
+    medians = {k: float(median(vs)) for k, vs in by_key.items()}
+    if not medians:
+        return {}
+    center = float(median(medians.values()))
+    if multiplicative:
+        return {k: m / center for k, m in medians.items()} if center > 0 else {k: 1.0 for k in medians}
+    return {k: m - center for k, m in medians.items()}
+
+
+def _fit_season(
+    keys: Sequence[tuple[int, int]], values: Sequence[float], seasonality: Seasonality, multiplicative: bool
+) -> Season:
+    """Time-of-day medians, then day-of-week medians of what the first leaves (twice when both
+    are in play, so each settles against the other)."""
+    empty = Season(seasonality, multiplicative, {}, {})
+    level = float(median(values))
+    if seasonality.name == "none" or (multiplicative and level <= 0):
+        return empty
+    by_day: dict[int, float] = {}
+    by_time: dict[int, float] = {}
+    neutral = empty.neutral
+    times = [k[0] for k in keys]
+    days = [k[1] for k in keys]
+    with_time = seasonality.slot_width < _DAY
+    with_day = seasonality.name == "weekly"
+
+    def members(own: list[int]) -> dict[int, list[int]]:
+        """The indices of the points in each slot of `own`."""
+        grouped: dict[int, list[int]] = defaultdict(list)
+        for i, k in enumerate(own):
+            grouped[k].append(i)
+        return grouped
+
+    by_time_slot = members(times) if with_time else {}
+    by_day_slot = members(days) if with_day else {}
+
+    def given(
+        own: dict[int, list[int]], other: list[int], other_profile: dict[int, float]
+    ) -> dict[int, float]:
+        """The profile over the `own` slots of what the level and the other profile leave (the level
+        scaled by the other profile is computed once per slot of it, not once per point)."""
+        scaled = {k: empty.combine(level, other_profile.get(k, neutral)) for k in set(other)}
+        if multiplicative:  # _deseason, written out: it runs for every point
+            ratios = {
+                k: [values[i] / e for i in idx if (e := scaled[other[i]]) > 0] for k, idx in own.items()
+            }
+        else:
+            ratios = {k: [values[i] - scaled[other[i]] for i in idx] for k, idx in own.items()}
+        return _normalised_medians({k: r for k, r in ratios.items() if r}, multiplicative)
+
+    for _ in range(2 if with_time and with_day else 1):
+        if with_time:
+            by_time = given(by_time_slot, days, by_day)
+        if with_day:
+            by_day = given(by_day_slot, times, by_time)
+    return Season(seasonality, multiplicative, by_time, by_day)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """expected(t) = season(level + slope * (t - t_ref), t); noise sigma * |expected| ** power.
+
+    Times are epoch seconds."""
+
+    season: Season
+    level: float
+    slope: float  # per second
+    t_ref: float
+    sigma: float  # robust scale of residuals / |expected| ** power (before any noise floor)
+    power: float  # how noise grows with the level: 0 constant, 0.5 Poisson-like, 1 proportional
+    counts: bool
+    points: int
+    typical_scale: float  # the noise scale at a typical point: how well the baseline explains the data
+
+    @property
+    def seasonality(self) -> Seasonality:
+        return self.season.seasonality
+
+    def trend(self, t: float) -> float:
+        """The deseasoned level at `t`."""
+        return self.level + self.slope * (t - self.t_ref)
+
+    def expected(self, t: float) -> float:
+        return self.season.apply(self.trend(t), t)
+
+    def at(self, t: float) -> tuple[float, float, bool]:
+        """(expected, scale, poisson_dominated) at `t`, with the season looked up once."""
+        mu = self.expected(t)
+        model = self.sigma * max(abs(mu), 1.0) ** self.power
+        poisson = math.sqrt(max(abs(mu), 1.0))
+        if self.counts:
+            # never less noisy than Poisson: 3 rows instead of 7 in a small table is not news
+            return mu, max(model, poisson), model <= poisson
+        return mu, max(model, 1e-9 * max(abs(mu), 1.0)), False
+
+    def scale(self, t: float) -> float:
+        """The standard deviation to expect at `t` (never zero)."""
+        return self.at(t)[1]
+
+    def poisson_dominated(self, t: float) -> bool:
+        """Counts whose noise is no more than Poisson's at `t` (small counts, mostly)."""
+        return self.at(t)[2]
+
+    def shifted(self, offset: float, sigma: float) -> Baseline:
+        """The same shape around a level moved by `offset` (in the units of the deseasoned level)."""
+        return replace(self, level=self.level + offset, sigma=max(self.sigma, sigma))
+
+    def residual_unit(self, t: float) -> float:
+        """What one unit of `sigma` is worth at `t`."""
+        return max(abs(self.expected(t)), 1.0) ** self.power
+
+
+def _trend(secs: Sequence[float], values: Sequence[float], sigma: float, cycle: float) -> float:
+    """A slope from the medians of the first and last thirds, kept only when the history spans
+    several seasonal cycles (else part of a cycle looks like a trend), the middle third lies on
+    the line (a step change is not a trend) and the change stands out of the noise."""
+    n = len(values)
+    if n < 9 or secs[-1] - secs[0] < _TREND_MIN_CYCLES * max(cycle, _DAY):
+        return 0.0
+    third = n // 3
+    m1, m2, m3 = median(values[:third]), median(values[third : n - third]), median(values[n - third :])
+    t1, t3 = median(secs[:third]), median(secs[n - third :])
+    change = m3 - m1
+    if t3 <= t1 or abs(change) < 3 * sigma * math.sqrt(math.pi / third):
+        return 0.0
+    if abs(m2 - (m1 + m3) / 2) > _TREND_LINEARITY * abs(change):
+        return 0.0
+    return float(change / (t3 - t1))
+
+
+def _noise_power(fitted: Sequence[float], residuals: Sequence[float], counts: bool) -> float:
+    """How the noise grows with the level, from the spread of residuals at low and high levels:
+    sigma_high / sigma_low = (level_high / level_low) ** power. Counts default to Poisson (0.5)."""
+    default = 0.5 if counts else 0.0
+    if len(fitted) < 20:
+        return default
+    magnitudes = [1.0 if m < 1.0 else m for m in map(abs, fitted)]  # max(|f|, 1.0), without a call
+    if max(magnitudes) < _NOISE_LEVEL_RATIO * min(magnitudes):
+        return default  # no two halves can differ enough in level (the check below, decided early)
+    order = sorted(range(len(fitted)), key=fitted.__getitem__)
+    half = len(order) // 2
+    low, high = order[:half], order[half:]
+    level_low = median([magnitudes[i] for i in low])
+    level_high = median([magnitudes[i] for i in high])
+    if level_high < _NOISE_LEVEL_RATIO * level_low:
+        return default
+    spread_low = robust_sigma([residuals[i] for i in low])
+    spread_high = robust_sigma([residuals[i] for i in high])
+    if spread_low <= 0 or spread_high <= 0:
+        return default
+    return min(1.0, max(0.0, math.log(spread_high / spread_low) / math.log(level_high / level_low)))
+
+
+def fit_baseline(
+    secs: Sequence[float],
+    values: Sequence[float],
+    seasonality: Seasonality,
+    *,
+    counts: bool,
+    keys: Sequence[tuple[int, int]] | None = None,
+) -> Baseline:
+    """Fit on (epoch seconds, values), oldest first; at least one point. `keys`: the points'
+    seasonal keys, when the caller has them already."""
+    if keys is None:
+        keys = seasonality.keys_of(secs)
+    season = _fit_season(keys, values, seasonality, multiplicative=counts)
+    effects = season.effects(keys)
+    # the same arithmetic as _deseason and Season.combine, written out: these run for every point
+    multiplicative = season.multiplicative
+    trend_secs: Sequence[float] = secs
+    if not multiplicative:
+        deseasoned = [v - e for v, e in zip(values, effects, strict=True)]
+    elif all(e > 0 for e in effects):  # the usual case: every point deseasons
+        deseasoned = [v / e for v, e in zip(values, effects, strict=True)]
+    else:
+        kept = [i for i, e in enumerate(effects) if e > 0]
+        trend_secs, deseasoned = [secs[i] for i in kept], [values[i] / effects[i] for i in kept]
+        if not kept:
+            trend_secs, deseasoned = secs, list(values)
+    slope = _trend(trend_secs, deseasoned, robust_sigma(deseasoned), seasonality.cycle)
+    t_ref = secs[-1]
+    level = float(median([d - slope * (t - t_ref) for t, d in zip(trend_secs, deseasoned, strict=True)]))
+    if multiplicative:
+        fitted = [(level + slope * (t - t_ref)) * e for t, e in zip(secs, effects, strict=True)]
+    else:
+        fitted = [(level + slope * (t - t_ref)) + e for t, e in zip(secs, effects, strict=True)]
+    raw = [v - f for v, f in zip(values, fitted, strict=True)]
+    power = _noise_power(fitted, raw, counts)
+    unit_of = {f: max(abs(f), 1.0) ** power for f in set(fitted)}  # few distinct levels without a trend
+    units = [unit_of[f] for f in fitted]
+    per_slot = len(values) / season.slots
+    # residuals from in-sample medians understate the error of a prediction (the medians themselves
+    # are uncertain with few points per slot): widen accordingly
+    widen = math.sqrt((1 + math.pi / (2 * per_slot)) / max(1 - 1 / per_slot, 0.5)) if per_slot > 1 else 2.0
+    sigma = robust_sigma([r / u for r, u in zip(raw, units, strict=True)]) * widen
+    return Baseline(
+        season, level, slope, t_ref, sigma, power, counts, len(values), sigma * float(median(units))
+    )
+
+
+def _supported(seasonality: Seasonality, secs: Sequence[float], keys: Sequence[tuple[int, int]]) -> bool:
+    """Two cycles of history, and enough points per time-of-day (or day-of-week) slot for medians."""
+    if seasonality.name == "none":
+        return True
+    per_slot = len(secs) / max(len({k[0] for k in keys}), len({k[1] for k in keys}))
+    return secs[-1] - secs[0] >= 2 * seasonality.cycle and per_slot >= _MIN_POINTS_PER_SLOT
+
+
+def choose_baseline(
+    secs: Sequence[float], values: Sequence[float], options: Sequence[Seasonality], *, counts: bool
+) -> Baseline:
+    """Fit every seasonality in `options` (simplest first) the data supports and keep the simplest
+    one that the next richer one does not beat by a clear margin. Baselines compare by their
+    unfloored noise scale (a count noise floor would hide the difference on small counts)."""
+    best: Baseline | None = None
+    for seasonality in options:
+        if best is not None and secs[-1] - secs[0] < 2 * seasonality.cycle:
+            continue  # what _supported would say, known before computing any keys
+        keys = seasonality.keys_of(secs)
+        if best is not None and not _supported(seasonality, secs, keys):
+            continue
+        candidate = fit_baseline(secs, values, seasonality, counts=counts, keys=keys)
+        if best is None or candidate.typical_scale < _MIN_GAIN * best.typical_scale:
+            best = candidate
+    assert best is not None
+    return best

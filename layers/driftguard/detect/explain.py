@@ -1,0 +1,77 @@
+"""Turn a judgement into an Explanation with a reason an on-call engineer can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftguard.detect.strategy import Judgement
+from driftguard.model import Explanation, FindingStatus
+
+RANGE_DASH = "\u2013"
+
+
+def number(x: float | str) -> str:
+    """12, 1,234, 0.25, 3.14e-05: compact and readable."""
+    if isinstance(x, str):
+        return x
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def span(j: Judgement) -> str:
+    """'8 weeks of history (1,344 points)'."""
+    if j.training_start is None or j.training_end is None:
+        return f"{j.training_points} points"
+    days = (j.training_end - j.training_start).total_seconds() / 86400
+    if days >= 14:
+        length = f"{days / 7:.0f} weeks"
+    elif days >= 2:
+        length = f"{days:.0f} days"
+    else:
+        length = f"{days * 24:.0f} hours"
+    return f"{length} of history ({number(j.training_points)} points)"
+
+
+def learning_reason(subject: str, j: Judgement, unit: str = "points") -> str:
+    return (
+        f"{subject}; still learning its normal behaviour: {j.needed_points} more {unit} needed "
+        f"({j.training_points} so far)."
+    )
+
+
+def series_reason(subject: str, j: Judgement) -> str:
+    if j.method == "hard limit":
+        return f"{subject}, {j.note}."
+    if j.status == FindingStatus.LEARNING:
+        return learning_reason(subject, j)
+    assert j.expected is not None and j.lower is not None and j.upper is not None
+    where = f" for {j.slot}" if j.slot else ""
+    expected = f"{number(j.expected)} ({number(j.lower)}{RANGE_DASH}{number(j.upper)}){where} from {span(j)}"
+    note = f"; {j.note}" if j.note else ""
+    if j.status == FindingStatus.ANOMALY:
+        change = f"; a {j.direction} of {abs(j.effect):.0%}" if j.effect is not None else f"; a {j.direction}"
+        return f"{subject}, expected {expected}{change}{note}."
+    return f"{subject}, as expected: {expected}{note}."
+
+
+def explanation(j: Judgement, reason: str, details: dict[str, Any] | None = None) -> Explanation:
+    return Explanation(
+        observed=j.observed,
+        expected=j.expected,
+        lower=j.lower,
+        upper=j.upper,
+        score=j.score,
+        method=j.method,
+        training_start=j.training_start,
+        training_end=j.training_end,
+        training_points=j.training_points,
+        seasonal_slot=j.slot,
+        effect_size=j.effect,
+        direction=j.direction,
+        needed_points=j.needed_points if j.status == FindingStatus.LEARNING else None,
+        reason=reason,
+        details=details or {},
+    )
