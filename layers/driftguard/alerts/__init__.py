@@ -1,0 +1,117 @@
+"""The pure alert lifecycle, silences and routing: what changed, and whom to tell.
+
+`decide` is the engine's single entry point. It reads nothing and writes nothing: states,
+silences and the run's scheduled time (`now`, the logical clock) come in; new states, the audit
+trail and the outbox come out. Replaying the same run gives the same transition and
+notification ids, so a retried run can never say the same thing twice.
+
+- lifecycle.py: the state machine of one check (OK, PENDING, FIRING, RESOLVED, LEARNING, ERROR,
+  NO_DATA) and its transitions;
+- notices.py: which channel hears what (FIRING, ESCALATED, REPEAT, ERROR, RESOLVED) and the one
+  grouped Notification per source, run and channel;
+- silences.py: matchers, creating/extending/expiring silences, which silences mute an alert;
+- routing.py: the Alertmanager-style routing tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from pydantic import Field
+
+from driftguard.alerts.labels import LABEL_NAMES, Labels
+from driftguard.alerts.lifecycle import advance
+from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
+from driftguard.alerts.routing import route
+from driftguard.alerts.silences import expire, extend, new_silence, parse_matcher, silenced_by
+from driftguard.config import Config, Source
+from driftguard.model import AlertState, Finding, Frozen, Notification, Silence, Transition, utc
+
+__all__ = [
+    "LABEL_NAMES",
+    "Decision",
+    "Labels",
+    "decide",
+    "expire",
+    "extend",
+    "new_silence",
+    "parse_matcher",
+    "route",
+    "silenced_by",
+]
+
+
+class Decision(Frozen):
+    """Everything one run decided about one source's alerts, ready for `RunCommit`."""
+
+    states: list[AlertState] = Field(default_factory=list)  # changed states; versions as read
+    expected_versions: dict[str, int] = Field(default_factory=dict)  # fingerprint -> version read (0 = new)
+    transitions: list[Transition] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+
+
+def _by_fingerprint(source: Source, findings: Sequence[Finding]) -> dict[str, Finding]:
+    out: dict[str, Finding] = {}
+    for f in findings:
+        if f.key.source != source.name:
+            raise ValueError(f"finding {f.key.label} belongs to source {f.key.source!r}, not {source.name!r}")
+        if f.fingerprint in out:
+            raise ValueError(f"two findings for {f.key.label} in one run; each check reports once per run")
+        out[f.fingerprint] = f
+    return out
+
+
+def decide(
+    *,
+    config: Config,
+    source: Source,
+    findings: list[Finding],
+    states: Mapping[str, AlertState],
+    silences: Sequence[Silence],
+    now: datetime,
+) -> Decision:
+    """Advance every check of `source` that reported in this run and decide its notices.
+
+    Checks without a finding in this run (e.g. a table whose collection failed) keep their state
+    untouched. A silenced check moves like any other, its transition lists the silences, and it
+    is not notified; its notice goes out on the first unsilenced run, because notices follow
+    from the state (see notices.py).
+    """
+    now = utc(now)
+    send_resolved = {c.name: c.send_resolved for c in config.channels}
+    new_states: list[AlertState] = []
+    expected: dict[str, int] = {}
+    transitions: list[Transition] = []
+    outbox: dict[str, list[PlannedNotice]] = {}
+    ordered = sorted(_by_fingerprint(source, findings).values(), key=lambda f: (f.key.label, f.fingerprint))
+    for finding in ordered:
+        previous = states.get(finding.fingerprint)
+        step = advance(previous, finding, alerting=config.alerting, now=now)
+        labels = Labels.of(finding.key, step.after.severity, source)
+        muted = silenced_by(labels, silences, now)
+        if step.transition is not None:
+            transitions.append(step.transition.model_copy(update={"silenced_by": muted}))
+        planned = (
+            []
+            if muted
+            else plan_notices(
+                step,
+                finding,
+                routes=route(config.route, labels, default_repeat_interval=config.alerting.repeat_interval),
+                send_resolved=send_resolved,
+                now=now,
+            )
+        )
+        after = record_notified(step.after, planned, finding, now) if planned else step.after
+        if step.changed or planned:
+            new_states.append(after)
+            expected[finding.fingerprint] = previous.version if previous else 0
+        for p in planned:
+            outbox.setdefault(p.channel, []).append(p)
+    return Decision(
+        states=new_states,
+        expected_versions=expected,
+        transitions=transitions,
+        notifications=[build_notification(source, ch, outbox[ch], now) for ch in sorted(outbox)],
+    )
