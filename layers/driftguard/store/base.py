@@ -1,0 +1,122 @@
+"""The Store port: everything DriftGuard remembers. Implemented by store.sqlite (local, the
+embedded default) and store.dynamodb (AWS); both pass tests/contract/store_contract.py.
+
+Guarantees every implementation gives:
+- `commit_run` is atomic as seen by readers and idempotent: a second commit for the same
+  (source, scheduled_time) writes nothing and returns False.
+- alert states are optimistically locked: `commit_run` raises StateConflict when a state's stored
+  version differs from `RunCommit.expected_versions[fingerprint]` (0 = must not exist yet).
+- history reads are "as of": nothing stored after `before`/`as_of` is returned.
+All datetimes in and out are aware UTC.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from driftguard.model import (
+    AlertState,
+    CheckKey,
+    DeliveryRecord,
+    MetricPoint,
+    Notification,
+    PointLabel,
+    RunCommit,
+    RunRecord,
+    SchemaBaseline,
+    Silence,
+    Snapshot,
+    Transition,
+)
+
+
+class Store(ABC):
+    # ------------------------------------------------------------------ runs
+    @abstractmethod
+    def commit_run(self, commit: RunCommit) -> bool:
+        """Write a run's snapshot, points, states, transitions, outbox and run record at once.
+        Returns False, writing nothing, if (source, scheduled_time) was already committed.
+        The store, not the caller, bumps versions: each state is stored at `expected + 1`.
+        Transitions and notifications already stored under their id are kept as they are;
+        schema baselines are written only where (source, table) has none yet."""
+
+    @abstractmethod
+    def get_run(self, source: str, scheduled_time: datetime) -> RunRecord | None: ...
+
+    @abstractmethod
+    def runs(self, source: str | None = None, *, limit: int = 50) -> list[RunRecord]:
+        """Newest first."""
+
+    # ------------------------------------------------------------------ snapshots and series
+    @abstractmethod
+    def snapshots(self, source: str, *, as_of: datetime | None = None, limit: int = 1) -> list[Snapshot]:
+        """Snapshots with scheduled_time <= as_of (default: all), newest first."""
+
+    @abstractmethod
+    def series(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
+        """The latest `limit` points of a series with ts < before, oldest first."""
+
+    @abstractmethod
+    def put_points(self, points: list[MetricPoint]) -> None:
+        """Insert or replace points (backfill from the table itself). Same (key, ts) overwrites."""
+
+    @abstractmethod
+    def label_points(self, key: CheckKey, start: datetime, end: datetime, label: PointLabel) -> int:
+        """Mark points in [start, end] (e.g. incident, maintenance) so training leaves them out.
+        Returns how many points were labelled."""
+
+    # ------------------------------------------------------------------ alert state
+    @abstractmethod
+    def alert_states(self, source: str | None = None) -> list[AlertState]: ...
+
+    @abstractmethod
+    def transitions(
+        self,
+        source: str,
+        *,
+        table: str | None = None,
+        fingerprint: str | None = None,
+        as_of: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Transition]:
+        """Audit trail, newest first."""
+
+    # ------------------------------------------------------------------ schema baselines
+    @abstractmethod
+    def schema_baselines(self, source: str) -> dict[str, SchemaBaseline]:
+        """The accepted schema of every table of a source that has one, by table name (one read)."""
+
+    @abstractmethod
+    def put_schema_baseline(self, baseline: SchemaBaseline) -> None:
+        """An operator accepts a new schema (replaces the baseline)."""
+
+    # ------------------------------------------------------------------ silences
+    @abstractmethod
+    def put_silence(self, silence: Silence) -> None:
+        """Create or replace (extend) a silence by id."""
+
+    @abstractmethod
+    def delete_silence(self, silence_id: str) -> bool: ...
+
+    @abstractmethod
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        """All silences, or only those active at `active_at`."""
+
+    # ------------------------------------------------------------------ notifications
+    @abstractmethod
+    def pending_notifications(self, source: str | None = None) -> list[Notification]:
+        """Outbox entries not yet delivered or parked, oldest first."""
+
+    @abstractmethod
+    def record_delivery(self, record: DeliveryRecord) -> None:
+        """Mark an outbox entry delivered, or park it as failed (kept with its notification)."""
+
+    @abstractmethod
+    def delivery(self, notification_id: str) -> DeliveryRecord | None: ...
+
+    @abstractmethod
+    def failed_deliveries(self) -> list[DeliveryRecord]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

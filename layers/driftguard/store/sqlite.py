@@ -1,0 +1,438 @@
+"""The local state store: one SQLite file through the standard library (the embedded default).
+
+Each model is stored whole as JSON, next to the columns that queries filter and sort on. Times in
+those columns are integer microseconds since the Unix epoch (UTC), so ordering and range queries are
+plain integer comparisons; the JSON keeps the exact value.
+
+Concurrency: one connection per store, guarded by a lock, serves all of a process's threads (store
+calls are short next to the source queries the CLI's threads wait on). WAL lets other processes read
+while one writes, and the busy timeout makes writers in different processes wait for each other
+instead of failing. Every write runs in a BEGIN IMMEDIATE transaction, so a read-check-write such as
+the run-already-committed test or the optimistic version check cannot interleave with another writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from driftguard.errors import ConfigError, StateConflict
+from driftguard.model import (
+    AlertState,
+    CheckKey,
+    DeliveryRecord,
+    DeliveryStatus,
+    MetricPoint,
+    Notification,
+    PointLabel,
+    RunCommit,
+    RunRecord,
+    SchemaBaseline,
+    Silence,
+    Snapshot,
+    Transition,
+    utc,
+)
+from driftguard.store.base import Store
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+# Each entry migrates the file from version i to i + 1 (PRAGMA user_version). Append, never edit.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            source TEXT NOT NULL, scheduled_us INTEGER NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (source, scheduled_us)) WITHOUT ROWID""",
+        "CREATE INDEX runs_by_time ON runs (scheduled_us)",
+        """CREATE TABLE snapshots (
+            source TEXT NOT NULL, scheduled_us INTEGER NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (source, scheduled_us)) WITHOUT ROWID""",
+        # `value` is nullable because SQLite stores NaN as NULL; it reads back as NaN.
+        """CREATE TABLE points (
+            fingerprint TEXT NOT NULL, ts_us INTEGER NOT NULL, value REAL, label TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, ts_us)) WITHOUT ROWID""",
+        """CREATE TABLE alert_states (
+            fingerprint TEXT PRIMARY KEY, source TEXT NOT NULL, version INTEGER NOT NULL,
+            body TEXT NOT NULL)""",
+        "CREATE INDEX alert_states_by_source ON alert_states (source)",
+        """CREATE TABLE transitions (
+            id TEXT PRIMARY KEY, source TEXT NOT NULL, table_name TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, at_us INTEGER NOT NULL, body TEXT NOT NULL)""",
+        "CREATE INDEX transitions_by_source ON transitions (source, at_us)",
+        "CREATE INDEX transitions_by_fingerprint ON transitions (fingerprint, at_us)",
+        """CREATE TABLE schema_baselines (
+            source TEXT NOT NULL, table_name TEXT NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (source, table_name)) WITHOUT ROWID""",
+        """CREATE TABLE silences (
+            id TEXT PRIMARY KEY, starts_us INTEGER NOT NULL, ends_us INTEGER NOT NULL,
+            body TEXT NOT NULL)""",
+        # `seq` keeps insertion order among notifications created in the same microsecond.
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+            created_us INTEGER NOT NULL, body TEXT NOT NULL)""",
+        "CREATE INDEX outbox_by_age ON outbox (created_us, seq)",
+        """CREATE TABLE deliveries (
+            notification_id TEXT PRIMARY KEY, status TEXT NOT NULL, at_us INTEGER NOT NULL,
+            body TEXT NOT NULL)""",
+        "CREATE INDEX deliveries_by_status ON deliveries (status, at_us)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_END_OF_TIME = 2**63 - 1  # the largest SQLite integer: "no upper bound" for as-of reads
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _micros(at: datetime) -> int:
+    return (utc(at) - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _upper_bound(at: datetime | None) -> int:
+    return _END_OF_TIME if at is None else _micros(at)
+
+
+def _encode(model: BaseModel) -> str:
+    # Not model_dump_json: it writes inf and NaN as null, which then fails validation or reads back as
+    # None (an unbounded limit is inf). The json module writes Infinity/NaN, which pydantic parses.
+    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"))
+
+
+def _decode(model: type[_Model], rows: Iterable[tuple[str]]) -> list[_Model]:
+    return [model.model_validate_json(body) for (body,) in rows]
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock we need."""
+    message = str(error)
+    return "locked" in message or "busy" in message
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        """Open (creating it and its directory if needed) the state file at `path`.
+
+        `busy_timeout` is how many seconds a write waits for another process's write to finish.
+        """
+        self.path = Path(path).expanduser()
+        self._busy_timeout = busy_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the module must not open transactions behind our back; we BEGIN ourselves.
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self) -> None:
+        """Switch the file to WAL and migrate it, waiting out other connections doing the same.
+
+        Switching a new file to WAL, or reading it while another connection recovers its WAL, can
+        answer SQLITE_BUSY at once without calling the busy handler (SQLite does so where waiting
+        could deadlock), so several processes or threads opening one new file need their own retry.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.002
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StateConflict(
+                        f"state file {self.path} stayed locked while opening it "
+                        f"(waited {self._busy_timeout:g} s): {e}"
+                    ) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    # ------------------------------------------------------------------ plumbing
+    def _migrate(self) -> None:
+        if self._schema_version(self._conn) == SCHEMA_VERSION:
+            return  # the usual case: no write lock needed just to open the file
+        with self._write() as db:
+            # Read again inside the write lock so two processes opening a new file cannot both migrate it.
+            version = self._schema_version(db)
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"state file {self.path} has schema version {version}, but this DriftGuard only knows "
+                    f"versions up to {SCHEMA_VERSION}: upgrade DriftGuard or point `state.path` elsewhere"
+                )
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+    @staticmethod
+    def _schema_version(db: sqlite3.Connection) -> int:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if anything escapes it."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    raise
+                # Another process held the write lock past the busy timeout: retryable, like any
+                # other writer getting there first.
+                raise StateConflict(
+                    f"state file {self.path} is locked by another writer "
+                    f"(waited {self._busy_timeout:g} s): {e}"
+                ) from e
+            try:
+                yield self._conn
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ runs
+    def commit_run(self, commit: RunCommit) -> bool:
+        run = commit.run
+        with self._write() as db:
+            already = db.execute(
+                "SELECT 1 FROM runs WHERE source = ? AND scheduled_us = ?",
+                (run.source, _micros(run.scheduled_time)),
+            ).fetchone()
+            if already:
+                return False
+            # States first: a conflict is the likely failure, so find it before the bulk writes.
+            for state in commit.states:
+                self._write_state(db, state, commit.expected_versions.get(state.fingerprint, 0))
+            db.execute(
+                "INSERT INTO runs (source, scheduled_us, body) VALUES (?, ?, ?)",
+                (run.source, _micros(run.scheduled_time), _encode(run)),
+            )
+            if commit.snapshot is not None:
+                snapshot = commit.snapshot
+                db.execute(
+                    "INSERT INTO snapshots (source, scheduled_us, body) VALUES (?, ?, ?)",
+                    (snapshot.source, _micros(snapshot.scheduled_time), _encode(snapshot)),
+                )
+            self._write_points(db, commit.points)
+            db.executemany(
+                "INSERT OR IGNORE INTO transitions (id, source, table_name, fingerprint, at_us, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (t.id, t.key.source, t.key.table, t.fingerprint, _micros(t.at), _encode(t))
+                    for t in commit.transitions
+                ],
+            )
+            # A notification id is stable across retries: a second insert must not queue it again.
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (id, source, created_us, body) VALUES (?, ?, ?, ?)",
+                [(n.id, n.source, _micros(n.created_at), _encode(n)) for n in commit.notifications],
+            )
+            # Learned baselines never overwrite one that exists (it may be an operator's acceptance).
+            db.executemany(
+                "INSERT OR IGNORE INTO schema_baselines (source, table_name, body) VALUES (?, ?, ?)",
+                [(b.source, b.table, _encode(b)) for b in commit.schema_baselines],
+            )
+        return True
+
+    @staticmethod
+    def _write_state(db: sqlite3.Connection, state: AlertState, expected: int) -> None:
+        """Store `state` at version `expected + 1` if the stored version is still `expected`."""
+        row = db.execute(
+            "SELECT version FROM alert_states WHERE fingerprint = ?", (state.fingerprint,)
+        ).fetchone()
+        stored = row[0] if row else 0
+        if stored != expected:
+            raise StateConflict(
+                f"alert state of {state.key.label} ({state.fingerprint}) is at version {stored} but the run "
+                f"read version {expected}: another run changed it meanwhile; run the check again"
+            )
+        versioned = state.model_copy(update={"version": expected + 1})
+        db.execute(
+            "INSERT OR REPLACE INTO alert_states (fingerprint, source, version, body) VALUES (?, ?, ?, ?)",
+            (state.fingerprint, state.key.source, expected + 1, _encode(versioned)),
+        )
+
+    def get_run(self, source: str, scheduled_time: datetime) -> RunRecord | None:
+        rows = self._read(
+            "SELECT body FROM runs WHERE source = ? AND scheduled_us = ?", (source, _micros(scheduled_time))
+        )
+        return next(iter(_decode(RunRecord, rows)), None)
+
+    def runs(self, source: str | None = None, *, limit: int = 50) -> list[RunRecord]:
+        rows = self._read(
+            "SELECT body FROM runs WHERE (?1 IS NULL OR source = ?1)"
+            " ORDER BY scheduled_us DESC, source LIMIT ?2",
+            (source, limit),
+        )
+        return _decode(RunRecord, rows)
+
+    # ------------------------------------------------------------------ snapshots and series
+    def snapshots(self, source: str, *, as_of: datetime | None = None, limit: int = 1) -> list[Snapshot]:
+        rows = self._read(
+            "SELECT body FROM snapshots WHERE source = ? AND scheduled_us <= ?"
+            " ORDER BY scheduled_us DESC LIMIT ?",
+            (source, _upper_bound(as_of), limit),
+        )
+        return _decode(Snapshot, rows)
+
+    def series(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
+        rows = self._read(
+            "SELECT ts_us, value, label FROM points WHERE fingerprint = ? AND ts_us < ?"
+            " ORDER BY ts_us DESC LIMIT ?",
+            (key.fingerprint, _micros(before), limit),
+        )
+        return [
+            MetricPoint(
+                key=key,
+                ts=_from_micros(ts_us),
+                value=math.nan if value is None else value,
+                label=PointLabel(label),
+            )
+            for ts_us, value, label in reversed(rows)
+        ]
+
+    def put_points(self, points: list[MetricPoint]) -> None:
+        with self._write() as db:
+            self._write_points(db, points)
+
+    @staticmethod
+    def _write_points(db: sqlite3.Connection, points: list[MetricPoint]) -> None:
+        # A fingerprint is a hash computed on each access, and a backfill repeats one key thousands of times.
+        fingerprints = {key: key.fingerprint for key in {p.key for p in points}}
+        db.executemany(
+            "INSERT OR REPLACE INTO points (fingerprint, ts_us, value, label) VALUES (?, ?, ?, ?)",
+            [(fingerprints[p.key], _micros(p.ts), p.value, p.label.value) for p in points],
+        )
+
+    def label_points(self, key: CheckKey, start: datetime, end: datetime, label: PointLabel) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE points SET label = ? WHERE fingerprint = ? AND ts_us BETWEEN ? AND ?",
+                (label.value, key.fingerprint, _micros(start), _micros(end)),
+            )
+            return cursor.rowcount
+
+    # ------------------------------------------------------------------ alert state
+    def alert_states(self, source: str | None = None) -> list[AlertState]:
+        rows = self._read(
+            "SELECT body FROM alert_states WHERE (?1 IS NULL OR source = ?1) ORDER BY source, fingerprint",
+            (source,),
+        )
+        return _decode(AlertState, rows)
+
+    def transitions(
+        self,
+        source: str,
+        *,
+        table: str | None = None,
+        fingerprint: str | None = None,
+        as_of: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Transition]:
+        rows = self._read(
+            "SELECT body FROM transitions WHERE source = ?1 AND (?2 IS NULL OR table_name = ?2)"
+            " AND (?3 IS NULL OR fingerprint = ?3) AND at_us <= ?4 ORDER BY at_us DESC, id DESC LIMIT ?5",
+            (source, table, fingerprint, _upper_bound(as_of), limit),
+        )
+        return _decode(Transition, rows)
+
+    # ------------------------------------------------------------------ schema baselines
+    def schema_baselines(self, source: str) -> dict[str, SchemaBaseline]:
+        rows = self._read("SELECT body FROM schema_baselines WHERE source = ?", (source,))
+        return {b.table: b for b in _decode(SchemaBaseline, rows)}
+
+    def put_schema_baseline(self, baseline: SchemaBaseline) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO schema_baselines (source, table_name, body) VALUES (?, ?, ?)",
+                (baseline.source, baseline.table, _encode(baseline)),
+            )
+
+    # ------------------------------------------------------------------ silences
+    def put_silence(self, silence: Silence) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO silences (id, starts_us, ends_us, body) VALUES (?, ?, ?, ?)",
+                (silence.id, _micros(silence.starts_at), _micros(silence.ends_at), _encode(silence)),
+            )
+
+    def delete_silence(self, silence_id: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount > 0
+
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        # Same rule as Silence.active: starts_at <= at < ends_at.
+        at = None if active_at is None else _micros(active_at)
+        rows = self._read(
+            "SELECT body FROM silences WHERE (?1 IS NULL OR (starts_us <= ?1 AND ?1 < ends_us))"
+            " ORDER BY starts_us, id",
+            (at,),
+        )
+        return _decode(Silence, rows)
+
+    # ------------------------------------------------------------------ notifications
+    def pending_notifications(self, source: str | None = None) -> list[Notification]:
+        rows = self._read(
+            "SELECT body FROM outbox WHERE (?1 IS NULL OR source = ?1)"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE notification_id = outbox.id)"
+            " ORDER BY created_us, seq",
+            (source,),
+        )
+        return _decode(Notification, rows)
+
+    def record_delivery(self, record: DeliveryRecord) -> None:
+        with self._write() as db:
+            if record.status is DeliveryStatus.FAILED and record.notification is None:
+                # A parked delivery must be replayable, so keep the message even if the caller did not.
+                row = db.execute("SELECT body FROM outbox WHERE id = ?", (record.notification_id,)).fetchone()
+                if row:
+                    notification = Notification.model_validate_json(row[0])
+                    record = record.model_copy(update={"notification": notification})
+            db.execute(
+                "INSERT OR REPLACE INTO deliveries (notification_id, status, at_us, body)"
+                " VALUES (?, ?, ?, ?)",
+                (record.notification_id, record.status.value, _micros(record.at), _encode(record)),
+            )
+
+    def delivery(self, notification_id: str) -> DeliveryRecord | None:
+        rows = self._read("SELECT body FROM deliveries WHERE notification_id = ?", (notification_id,))
+        return next(iter(_decode(DeliveryRecord, rows)), None)
+
+    def failed_deliveries(self) -> list[DeliveryRecord]:
+        rows = self._read(
+            "SELECT body FROM deliveries WHERE status = ? ORDER BY at_us, notification_id",
+            (DeliveryStatus.FAILED.value,),
+        )
+        return _decode(DeliveryRecord, rows)
