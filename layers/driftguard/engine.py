@@ -1,0 +1,492 @@
+"""One check of one source, start to finish: collect → detect → decide → commit → deliver.
+
+The engine is the only place that sequences the steps. Everything that decides (detect, alerts)
+is pure; everything that touches the world comes in through constructor arguments, so the CLI,
+the Lambda handlers and the tests run the same code with different adapters.
+
+Failure semantics (nothing is lost):
+- a source that cannot be collected yields a source-level ERROR finding that goes through the
+  alert lifecycle like any other, so an outage alerts once (after `error_after_failures`);
+  with `raise_retryable=True` (the Step Functions path) retryable errors are raised instead so
+  the state machine retries, and its Catch calls `record_failure` with the final error;
+- the run's snapshot, points, states, transitions and notifications are committed atomically,
+  and idempotently per (source, scheduled_time): a duplicate run changes nothing;
+- notifications are committed to the outbox before any delivery, so a crash between commit and
+  delivery is repaired by `flush_outbox`; a delivery that finally fails is parked, not dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from driftguard import alerts, detect
+from driftguard.config import ChannelConfig, Config, Source, TableConfig
+from driftguard.errors import DriftGuardError, StateConflict
+from driftguard.model import (
+    AlertNotice,
+    AlertState,
+    AlertStateName,
+    CheckKey,
+    CheckKind,
+    DeliveryRecord,
+    DeliveryStatus,
+    Explanation,
+    Finding,
+    FindingStatus,
+    MetricPoint,
+    Notification,
+    RunCommit,
+    RunRecord,
+    RunStatus,
+    Severity,
+    Snapshot,
+    TableHistory,
+    utc,
+    utcnow,
+)
+from driftguard.secrets import SecretResolver
+from driftguard.store.base import Store
+
+SOURCE_METRIC = "availability"
+_STATE_CONFLICT_RETRIES = 3
+_RECENT_VALUES = 12
+
+
+class SourceCollector(Protocol):
+    """What the engine needs of driftguard.collect.Collector (a fake in unit tests)."""
+
+    def collect(self, scheduled_time: datetime) -> Snapshot: ...
+
+    def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory: ...
+
+    def __enter__(self) -> SourceCollector: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+CollectorFactory = Callable[[Source, timedelta, SecretResolver], AbstractContextManager[SourceCollector]]
+
+
+class ChannelSender(Protocol):
+    """Delivers one notification to one channel, returning what happened (never raises for
+    delivery failures: a FAILED record is parked by the engine)."""
+
+    def __call__(self, notification: Notification) -> DeliveryRecord: ...
+
+
+def _default_collector(source: Source, timeout: timedelta, secrets: SecretResolver) -> Any:
+    from driftguard.collect import Collector
+
+    return Collector(source, statement_timeout=timeout, secrets=secrets)
+
+
+@dataclass
+class RunOutcome:
+    """What one check did. `duplicate` means (source, scheduled_time) had already been committed."""
+
+    source: str
+    scheduled_time: datetime
+    run: RunRecord
+    snapshot: Snapshot | None = None
+    findings: list[Finding] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
+    duplicate: bool = False
+    dry_run: bool = False
+    firing: int = 0  # alerts of this source FIRING after the run
+
+    @property
+    def anomalies(self) -> list[Finding]:
+        return [f for f in self.findings if f.status in (FindingStatus.ANOMALY, FindingStatus.ERROR)]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly summary (CLI --json, Lambda output)."""
+        return {
+            "source": self.source,
+            "scheduled_time": self.scheduled_time.isoformat(),
+            "status": self.run.status.value,
+            "duplicate": self.duplicate,
+            "dry_run": self.dry_run,
+            "error": self.run.error,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "notifications": [n.model_dump(mode="json") for n in self.notifications],
+            "deliveries": [d.model_dump(mode="json", exclude={"notification"}) for d in self.deliveries],
+        }
+
+
+def source_key(source: str) -> CheckKey:
+    return CheckKey(source=source, table="", check=CheckKind.SOURCE, metric=SOURCE_METRIC)
+
+
+def source_finding(source: str, at: datetime, error: DriftGuardError | None) -> Finding:
+    """The source-level finding: OK when collection worked, ERROR with the reason otherwise."""
+    if error is None:
+        return Finding(
+            key=source_key(source),
+            ts=at,
+            status=FindingStatus.OK,
+            severity=Severity.CRITICAL,
+            explanation=Explanation(method="collection", reason="the source was collected"),
+        )
+    return Finding(
+        key=source_key(source),
+        ts=at,
+        status=FindingStatus.ERROR,
+        severity=Severity.CRITICAL,
+        explanation=Explanation(
+            method="collection",
+            observed=error.kind.value,
+            reason=f"the check could not run: {error}",
+            details={"error_kind": error.kind.value, "error_type": type(error).__name__},
+        ),
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        secrets: SecretResolver | None = None,
+        collector_factory: CollectorFactory | None = None,
+        senders: dict[str, ChannelSender] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        raise_retryable: bool = False,
+        deliver_inline: bool = True,
+        precheck_duplicates: bool = True,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.secrets = secrets or SecretResolver()
+        self._collector_factory = collector_factory or _default_collector
+        self._senders = senders  # None: built lazily from config channels
+        self._clock = clock
+        self._raise_retryable = raise_retryable
+        self._deliver_inline = deliver_inline  # False in AWS: the state machine delivers the outbox
+        # Look for an existing run before collecting (saves the SQL work of a duplicate). In AWS,
+        # Powertools idempotency stops duplicates first and the commit refuses any that get past it.
+        self._precheck_duplicates = precheck_duplicates
+
+    # ------------------------------------------------------------------ one check
+
+    def check(self, source_name: str, scheduled_time: datetime, *, dry_run: bool = False) -> RunOutcome:
+        """Collect, judge, decide, commit and deliver for one source at one scheduled time."""
+        source = self.config.source(source_name)
+        scheduled_time = utc(scheduled_time).replace(microsecond=0)
+        if self._precheck_duplicates and not dry_run:
+            previous = self.store.get_run(source.name, scheduled_time)
+            if previous is not None:
+                return RunOutcome(source.name, scheduled_time, previous, duplicate=True)
+
+        started = self._clock()
+        overlay: dict[str, list[MetricPoint]] = {}
+        # Read once: the states say which tables were seen before, and seed the decision below
+        # (re-read only if another writer moves them before the commit).
+        states = self._states(source)
+        try:
+            with self._collector_factory(
+                source, self.config.statement_timeout_of(source), self.secrets
+            ) as col:
+                seen = {s.key.table for s in states.values()}
+                self._backfill_new_tables(col, source, scheduled_time, seen, overlay, dry_run=dry_run)
+                snapshot = col.collect(scheduled_time)
+        except DriftGuardError as error:
+            if self._raise_retryable and error.retryable:
+                raise
+            return self._record_source_error(
+                source, scheduled_time, started, error, dry_run=dry_run, states=states
+            )
+
+        evaluation = detect.evaluate_snapshot(
+            self.config,
+            source,
+            snapshot,
+            self._history_reader(overlay),
+            self.store.schema_baselines(source.name).get,
+        )
+        findings = [*evaluation.findings, source_finding(source.name, scheduled_time, None)]
+        return self._decide_and_commit(
+            source,
+            scheduled_time,
+            started,
+            snapshot,
+            findings,
+            points=evaluation.points,
+            baselines=evaluation.schema_baselines,
+            error=None,
+            dry_run=dry_run,
+            states=states,
+        )
+
+    def record_failure(
+        self, source_name: str, scheduled_time: datetime, error: DriftGuardError
+    ) -> RunOutcome:
+        """Record a check that failed for good (after the orchestrator's retries) as an ERROR
+        finding through the alert lifecycle. Idempotent like `check`."""
+        source = self.config.source(source_name)
+        scheduled_time = utc(scheduled_time).replace(microsecond=0)
+        previous = self.store.get_run(source.name, scheduled_time)
+        if previous is not None:
+            return RunOutcome(source.name, scheduled_time, previous, duplicate=True)
+        return self._record_source_error(source, scheduled_time, self._clock(), error, dry_run=False)
+
+    def _record_source_error(
+        self,
+        source: Source,
+        scheduled_time: datetime,
+        started: datetime,
+        error: DriftGuardError,
+        *,
+        dry_run: bool,
+        states: dict[str, AlertState] | None = None,
+    ) -> RunOutcome:
+        """A run that collected nothing: its only finding is the source-level ERROR."""
+        return self._decide_and_commit(
+            source,
+            scheduled_time,
+            started,
+            None,
+            [source_finding(source.name, scheduled_time, error)],
+            points=[],
+            baselines=[],
+            error=error,
+            dry_run=dry_run,
+            states=states,
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _states(self, source: Source) -> dict[str, AlertState]:
+        return {s.fingerprint: s for s in self.store.alert_states(source.name)}
+
+    def _history_reader(self, overlay: dict[str, list[MetricPoint]]) -> detect.HistoryReader:
+        """The store's series, plus points backfilled in this (dry) run that were not stored."""
+
+        def read(key: CheckKey, before: datetime, limit: int) -> list[MetricPoint]:
+            stored = self.store.series(key, before=before, limit=limit)
+            extra = [p for p in overlay.get(key.fingerprint, []) if p.ts < before]
+            if not extra:
+                return stored
+            merged = {p.ts: p for p in extra}
+            merged.update({p.ts: p for p in stored})
+            return [merged[t] for t in sorted(merged)][-limit:]
+
+        return read
+
+    def _backfill_new_tables(
+        self,
+        collector: SourceCollector,
+        source: Source,
+        scheduled_time: datetime,
+        seen: set[str],
+        overlay: dict[str, list[MetricPoint]],
+        *,
+        dry_run: bool,
+    ) -> None:
+        """Seed detection from a table's own rows the first time the table is seen (it has no
+        alert state yet), so a new table with a timestamp column is judged on day one instead of
+        learning for weeks."""
+        for table in source.tables:
+            checks = table.checks
+            wants_history = (
+                checks.volume is not None and checks.volume.column
+            ) or checks.freshness is not None
+            if table.name in seen or not wants_history:
+                continue
+            window = self.config.detection_for(source).training_window
+            try:
+                history = collector.backfill(table, since=scheduled_time - window, until=scheduled_time)
+            except DriftGuardError:
+                # The table's own check will report the problem with full context; a failed
+                # backfill only means this table learns from scratch.
+                continue
+            points = detect.points_from_history(source, table, history, scheduled_time)
+            if dry_run:
+                for p in points:
+                    overlay.setdefault(p.key.fingerprint, []).append(p)
+            else:
+                self.store.put_points(points)
+
+    def _decide_and_commit(
+        self,
+        source: Source,
+        scheduled_time: datetime,
+        started: datetime,
+        snapshot: Snapshot | None,
+        findings: list[Finding],
+        *,
+        points: list[MetricPoint],
+        baselines: list[Any],
+        error: DriftGuardError | None,
+        dry_run: bool,
+        states: dict[str, AlertState] | None = None,
+    ) -> RunOutcome:
+        for attempt in range(_STATE_CONFLICT_RETRIES):
+            if states is None or attempt > 0:
+                states = self._states(source)
+            silences = self.store.silences(active_at=scheduled_time)
+            decision = alerts.decide(
+                config=self.config,
+                source=source,
+                findings=findings,
+                states=states,
+                silences=silences,
+                now=scheduled_time,
+            )
+            notifications = [self._with_recent_values(n, scheduled_time) for n in decision.notifications]
+            after = {**states, **{s.fingerprint: s for s in decision.states}}
+            firing = sum(s.state == AlertStateName.FIRING for s in after.values())
+            run = self._run_record(
+                source.name, scheduled_time, started, snapshot, findings, notifications, error
+            )
+            outcome = RunOutcome(
+                source.name,
+                scheduled_time,
+                run,
+                snapshot,
+                findings,
+                notifications,
+                dry_run=dry_run,
+                firing=firing,
+            )
+            if dry_run:
+                return outcome
+            commit = RunCommit(
+                run=run,
+                snapshot=snapshot,
+                points=points,
+                states=decision.states,
+                expected_versions=decision.expected_versions,
+                transitions=decision.transitions,
+                notifications=notifications,
+                schema_baselines=baselines,
+            )
+            try:
+                committed = self.store.commit_run(commit)
+            except StateConflict:
+                if attempt == _STATE_CONFLICT_RETRIES - 1:
+                    raise
+                continue  # another writer moved the state: re-read and decide again
+            if not committed:
+                previous = self.store.get_run(source.name, scheduled_time)
+                return RunOutcome(source.name, scheduled_time, previous or run, duplicate=True)
+            if self._deliver_inline:
+                outcome.deliveries = self.deliver(notifications)
+            return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_record(
+        self,
+        source: str,
+        scheduled_time: datetime,
+        started: datetime,
+        snapshot: Snapshot | None,
+        findings: list[Finding],
+        notifications: list[Notification],
+        error: DriftGuardError | None,
+    ) -> RunRecord:
+        if error is not None:
+            status = RunStatus.FAILED
+        elif any(f.status == FindingStatus.ERROR for f in findings):
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.OK
+        return RunRecord(
+            source=source,
+            scheduled_time=scheduled_time,
+            started_at=started,
+            finished_at=self._clock(),
+            status=status,
+            error=str(error) if error else None,
+            error_kind=(error.kind.value if error else None),
+            findings=len(findings),
+            anomalies=sum(f.status == FindingStatus.ANOMALY for f in findings),
+            notifications=len(notifications),
+        )
+
+    def _with_recent_values(self, notification: Notification, at: datetime) -> Notification:
+        """Attach each alert's recent values so messages can show a small table or chart."""
+        alerts_with_values: list[AlertNotice] = []
+        for notice in notification.alerts:
+            if notice.recent or notice.key.check in (CheckKind.SCHEMA, CheckKind.SOURCE, CheckKind.SQL):
+                alerts_with_values.append(notice)
+                continue
+            history = self.store.series(notice.key, before=at, limit=_RECENT_VALUES - 1)
+            recent = [(p.ts, p.value) for p in history]
+            observed = notice.finding.explanation.observed if notice.finding else None
+            if isinstance(observed, int | float):
+                recent.append((at, float(observed)))
+            alerts_with_values.append(notice.model_copy(update={"recent": recent}))
+        return notification.model_copy(update={"alerts": alerts_with_values})
+
+    # ------------------------------------------------------------------ delivery
+
+    def _sender_for(self, channel: str) -> ChannelSender:
+        if self._senders is None:
+            self._senders = {}
+        if channel not in self._senders:
+            self._senders[channel] = build_sender(self.config.channel(channel), self.secrets)
+        return self._senders[channel]
+
+    def deliver(
+        self, notifications: Sequence[Notification], *, retry_parked: bool = False
+    ) -> list[DeliveryRecord]:
+        """Deliver committed outbox entries; every outcome is recorded (delivered or parked).
+        A delivered notification is never sent twice; a parked one only with `retry_parked`."""
+        records: list[DeliveryRecord] = []
+        for n in notifications:
+            done = self.store.delivery(n.id)
+            if done is not None and (done.status == DeliveryStatus.DELIVERED or not retry_parked):
+                records.append(done)
+                continue
+            try:
+                record = self._sender_for(n.channel)(n)
+            except DriftGuardError as e:  # the channel cannot even be built (missing secret ...)
+                record = DeliveryRecord(
+                    notification_id=n.id,
+                    channel=n.channel,
+                    status=DeliveryStatus.FAILED,
+                    attempts=0,
+                    at=self._clock(),
+                    error=str(e),
+                    notification=n,
+                )
+            self.store.record_delivery(record)
+            records.append(record)
+        return records
+
+    def flush_outbox(self, source: str | None = None) -> list[DeliveryRecord]:
+        """Deliver anything committed but not yet delivered (e.g. after a crash)."""
+        return self.deliver(self.store.pending_notifications(source))
+
+
+def build_sender(channel: ChannelConfig, secrets: SecretResolver) -> ChannelSender:
+    """A sender for one configured channel: the adapter plus retrying delivery."""
+    from driftguard import notify
+
+    adapter = notify.build_channel(channel, secrets=secrets)
+
+    def send(notification: Notification) -> DeliveryRecord:
+        return notify.deliver(notification, adapter, max_attempts=channel.max_attempts)
+
+    return send
+
+
+# ------------------------------------------------------------------ scheduling helpers
+
+
+def due_runs(
+    config: Config, store: Store, now: datetime, sources: Sequence[str] | None = None
+) -> Iterator[tuple[str, datetime]]:
+    """(source, scheduled_time) for every selected source whose latest scheduled time has no run."""
+    for source in config.sources:
+        if sources and source.name not in sources:
+            continue
+        at = config.schedule_of(source).latest_fire(now)
+        if store.get_run(source.name, at) is None:
+            yield source.name, at
