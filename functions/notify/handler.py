@@ -1,0 +1,27 @@
+"""Notify function: deliver one grouped notification to one channel, exactly once.
+
+The state machine owns retries: RetryableDeliveryError is retried with backoff and jitter,
+PermanentDeliveryError goes straight to the dead-letter path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from driftguard import lambda_runtime as runtime
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    notification = event.get("notification") or {}
+    logger.set_correlation_id(str(notification.get("id", "")))
+    return runtime.notify(runtime.runtime(), event)
