@@ -1,0 +1,499 @@
+"""The check function, the Express state machine that fans checks out, and the schedules that start it.
+
+Runtime contract (functions/check/handler.py and functions/notify/handler.py implement exactly this)
+====================================================================================================
+
+Check function: asset = functions/check plus the compiled config as `driftguard.json`;
+handler `handler.handler`; the shared layer carries driftguard and its runtime dependencies
+(boto3/botocore come from the Lambda runtime, see infra/constructs/layer.py). Environment:
+
+    DRIFTGUARD_CONFIG=driftguard.json       POWERTOOLS_SERVICE_NAME=driftguard
+    POWERTOOLS_METRICS_NAMESPACE=DriftGuard LOG_LEVEL=INFO
+    DRIFTGUARD_STATE_TABLE                  the store's table (pk/sk, TTL expires_at)
+    DRIFTGUARD_IDEMPOTENCY_TABLE            Powertools' table (id, TTL expiration: its defaults)
+    DRIFTGUARD_ALERTS_TOPIC_ARN             the stack's alerts topic (SNS channels without topic_arn)
+    DRIFTGUARD_DLQ_URL                      the delivery dead-letter queue (the function may send to it)
+
+Events (a state machine execution starts with the schedule's input
+`{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "max_concurrency": C}`):
+
+(a) plan     `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}`
+             -> `{"sources": [{"source": NAME, "scheduled_time": T}, ...]}`
+             (`driftguard.schedules.sources_for(config, ID, K)`; C is not passed: the Map reads it
+             from the execution input)
+(b) check    `{"source": NAME, "scheduled_time": T}` (T is EventBridge Scheduler's
+             `<aws.scheduler.scheduled-time>`, the same for every source of one firing)
+             -> `{"source", "scheduled_time", "status", "findings": N, "anomalies": N,
+                  "notifications": [{"id", "channel": NAME, "type": "sns" | "lambda", "notification": {...},
+                                     "sns": {"TopicArn", "Subject", "Message", "MessageAttributes", ...}}]}`
+             `sns` (type sns only) is the sns:Publish request (standard topics; FIFO topics go
+             through the notify function as type lambda): TopicArn, Subject, Message and
+             MessageAttributes, which carry a String `severity` (info|warning|critical) for
+             subscription filter policies.
+(c) record_failure `{"action": "record_failure", "source", "scheduled_time", "error": {"Error", "Cause"}}`
+             (from the Catch) -> records an ERROR finding through the alert lifecycle and returns
+             the shape of (b), so an unreachable source alerts once, not on every run.
+(d) record_deliveries `{"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}`
+             after the deliveries of one check; status is "delivered" or "failed" (dead-lettered).
+
+Errors are raised as the classes of driftguard.errors; Step Functions matches the class name.
+SourceUnavailable, QueryTimeout and StateConflict are retried (3 attempts, 2 s, rate 2, at most
+20 s, full jitter), as are Lambda.ServiceException and Lambda.SdkClientException;
+Lambda.TooManyRequestsException (reserved concurrency reached) gets 6 attempts up to 30 s.
+Everything else (ConfigError, PermissionDenied, CheckDefinitionError, SecretError, exhausted
+retries, timeouts) is caught and becomes (c). If (c) or (d) fails after its retries, the event is
+parked in the delivery DLQ (`{"kind": "unrecorded_check_failure" | "unrecorded_deliveries", ...}`)
+and the DLQ alarm fires; no failure aborts the other sources of the shard.
+
+Notify function: asset functions/notify plus `driftguard.json`, handler `handler.handler`, env
+DRIFTGUARD_STATE_TABLE (read-only), input `{"channel": NAME, "notification": {...}}`; raises
+RetryableDeliveryError (retried: 5 attempts, 2 s, rate 2, at most 60 s, full jitter) or
+PermanentDeliveryError (not retried). SNS notifications are published by the state machine
+itself (service integration sns:publish, retried on any task failure: 3 attempts). What still
+fails is sent to the delivery DLQ as `{"kind": "delivery", "id", "channel", "type", "notification",
+"error"}` and reported to (d) as failed.
+
+Both handlers must be idempotent: Express executions are at-least-once.
+
+Why Express, what it costs
+--------------------------
+A firing is short (seconds per check) and frequent (every cadence, every shard). Standard
+workflows bill $25 per million state transitions: a 250-source shard is ~2,000 transitions, about
+$0.05 per firing, ~$4.80 a day per shard at a 15-minute cadence. Express bills $1 per million
+executions plus duration x memory (about $0.06 per GB-hour, 64 MB steps): the same firing costs a
+small fraction of a cent. The price of Express: at most 5 minutes per execution (hence shards of
+at most 500 sources and a 90 s check timeout), no execution history beyond the log group, and
+at-least-once execution (a retried StartExecution may run a shard twice), which the idempotent
+handlers absorb.
+
+Concurrency, and how Source.max_concurrency is honoured
+-------------------------------------------------------
+* One firing runs at most C checks at once (Map MaxConcurrencyPath, C from the schedule's input):
+  `aws.map_concurrency`, lowered by the shard planner to the `max_concurrency` of any database
+  server that has more sources in the shard than its limit. The planner keeps a server's sources
+  in one shard, so within a firing a server never sees more checks than its limit. Not enforced:
+  across firings of different cadences, and across shards when one server has more than 250
+  sources in one cadence (they are then spread by source name).
+* The check function's reserved concurrency (`aws.check_reserved_concurrency`, default
+  `aws.map_concurrency`) caps all checks at once across all schedules and protects the account's
+  Lambda pool; throttled invocations are retried as above. Give many-shard cadences a flexible
+  window so their firings spread out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+
+from constructs import Construct
+from driftguard.config import Config
+from driftguard.errors import ConfigError
+from driftguard.schedules import ScheduleGroup, plan_schedules
+from infra.constructs.common import (
+    AWS_MANAGED_POLICY,
+    FunctionSpec,
+    acknowledge,
+    dead_letter_queue,
+    grant_secrets,
+    log_group,
+    nag_arn,
+    python_function,
+)
+from infra.constructs.notifications import Notifications, external_topic_arns
+from infra.constructs.state import StateTables
+
+CHECK_TIMEOUT = Duration.seconds(90)
+EXPRESS_LIMIT = Duration.minutes(5)
+RETRYABLE_CHECK_ERRORS = ["SourceUnavailable", "QueryTimeout", "StateConflict"]
+LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.SdkClientException"]
+LAMBDA_THROTTLED = ["Lambda.TooManyRequestsException"]
+RETRYABLE_DELIVERY_ERRORS = ["RetryableDeliveryError"]
+NOTIFICATIONS_AT_ONCE = 10
+
+
+def _retry(errors: list[str], *, attempts: int, max_delay: int) -> dict[str, Any]:
+    """Keyword arguments of `add_retry`: exponential backoff from 2 s, capped, full jitter."""
+    return {
+        "errors": errors,
+        "interval": Duration.seconds(2),
+        "backoff_rate": 2,
+        "max_attempts": attempts,
+        "max_delay": Duration.seconds(max_delay),
+        "jitter_strategy": sfn.JitterType.FULL,
+    }
+
+
+THROTTLE_RETRY = _retry(LAMBDA_THROTTLED, attempts=6, max_delay=30)
+
+
+class Checks(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        config_path: Path,
+        layer: lambda_.ILayerVersion,
+        state: StateTables,
+        notifications: Notifications,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = python_function(
+            self,
+            "CheckFunction",
+            FunctionSpec(
+                folder="check",
+                description="DriftGuard: plan a firing, check one source, record a failed check",
+                memory_mb=config.aws.check_memory_mb,
+                timeout=CHECK_TIMEOUT,
+                reserved_concurrency=config.aws.check_reserved_concurrency or config.aws.map_concurrency,
+                environment={
+                    "DRIFTGUARD_STATE_TABLE": state.state.table_name,
+                    "DRIFTGUARD_IDEMPOTENCY_TABLE": state.idempotency.table_name,
+                    "DRIFTGUARD_ALERTS_TOPIC_ARN": notifications.topic.topic_arn,
+                    "DRIFTGUARD_DLQ_URL": notifications.dead_letter_queue.queue_url,
+                },
+            ),
+            config=config,
+            config_path=config_path,
+            layer=layer,
+        )
+        if config.aws.vpc is not None:
+            self._place_in_vpc(config.aws.vpc.subnet_ids, config.aws.vpc.security_group_ids)
+        state.state.grant_read_write_data(self.function)
+        state.idempotency.grant_read_write_data(self.function)
+        notifications.dead_letter_queue.grant_send_messages(self.function)
+        grant_secrets(self.function, [s.connection.password_secret or "" for s in config.sources])
+
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.EXPRESS,
+            definition_body=sfn.DefinitionBody.from_chainable(
+                self._definition(config, notifications, self.function)
+            ),
+            timeout=EXPRESS_LIMIT,
+            tracing_enabled=True,
+            # ERROR, without execution data: ALL with data would log every check result of every
+            # firing (~2.5 MB per 250-source firing) and holds notification content.
+            logs=sfn.LogOptions(
+                destination=log_group(self, "StateMachineLogs", config),
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=False,
+            ),
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                resources=[notifications.topic.topic_arn, *external_topic_arns(config)],
+            )
+        )
+        notifications.key.grant(self.state_machine, "kms:Decrypt", "kms:GenerateDataKey*")
+        self._acknowledge_state_machine_findings(notifications.function)
+
+        self.schedule_dead_letter_queue = dead_letter_queue(self, "ScheduleDeadLetterQueue")
+        self.schedule_groups = plan_schedules(config)
+        self._schedule(self.schedule_groups)
+
+    def _place_in_vpc(self, subnet_ids: list[str], security_group_ids: list[str]) -> None:
+        """Private databases: the function gets ENIs in these subnets. Lambda needs only the ids, so
+        the VPC itself is not imported (that would need its id and zones, which the config lacks)."""
+        cfn = self.function.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+            subnet_ids=subnet_ids, security_group_ids=security_group_ids
+        )
+        assert self.function.role is not None
+        self.function.role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-IAM4",
+            "AWSLambdaVPCAccessExecutionRole is what Lambda needs "
+            "to manage the function's ENIs in the configured subnets.",
+            [f"{AWS_MANAGED_POLICY}/AWSLambdaVPCAccessExecutionRole"],
+        )
+
+    def _definition(
+        self, config: Config, notifications: Notifications, check: lambda_.IFunction
+    ) -> sfn.IChainable:
+        """plan -> Map sources -> check (Catch: record_failure) -> Map notifications -> record_deliveries."""
+        plan = self._invoke(
+            "Plan",
+            check,
+            {
+                "action": "plan",
+                "cadence": sfn.JsonPath.string_at("$.cadence"),
+                "shard": sfn.JsonPath.number_at("$.shard"),
+                "scheduled_time": sfn.JsonPath.string_at("$.scheduled_time"),
+            },
+            retry_errors=LAMBDA_SERVICE_ERRORS,
+            result_path="$.plan",
+        )
+        source = {
+            "source": sfn.JsonPath.string_at("$.source"),
+            "scheduled_time": sfn.JsonPath.string_at("$.scheduled_time"),
+        }
+        run_check = self._invoke(
+            "Check source", check, source, retry_errors=RETRYABLE_CHECK_ERRORS + LAMBDA_SERVICE_ERRORS
+        )
+        record_failure = self._invoke(
+            "Record failure",
+            check,
+            {"action": "record_failure", **source, "error": sfn.JsonPath.object_at("$.error")},
+            retry_errors=["StateConflict", *LAMBDA_SERVICE_ERRORS],
+        )
+        run_check.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+        record_failure.add_catch(
+            self._park(
+                notifications,
+                "Park unrecorded failure",
+                {
+                    "kind": "unrecorded_check_failure",
+                    **source,
+                    "error": sfn.JsonPath.object_at("$.error"),
+                    "record_error": sfn.JsonPath.object_at("$.record_error"),
+                },
+            ),
+            errors=["States.ALL"],
+            result_path="$.record_error",
+        )
+
+        summarize = sfn.Pass(
+            self,
+            "Summarize",
+            parameters={
+                "source": sfn.JsonPath.string_at("$.source"),
+                "status": sfn.JsonPath.string_at("$.status"),
+                "findings": sfn.JsonPath.number_at("$.findings"),
+                "anomalies": sfn.JsonPath.number_at("$.anomalies"),
+            },
+        )
+        record_deliveries = self._invoke(
+            "Record deliveries",
+            check,
+            {"action": "record_deliveries", "results": sfn.JsonPath.list_at("$.deliveries")},
+            retry_errors=["StateConflict", *LAMBDA_SERVICE_ERRORS],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        record_deliveries.add_catch(
+            self._park(
+                notifications,
+                "Park unrecorded deliveries",
+                {
+                    "kind": "unrecorded_deliveries",
+                    **source,
+                    "results": sfn.JsonPath.list_at("$.deliveries"),
+                    "error": sfn.JsonPath.object_at("$.record_error"),
+                },
+            ).next(summarize),
+            errors=["States.ALL"],
+            result_path="$.record_error",
+        )
+        deliver_all = sfn.Map(
+            self,
+            "Deliver notifications",
+            items_path="$.notifications",
+            max_concurrency=NOTIFICATIONS_AT_ONCE,
+            result_path="$.deliveries",
+        ).item_processor(self._delivery(config, notifications))
+        any_delivered = (
+            sfn.Choice(self, "Any notifications?")
+            .when(sfn.Condition.is_present("$.deliveries[0]"), record_deliveries.next(summarize))
+            .otherwise(summarize)
+        )
+        run_check.next(deliver_all)
+        record_failure.next(deliver_all)
+        deliver_all.next(any_delivered)
+
+        check_sources = sfn.Map(
+            self,
+            "Check sources",
+            items_path="$.plan.sources",
+            max_concurrency_path="$.max_concurrency",
+            result_path=sfn.JsonPath.DISCARD,
+        ).item_processor(run_check)
+        return plan.next(check_sources)
+
+    def _delivery(self, config: Config, notifications: Notifications) -> sfn.IChainable:
+        """One notification: SNS through the service integration, any other channel through the notify
+        function; each with its own retries; what still fails is parked in the delivery DLQ."""
+        result = {"id": sfn.JsonPath.string_at("$.id"), "channel": sfn.JsonPath.string_at("$.channel")}
+        delivered = sfn.Pass(self, "Delivered", parameters={**result, "status": "delivered"})
+        dead_lettered = sfn.Pass(
+            self,
+            "Dead-lettered",
+            parameters={**result, "status": "failed", "error": sfn.JsonPath.object_at("$.error")},
+        )
+        park = self._park(
+            notifications,
+            "Park undelivered notification",
+            {
+                "kind": "delivery",
+                **result,
+                "type": sfn.JsonPath.string_at("$.type"),
+                "notification": sfn.JsonPath.object_at("$.notification"),
+                "error": sfn.JsonPath.object_at("$.error"),
+            },
+        ).next(dead_lettered)
+
+        # The optimized sns:publish integration, its request named field by field from the check's
+        # prepared `sns` dict (a task without Parameters must not be relied on to forward its input).
+        # FIFO topics need optional group/dedup ids, so the check routes them to the notify function.
+        publish = sfn.CustomState(
+            self,
+            "Publish to SNS",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Stack.of(self).partition}:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn.$": "$.sns.TopicArn",
+                    "Subject.$": "$.sns.Subject",
+                    "Message.$": "$.sns.Message",
+                    "MessageAttributes.$": "$.sns.MessageAttributes",
+                },
+                "ResultPath": sfn.JsonPath.DISCARD,
+            },
+        )
+        publish.add_retry(
+            errors=["States.TaskFailed"],
+            interval=Duration.seconds(1),
+            backoff_rate=2,
+            max_attempts=3,
+            max_delay=Duration.seconds(10),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        notify = self._invoke(
+            "Deliver with notify function",
+            notifications.function,
+            {
+                "channel": sfn.JsonPath.string_at("$.channel"),
+                "notification": sfn.JsonPath.object_at("$.notification"),
+            },
+            retry_errors=LAMBDA_SERVICE_ERRORS,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        notify.add_retry(**_retry(RETRYABLE_DELIVERY_ERRORS, attempts=5, max_delay=60))
+        for task in (publish, notify):
+            task.add_catch(park, errors=["States.ALL"], result_path="$.error")
+            task.next(delivered)
+        return (
+            sfn.Choice(self, "Channel type")
+            .when(sfn.Condition.string_equals("$.type", "sns"), publish)
+            .otherwise(notify)
+        )
+
+    def _park(self, notifications: Notifications, name: str, body: dict[str, Any]) -> tasks.SqsSendMessage:
+        """Send what could not be done to the delivery DLQ (an operator inspects and redrives it)."""
+        return tasks.SqsSendMessage(
+            self,
+            name,
+            queue=notifications.dead_letter_queue,
+            message_body=sfn.TaskInput.from_object(body),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    def _invoke(
+        self,
+        name: str,
+        function: lambda_.IFunction,
+        payload: dict[str, Any],
+        *,
+        retry_errors: list[str],
+        result_path: str | None = None,
+    ) -> tasks.LambdaInvoke:
+        """A Lambda task returning the function's own result, retried on `retry_errors` and throttling."""
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=function,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+        )
+        for retry in (_retry(retry_errors, attempts=3, max_delay=20), THROTTLE_RETRY):
+            task.add_retry(**retry)
+        return task
+
+    def _acknowledge_state_machine_findings(self, notify: lambda_.IFunction) -> None:
+        sm = self.state_machine
+        acknowledge(
+            sm,
+            "AwsSolutions-SF1",
+            "Logs ERROR events only: ALL would log every check of every "
+            "firing (gigabytes a day at 10,000 sources); failures are what operators need.",
+        )
+        acknowledge(
+            sm,
+            "AwsSolutions-IAM5",
+            "CloudWatch Logs delivery and X-Ray actions do not support resource-level permissions.",
+            ["Resource::*"],
+        )
+        acknowledge(
+            sm,
+            "AwsSolutions-IAM5",
+            "Lambda tasks may invoke any version of the two DriftGuard functions, nothing else.",
+            [f"Resource::{nag_arn(fn)}:*" for fn in (self.function, notify)],
+        )
+        acknowledge(
+            sm,
+            "AwsSolutions-IAM5",
+            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
+            "on the topic key (SNS documentation); limited to that key.",
+            ["Action::kms:GenerateDataKey*"],
+        )
+
+    def _schedule(self, groups: list[ScheduleGroup]) -> None:
+        """One EventBridge Scheduler schedule per (cadence, shard), each starting the state machine."""
+        group = scheduler.ScheduleGroup(self, "ScheduleGroup")
+        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        for g in groups:
+            scheduler.Schedule(
+                self,
+                f"Schedule-{g.name}",
+                schedule_name=g.name,
+                schedule_group=group,
+                description=f"shard {g.shard + 1} of {g.shard_count}, sources: {len(g.sources)}",
+                schedule=scheduler.ScheduleExpression.expression(g.expression, TimeZone.of(g.timezone)),
+                time_window=_time_window(g),
+                target=targets.StepFunctionsStartExecution(
+                    self.state_machine,
+                    input=scheduler.ScheduleTargetInput.from_object(
+                        {
+                            "action": "plan",
+                            "cadence": g.cadence_id,
+                            "shard": g.shard,
+                            "scheduled_time": scheduler.ContextAttribute.scheduled_time,
+                            "max_concurrency": g.max_concurrency,
+                        }
+                    ),
+                    role=role,
+                    dead_letter_queue=self.schedule_dead_letter_queue,
+                    retry_attempts=5,
+                    # A firing older than one period is stale: the next one checks the same sources.
+                    max_event_age=Duration.seconds(int(min(max(g.period.total_seconds(), 60), 86400))),
+                ),
+            )
+
+
+def _time_window(group: ScheduleGroup) -> scheduler.TimeWindow:
+    if group.flexible_window is None:
+        return scheduler.TimeWindow.off()
+    minutes = -(-int(group.flexible_window.total_seconds()) // 60)  # EventBridge counts whole minutes
+    if minutes > 1440:
+        raise ConfigError(
+            f"schedule {group.expression} ({group.timezone}): flexible_window is at most 1 day "
+            "(1440 minutes) in EventBridge Scheduler; shorten it"
+        )
+    return scheduler.TimeWindow.flexible(Duration.minutes(minutes))

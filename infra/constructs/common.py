@@ -1,0 +1,216 @@
+"""Building blocks every construct of the stack uses the same way: queues, log groups, functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, ArnFormat, CfnElement, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct, IConstruct
+from driftguard.config import Config, compile_config
+from driftguard.errors import ConfigError
+from infra.constructs.assets import CONFIG_FILE_NAME, REPO, function_code
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def log_retention(config: Config) -> logs.RetentionDays:
+    days = config.aws.log_retention_days
+    if days not in _RETENTION:
+        raise ConfigError(
+            f"aws.log_retention_days: CloudWatch Logs cannot keep logs for {days} days; use one of "
+            f"{', '.join(map(str, _RETENTION))}"
+        )
+    return _RETENTION[days]
+
+
+def log_group(scope: Construct, construct_id: str, config: Config) -> logs.LogGroup:
+    """A log group with the configured retention, deleted with the stack (logs are not state)."""
+    return logs.LogGroup(
+        scope, construct_id, retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
+    )
+
+
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """An SQS queue that parks what could not be delivered: encrypted, TLS only, kept 14 days."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue; an operator inspects "
+        "and redrives it, and its depth is alarmed.",
+    )
+    return queue
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str, findings: Sequence[str] = ()) -> None:
+    """Acknowledge a cdk-nag rule on `scope` and its children, for each finding if the rule has them
+    (e.g. AwsSolutions-IAM5[Resource::*]); cdk-nag v3 matches findings exactly."""
+    ids = [f"{rule}[{finding}]" for finding in findings] or [rule]
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=i, reason=reason) for i in ids))
+
+
+def nag_arn(resource: IConstruct) -> str:
+    """How cdk-nag renders the ARN of a resource of this stack in a finding: `<LogicalId.Arn>`."""
+    cfn = resource.node.default_child
+    assert isinstance(cfn, CfnElement)
+    stack = Stack.of(resource)
+    return f"<{stack.resolve(stack.get_logical_id(cfn))}.Arn>"
+
+
+AWS_MANAGED_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role"
+"""How cdk-nag renders an AWS-managed service-role policy in an AwsSolutions-IAM4 finding."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between DriftGuard's functions; everything else is the same by construction."""
+
+    folder: str  # under functions/
+    description: str
+    memory_mb: int
+    timeout: Duration
+    environment: dict[str, str]
+    reserved_concurrency: int | None = None
+
+
+def python_function(
+    scope: Construct,
+    construct_id: str,
+    spec: FunctionSpec,
+    *,
+    config: Config,
+    config_path: Path,
+    layer: lambda_.ILayerVersion,
+) -> lambda_.Function:
+    """A DriftGuard function: Python 3.13 on arm64, the shared layer, X-Ray, its own log group."""
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        description=spec.description,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="handler.handler",
+        code=function_code(REPO / "functions" / spec.folder, compile_config(config), config_path),
+        layers=[layer],
+        memory_size=spec.memory_mb,
+        timeout=spec.timeout,
+        reserved_concurrent_executions=spec.reserved_concurrency,
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group(scope, f"{construct_id}Logs", config),
+        environment={
+            "DRIFTGUARD_CONFIG": CONFIG_FILE_NAME,
+            "POWERTOOLS_SERVICE_NAME": "driftguard",
+            "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
+            "LOG_LEVEL": "INFO",
+            **spec.environment,
+        },
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-IAM4",
+        "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs; AWS maintains it.",
+        [f"{AWS_MANAGED_POLICY}/AWSLambdaBasicExecutionRole"],
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-IAM5",
+        "X-Ray PutTraceSegments/PutTelemetryRecords do not support "
+        "resource-level permissions (CDK's Tracing.ACTIVE grant).",
+        ["Resource::*"],
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-L1",
+        "DriftGuard targets Python 3.13: the shared layer is built "
+        "for cp313 and the runtime is pinned on purpose; move both together.",
+    )
+    return function
+
+
+EXACT_SECRET_LIMIT = 40
+"""Up to this many secrets a role names each one; beyond, IAM's 10,240-character limit on a role's
+inline policies forces a pattern per secret path (see `grant_secrets`)."""
+
+
+def grant_secrets(function: lambda_.IFunction, refs: list[str]) -> None:
+    """Let `function` read exactly the secrets `refs` names (names or ARNs; "" = none), nothing else.
+
+    A name becomes `arn:...:secret:NAME-??????` (Secrets Manager appends 6 random characters).
+    With more than EXACT_SECRET_LIMIT distinct secrets, names are granted by their path
+    (`driftguard/sources/*`): keep many secrets under a path that holds nothing else.
+    """
+    unique = sorted(set(refs) - {""})
+    if not unique:
+        return
+    stack = Stack.of(function)
+    if len(unique) <= EXACT_SECRET_LIMIT:
+        resources = [ref if ref.startswith("arn:") else _secret_arn(stack, f"{ref}-??????") for ref in unique]
+    else:
+        paths = sorted({_secret_path(ref) for ref in unique})
+        resources = [_secret_arn(stack, f"{path}*") for path in paths]
+        rendered = "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:"
+        acknowledge(
+            function,
+            "AwsSolutions-IAM5",
+            f"{len(unique)} secrets exceed what one role policy can "
+            "list; access is limited to the secret paths the config names.",
+            [f"{rendered}{path}*" for path in paths],
+        )
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=resources)
+    )
+
+
+def _secret_arn(stack: Stack, resource_name: str) -> str:
+    return stack.format_arn(
+        service="secretsmanager",
+        resource="secret",
+        resource_name=resource_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def _secret_path(ref: str) -> str:
+    name = ref.split(":secret:", 1)[1] if ref.startswith("arn:") else ref
+    if "/" not in name:
+        raise ConfigError(
+            f"secret {ref!r}: with more than {EXACT_SECRET_LIMIT} secrets, each must live under a path "
+            "(e.g. 'driftguard/sources/NAME') so the stack can grant the path instead of every secret"
+        )
+    return name.rsplit("/", 1)[0] + "/"

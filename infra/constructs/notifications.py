@@ -1,0 +1,163 @@
+"""Where alerts go: the alerts topic and its subscriptions, SES, the notify function, the delivery DLQ.
+
+* One customer-managed KMS key encrypts the alerts topic and the ops topic (monitoring); its key
+  policy lets CloudWatch alarms publish to the ops topic.
+* The alerts topic enforces TLS and carries every `SnsChannel.subscriptions` entry (email, sqs,
+  https, lambda). `filter_severity` becomes a filter policy on the `severity` message attribute,
+  which the check function sets on every SNS message it prepares. A `lambda` endpoint in this
+  account gets permission for the topic to invoke it; an `sqs` endpoint's queue policy must allow
+  `sns.amazonaws.com` from this topic (the stack cannot edit a queue it does not own).
+* SES (only when an `ses` channel is configured): the email identity `aws.ses_identity` (a domain,
+  or an address when it contains '@') and a configuration set; the notify function may send only
+  from that identity through that set (env DRIFTGUARD_SES_CONFIGURATION_SET, unless the channel
+  names its own `configuration_set`).
+* The notify function reads only the channel secrets (`webhook_url_secret`, `secret_secret`) and
+  the state table (read-only: it looks up whether a notification was already delivered).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sns as sns
+
+from constructs import Construct
+from driftguard.config import Config, SesChannel, SlackChannel, SnsChannel, WebhookChannel
+from driftguard.errors import ConfigError
+from infra.constructs.common import FunctionSpec, dead_letter_queue, grant_secrets, python_function
+from infra.constructs.state import StateTables
+
+NOTIFY_TIMEOUT = Duration.seconds(30)
+
+
+class Notifications(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        config_path: Path,
+        layer: lambda_.ILayerVersion,
+        state: StateTables,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="DriftGuard SNS topics")
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(self, "AlertsTopic", master_key=self.key, enforce_ssl=True)
+        self._subscribe(config)
+        self.dead_letter_queue = dead_letter_queue(self, "DeliveryDeadLetterQueue")
+
+        environment = {"DRIFTGUARD_STATE_TABLE": state.state.table_name}
+        ses_channels = [c for c in config.channels if isinstance(c, SesChannel)]
+        configuration_set = self._ses(config) if ses_channels else None
+        if configuration_set is not None:
+            environment["DRIFTGUARD_SES_CONFIGURATION_SET"] = configuration_set.configuration_set_name
+        self.function = python_function(
+            self,
+            "NotifyFunction",
+            FunctionSpec(
+                folder="notify",
+                description="DriftGuard: deliver one notification to one channel",
+                memory_mb=256,
+                timeout=NOTIFY_TIMEOUT,
+                environment=environment,
+            ),
+            config=config,
+            config_path=config_path,
+            layer=layer,
+        )
+        state.state.grant_read_data(self.function)
+        grant_secrets(self.function, channel_secrets(config))
+        if configuration_set is not None:
+            self._grant_send_email(config, configuration_set)
+
+    def _subscribe(self, config: Config) -> None:
+        for channel in config.channels:
+            if not isinstance(channel, SnsChannel):
+                continue
+            if channel.topic_arn and channel.subscriptions:
+                raise ConfigError(
+                    f"channels: sns channel {channel.name!r} sets topic_arn and subscriptions; the stack "
+                    "subscribes only to its own alerts topic: remove topic_arn, or subscribe to your "
+                    "topic yourself"
+                )
+            for i, sub in enumerate(channel.subscriptions):
+                severities = [s.value for s in sub.filter_severity or []]
+                severity_filter = sns.SubscriptionFilter.string_filter(allowlist=severities)
+                filter_policy = {"severity": severity_filter} if severities else None
+                sns.Subscription(
+                    self,
+                    f"{channel.name}-{i}",
+                    topic=self.topic,
+                    protocol=sns.SubscriptionProtocol(sub.protocol.upper()),
+                    endpoint=sub.endpoint,
+                    filter_policy=filter_policy,
+                )
+                if sub.protocol == "lambda":
+                    lambda_.CfnPermission(
+                        self,
+                        f"{channel.name}-{i}-invoke",
+                        action="lambda:InvokeFunction",
+                        function_name=sub.endpoint,
+                        principal="sns.amazonaws.com",
+                        source_arn=self.topic.topic_arn,
+                    )
+
+    def _ses(self, config: Config) -> ses.ConfigurationSet:
+        identity = config.aws.ses_identity
+        if not identity:
+            raise ConfigError(
+                "aws.ses_identity is missing: an 'ses' channel is configured, so the stack must verify a "
+                "sender identity. Set aws.ses_identity to your domain (e.g. example.com) or sender address"
+            )
+        ses.EmailIdentity(
+            self,
+            "SesIdentity",
+            identity=ses.Identity.email(identity) if "@" in identity else ses.Identity.domain(identity),
+        )
+        return ses.ConfigurationSet(
+            self, "SesConfigurationSet", suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS
+        )
+
+    def _grant_send_email(self, config: Config, configuration_set: ses.ConfigurationSet) -> None:
+        stack = Stack.of(self)
+        identity = stack.format_arn(service="ses", resource="identity", resource_name=config.aws.ses_identity)
+        channel_sets = {c.configuration_set for c in config.channels if isinstance(c, SesChannel)}
+        set_arns = [
+            stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
+            for name in [configuration_set.configuration_set_name, *sorted(n for n in channel_sets if n)]
+        ]
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail", "ses:SendRawEmail"], resources=[identity, *set_arns]
+            )
+        )
+
+
+def channel_secrets(config: Config) -> list[str]:
+    """The Secrets Manager references of every channel (what the notify function may read)."""
+    refs: list[str] = []
+    for channel in config.channels:
+        if isinstance(channel, SlackChannel) and channel.webhook_url_secret:
+            refs.append(channel.webhook_url_secret)
+        if isinstance(channel, WebhookChannel) and channel.secret_secret:
+            refs.append(channel.secret_secret)
+    return refs
+
+
+def external_topic_arns(config: Config) -> list[str]:
+    """Topics outside the stack that SNS channels publish to (`SnsChannel.topic_arn`)."""
+    return sorted({c.topic_arn for c in config.channels if isinstance(c, SnsChannel) and c.topic_arn})

@@ -1,0 +1,77 @@
+"""The DriftGuard stack, built from the same config file as the CLI.
+
+`add_stack(app, config_path)` is what `infra/app.py` (and the tests) call: it loads the config,
+creates the stack named `aws.stack_name` and adds cdk-nag's AwsSolutions checks as a validation
+plugin: synthesis fails on any finding that is not acknowledged with a written reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import App, CfnOutput, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from constructs import Construct
+from driftguard.config import Config, load_config
+from infra.constructs.checks import Checks
+from infra.constructs.layer import SharedLayer
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.notifications import Notifications
+from infra.constructs.state import StateTables
+
+
+class DriftGuardStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, config_path: Path) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="DriftGuard: data-drift monitor for SQL sources",
+        )
+        layer = SharedLayer(self, "SharedLayer").layer
+        state = StateTables(self, "State")
+        notifications = Notifications(
+            self, "Notifications", config=config, config_path=config_path, layer=layer, state=state
+        )
+        checks = Checks(
+            self,
+            "Checks",
+            config=config,
+            config_path=config_path,
+            layer=layer,
+            state=state,
+            notifications=notifications,
+        )
+        periods = [g.period for g in checks.schedule_groups]
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            key=notifications.key,
+            functions={"check": checks.function, "notify": notifications.function},
+            state_machine=checks.state_machine,
+            queues={
+                "delivery": notifications.dead_letter_queue,
+                "schedule": checks.schedule_dead_letter_queue,
+            },
+            smallest_period=min(periods) if periods else None,
+        )
+        for name, value in {
+            "StateMachineArn": checks.state_machine.state_machine_arn,
+            "AlertsTopicArn": notifications.topic.topic_arn,
+            "OpsTopicArn": monitoring.topic.topic_arn,
+            "StateTableName": state.state.table_name,
+            "DeliveryDeadLetterQueueUrl": notifications.dead_letter_queue.queue_url,
+            "ScheduleDeadLetterQueueUrl": checks.schedule_dead_letter_queue.queue_url,
+            "DashboardName": monitoring.dashboard.dashboard_name,
+        }.items():
+            CfnOutput(self, name, value=value)
+
+
+def add_stack(app: App, config_path: Path) -> DriftGuardStack:
+    """The stack for `config_path` (raises driftguard.errors.ConfigError for a bad config)."""
+    config_path = config_path.resolve()
+    config = load_config(config_path)
+    stack = DriftGuardStack(app, config.aws.stack_name, config=config, config_path=config_path)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return stack
