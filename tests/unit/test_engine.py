@@ -1,0 +1,266 @@
+"""The engine's sequencing and failure semantics, with a scripted collector and the real pure
+core (detect, alerts) and the real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftguard.config import Config, TableConfig, parse_config
+from driftguard.engine import Engine, source_key
+from driftguard.errors import PermissionDenied, SourceUnavailable, StateConflict
+from driftguard.model import (
+    AlertStateName,
+    DeliveryRecord,
+    DeliveryStatus,
+    FindingStatus,
+    Notification,
+    PeriodCount,
+    RunStatus,
+    Snapshot,
+    TableHistory,
+    TableSnapshot,
+)
+from driftguard.store.sqlite import SqliteStore
+
+T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)  # a Monday noon
+CONFIG = """
+sources:
+  - name: shop
+    kind: sqlite
+    connection: {path: shop.db}
+    schedule: {rate: 1h}
+    tables:
+      - name: orders
+        checks:
+          volume: {column: created_at, period: 1h, min_rows: 10}
+channels:
+  - {name: console, type: console}
+route: {receivers: [console]}
+alerting: {error_after_failures: 2, repeat_interval: 4h}
+"""
+
+
+class ScriptedCollector:
+    """Plays back per-call behaviour: an int is the last period's row count, an exception is raised."""
+
+    def __init__(self, script: list[Any], history: TableHistory | None = None) -> None:
+        self.script = script
+        self.history = history
+        self.calls = 0
+        self.backfills = 0
+
+    def __enter__(self) -> ScriptedCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory:
+        self.backfills += 1
+        return self.history or TableHistory(table=table.name)
+
+    def collect(self, scheduled_time: datetime) -> Snapshot:
+        step = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if isinstance(step, Exception):
+            raise step
+        period_start = scheduled_time - timedelta(hours=1)
+        table = TableSnapshot(
+            table="orders",
+            row_count=step,
+            row_count_method="period",
+            period_counts=[PeriodCount(start=period_start, count=step)],
+        )
+        return Snapshot(
+            source="shop", scheduled_time=scheduled_time, collected_at=scheduled_time, tables=[table]
+        )
+
+
+class RecordingSender:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[Notification] = []
+        self.fail = fail
+
+    def __call__(self, n: Notification) -> DeliveryRecord:
+        self.sent.append(n)
+        status = DeliveryStatus.FAILED if self.fail else DeliveryStatus.DELIVERED
+        return DeliveryRecord(
+            notification_id=n.id,
+            channel=n.channel,
+            status=status,
+            attempts=3 if self.fail else 1,
+            at=T0,
+            error="boom" if self.fail else None,
+            notification=n if self.fail else None,
+        )
+
+
+@pytest.fixture
+def config() -> Config:
+    return parse_config(CONFIG)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def make_engine(
+    config: Config, store: SqliteStore, collector: ScriptedCollector, sender: RecordingSender, **kw: Any
+) -> Engine:
+    return Engine(
+        config,
+        store,
+        collector_factory=lambda *_: collector,
+        senders={"console": sender},
+        clock=lambda: T0,
+        **kw,
+    )
+
+
+def hourly_history(hours: int, rows: int = 100) -> TableHistory:
+    return TableHistory(
+        table="orders",
+        period_seconds=3600,
+        period_counts=[
+            PeriodCount(start=T0 - timedelta(hours=h + 1), count=rows) for h in range(hours, 0, -1)
+        ],
+    )
+
+
+def test_healthy_run_stores_one_snapshot_and_a_duplicate_changes_nothing(
+    config: Config, store: SqliteStore
+) -> None:
+    collector, sender = ScriptedCollector([100]), RecordingSender()
+    engine = make_engine(config, store, collector, sender)
+    first = engine.check("shop", T0)
+    assert first.run.status == RunStatus.OK and not first.duplicate
+    assert len(store.snapshots("shop", limit=10)) == 1
+    again = engine.check("shop", T0)
+    assert again.duplicate and collector.calls == 1  # not even collected twice
+    assert len(store.snapshots("shop", limit=10)) == 1 and len(store.runs("shop")) == 1
+
+
+def test_first_run_backfills_history_so_detection_starts_on_day_one(
+    config: Config, store: SqliteStore
+) -> None:
+    collector = ScriptedCollector([100], history=hourly_history(24 * 21))
+    outcome = make_engine(config, store, collector, RecordingSender()).check("shop", T0)
+    assert collector.backfills == 1
+    volume = [f for f in outcome.findings if f.key.table == "orders" and f.key.check.value == "volume"]
+    assert volume and all(f.status != FindingStatus.LEARNING for f in volume), volume
+    # The second run does not backfill again: the table is known from the first snapshot.
+    make_engine(config, store, collector, RecordingSender()).check("shop", T0 + timedelta(hours=1))
+    assert collector.backfills == 1
+
+
+def test_a_broken_load_fires_once_then_repeats_only_after_the_interval(
+    config: Config, store: SqliteStore
+) -> None:
+    collector = ScriptedCollector([100, 2, 2, 2, 2, 2, 100], history=hourly_history(24 * 21))
+    sender = RecordingSender()
+    engine = make_engine(config, store, collector, sender)
+    kinds = []
+    for h in range(7):
+        before = len(sender.sent)
+        engine.check("shop", T0 + timedelta(hours=h))
+        kinds.append([a.kind.value for n in sender.sent[before:] for a in n.alerts])
+    assert kinds[0] == []
+    assert "firing" in kinds[1]
+    assert kinds[2] == kinds[3] == kinds[4] == []  # inside repeat_interval (4h)
+    assert "repeat" in kinds[5]  # 4h after firing
+    assert "resolved" in kinds[6]
+
+
+def test_an_outage_alerts_once_after_n_failures_and_resolves(config: Config, store: SqliteStore) -> None:
+    down = SourceUnavailable("connection refused")
+    collector = ScriptedCollector([100, down, down, down, 100], history=hourly_history(24 * 21))
+    sender = RecordingSender()
+    engine = make_engine(config, store, collector, sender)
+    per_run = []
+    for h in range(5):
+        before = len(sender.sent)
+        outcome = engine.check("shop", T0 + timedelta(hours=h))
+        per_run.append([(a.key.check.value, a.kind.value) for n in sender.sent[before:] for a in n.alerts])
+        if 1 <= h <= 3:
+            assert outcome.run.status == RunStatus.FAILED and "connection refused" in (
+                outcome.run.error or ""
+            )
+    assert per_run[1] == []  # one failure is not an outage yet (error_after_failures: 2)
+    assert ("source", "error") in per_run[2]
+    assert per_run[3] == []  # still down: no second ERROR notice
+    assert ("source", "resolved") in per_run[4]
+    state = {s.fingerprint: s for s in store.alert_states("shop")}[source_key("shop").fingerprint]
+    assert state.state in (AlertStateName.RESOLVED, AlertStateName.OK)
+
+
+def test_retryable_errors_propagate_for_the_orchestrator_but_permanent_ones_are_recorded(
+    config: Config, store: SqliteStore
+) -> None:
+    engine = make_engine(
+        config, store, ScriptedCollector([SourceUnavailable("down")]), RecordingSender(), raise_retryable=True
+    )
+    with pytest.raises(SourceUnavailable):
+        engine.check("shop", T0)
+    assert store.get_run("shop", T0) is None  # nothing recorded: the state machine will retry
+    engine = make_engine(
+        config,
+        store,
+        ScriptedCollector([PermissionDenied("no SELECT")]),
+        RecordingSender(),
+        raise_retryable=True,
+    )
+    outcome = engine.check("shop", T0)
+    assert outcome.run.status == RunStatus.FAILED and store.get_run("shop", T0) is not None
+    # The orchestrator's final failure is recorded once, idempotently.
+    assert engine.record_failure("shop", T0, SourceUnavailable("down")).duplicate
+
+
+def test_dry_run_stores_and_sends_nothing(config: Config, store: SqliteStore) -> None:
+    sender = RecordingSender()
+    outcome = make_engine(
+        config, store, ScriptedCollector([2], history=hourly_history(24 * 21)), sender
+    ).check("shop", T0, dry_run=True)
+    assert outcome.dry_run and outcome.findings
+    assert store.runs("shop") == [] and store.snapshots("shop") == [] and sender.sent == []
+    assert store.series(outcome.findings[0].key, before=T0 + timedelta(days=1)) == []
+
+
+def test_a_failed_delivery_is_parked_and_can_be_replayed(config: Config, store: SqliteStore) -> None:
+    collector = ScriptedCollector([2], history=hourly_history(24 * 21))
+    make_engine(config, store, collector, RecordingSender(fail=True)).check("shop", T0)
+    parked = store.failed_deliveries()
+    assert len(parked) == 1 and parked[0].notification is not None
+    good = RecordingSender()
+    engine = make_engine(config, store, collector, good)
+    assert engine.deliver([parked[0].notification]) == [parked[0]]  # parked: not retried implicitly
+    records = engine.deliver([parked[0].notification], retry_parked=True)
+    assert records[0].status == DeliveryStatus.DELIVERED and len(good.sent) == 1
+    assert engine.deliver([parked[0].notification], retry_parked=True)[0].status == DeliveryStatus.DELIVERED
+    assert len(good.sent) == 1  # delivered notifications are never sent twice
+
+
+def test_a_state_conflict_is_retried_with_fresh_state(config: Config, tmp_path: Path) -> None:
+    class FlakyStore(SqliteStore):
+        conflicts = 1
+
+        def commit_run(self, commit: Any) -> bool:
+            if self.conflicts:
+                self.conflicts -= 1
+                raise StateConflict("another writer moved the state")
+            return super().commit_run(commit)
+
+    flaky = FlakyStore(tmp_path / "flaky.db")
+    try:
+        outcome = make_engine(config, flaky, ScriptedCollector([100]), RecordingSender()).check("shop", T0)
+        assert outcome.run.status == RunStatus.OK and flaky.conflicts == 0
+        assert flaky.get_run("shop", T0) is not None
+    finally:
+        flaky.close()
