@@ -1,0 +1,1 @@
+"""A labeled detection benchmark: DriftGuard against faithful re-implementations of other tools."""

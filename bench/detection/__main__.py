@@ -1,0 +1,3 @@
+from bench.detection.runner import main
+
+raise SystemExit(main())

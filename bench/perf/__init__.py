@@ -1,0 +1,1 @@
+"""Performance benchmarks: one module per benchmark, each `python -m bench.perf.<name> [--quick]`."""

@@ -1,0 +1,195 @@
+"""Cold start of the check Lambda: import and initialise functions/check/handler.py in fresh interpreters.
+
+.venv/bin/python -m bench.perf.cold_start [--quick] [--json PATH]
+
+Each repeat starts three fresh interpreters, interleaved so load on the machine hits all alike:
+the floor (imports boto3 and pg8000 only, what any Python Lambda on PostgreSQL pays), the handler
+module (Powertools Logger/Metrics/Tracer, the idempotency layer, driftguard.lambda_runtime), and the
+handler plus `runtime.runtime()` (config, DynamoDB store: what the first invocation adds before it
+checks anything). The environment is a Lambda's (DRIFTGUARD_*, AWS_*, POWERTOOLS_*), and every
+socket connect during init is refused and counted: init must not touch the network.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.perf.report import REPO, Budget, Report, main, noise, run_measured, spread
+
+BUDGET_RATIO = 1.5
+FLOOR_IMPORTS = "import boto3, pg8000"
+HANDLER_DIR = REPO / "functions" / "check"
+TOP_IMPORTS = 12
+
+# Runs in the child. Refuses (and records) network connects, then times the step asked for.
+PROBE = r"""
+import json, socket, sys, time
+connects = []
+def refuse(self, address, *args):
+    connects.append(repr(address))
+    raise OSError("bench.perf.cold_start: no network during init")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+step = sys.argv[1]
+t0 = time.perf_counter()
+if step == "floor":
+    import boto3, pg8000
+else:
+    sys.path.insert(0, {handler_dir!r})
+    import handler
+t1 = time.perf_counter()
+if step == "runtime":
+    handler.runtime.runtime()
+t2 = time.perf_counter()
+if "--check-imports" in sys.argv:
+    import driftguard.engine, driftguard.collect  # what the first check imports lazily
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "runtime_s": t2 - t1, "check_imports_s": t3 - t2,
+                   "connects": connects, "modules": sorted(sys.modules)}}))
+"""
+
+
+def lambda_env() -> dict[str, str]:
+    """What the CDK stack sets on the check function, plus the variables Lambda itself sets."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
+        "DRIFTGUARD_CONFIG": str(REPO / "examples" / "aws-basic.yaml"),
+        "DRIFTGUARD_STATE_TABLE": "driftguard-state",
+        "DRIFTGUARD_IDEMPOTENCY_TABLE": "driftguard-idempotency",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_SESSION_TOKEN": "bench",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": "driftguard-check",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "POWERTOOLS_SERVICE_NAME": "driftguard",
+        "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def probe(step: str, *, check_imports: bool = False, importtime: bool = False) -> tuple[dict[str, Any], str]:
+    flags = ["-X", "importtime"] if importtime else []
+    script = PROBE.format(handler_dir=str(HANDLER_DIR))
+    command = [sys.executable, *flags, "-c", script, step, *(["--check-imports"] if check_imports else [])]
+    done = run_measured(command, env=lambda_env(), cwd=HANDLER_DIR).check(f"cold start probe {step!r}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@dataclass
+class ImportCosts:
+    by_package: dict[str, float]  # self ms per top-level package
+    direct: dict[str, float]  # cumulative ms of each import made directly by the probe (depth 1)
+
+
+def import_costs(importtime_log: str) -> ImportCosts:
+    """From `-X importtime` lines `self [us] | cumulative [us] | name` (name indented by depth)."""
+    by_package: dict[str, float] = defaultdict(float)
+    direct: dict[str, float] = {}
+    for line in importtime_log.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
+        module = name.strip()
+        by_package[module.split(".")[0]] += int(self_us) / 1000
+        if len(name) - len(name.lstrip()) == 3:  # depth 1: imported by the handler's own code
+            direct[module] = int(cumulative_us) / 1000
+    return ImportCosts(dict(by_package), direct)
+
+
+def run(quick: bool = False) -> Report:
+    report = Report("Cold start: functions/check/handler.py", quick)
+    repeats = 3 if quick else 9
+    times: dict[str, list[float]] = {
+        "floor": [],
+        "handler": [],
+        "runtime": [],
+        "check_imports": [],
+        "total": [],
+    }
+    connects: set[str] = set()
+    modules: dict[str, int] = {}
+    for _ in range(repeats):
+        for step in ("floor", "handler", "runtime"):
+            figures, _ = probe(step, check_imports=step == "runtime")
+            times[step].append(figures["import_s"] + figures["runtime_s"])
+            if step == "runtime":
+                times["check_imports"].append(figures["check_imports_s"])
+                times["total"].append(times["runtime"][-1] + figures["check_imports_s"])
+            connects.update(figures["connects"])
+            modules[step] = len(figures["modules"])
+
+    floor = statistics.median(times["floor"])
+    table = report.table(
+        "Import and initialise in a fresh interpreter (seconds: median (min-max, n))",
+        "what",
+        "seconds",
+        "x floor",
+        "noise (max-min)/median",
+        "modules loaded",
+    )
+    rows = (
+        ("floor: " + FLOOR_IMPORTS, "floor"),
+        ("import handler (module init)", "handler"),
+        ("import handler + runtime.runtime()", "runtime"),
+        ("then the first check's lazy imports (engine, collect)", "check_imports"),
+        ("cold total: handler + runtime() + first check's imports", "total"),
+    )
+    for label, step in rows:
+        seconds = times[step]
+        ratio = statistics.median(seconds) / floor
+        table.add(label, spread(seconds), f"{ratio:.2f}", f"{noise(seconds):.0%}", modules.get(step))
+
+    floor_costs = import_costs(probe("floor", importtime=True)[1])
+    costs = import_costs(probe("runtime", importtime=True)[1])
+    direct = report.table(
+        "What handler import + runtime() spends its time on (-X importtime, one run, ms)",
+        "module (imported by handler.py's code, incl. what runs at its top level)",
+        "cumulative ms",
+    )
+    for module, ms in sorted(costs.direct.items(), key=lambda kv: -kv[1])[:TOP_IMPORTS]:
+        direct.add(module, round(ms))
+    top = report.table(
+        f"Top {TOP_IMPORTS} top-level packages by import self time (same run, ms)",
+        "package",
+        "self ms",
+        "also loaded by the floor",
+    )
+    for package, ms in sorted(costs.by_package.items(), key=lambda kv: -kv[1])[:TOP_IMPORTS]:
+        top.add(package, round(ms), "yes" if package in floor_costs.by_package else "no")
+
+    ratio = statistics.median(times["runtime"]) / floor
+    report.budgets.append(
+        Budget(
+            "handler import + runtime() vs floor",
+            f"<= {BUDGET_RATIO}x",
+            f"{ratio:.2f}x ({statistics.median(times['runtime']):.2f}s vs {floor:.2f}s)",
+            ratio <= BUDGET_RATIO,
+        )
+    )
+    report.budgets.append(Budget("network connects during init", "0", str(len(connects)), not connects))
+    if connects:
+        report.problems.append(f"init tried to connect to: {', '.join(sorted(connects))}")
+    report.notes.append(
+        "'handler' self time is the handler module's own top-level code: it builds the idempotency "
+        "layer's boto3 DynamoDB client (botocore loads its service model and endpoint rules) at import."
+    )
+    return report
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    return main(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(entry())

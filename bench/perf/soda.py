@@ -1,0 +1,255 @@
+"""DriftGuard against Soda Core: the same row count, freshness and schema checks on the same tables.
+
+.venv/bin/python -m bench.perf.soda [--quick] [--json PATH]
+
+100 PostgreSQL tables (quick: 10) of 10,080 rows each, in a schema of their own. Soda Core (the
+current `soda-core` and `soda-postgres` from PyPI, installed by this benchmark into .bench/soda-venv,
+a virtualenv of its own) verifies one data contract per table (`schema` with the four columns and
+their types, `row_count`, `freshness` of updated_at under 24 hours) through its Python API in ONE
+process over ONE open connection (the fastest way to run it, rather than a `soda contract verify`
+process per contract), telemetry off. DriftGuard runs `driftguard run` on one source of the same
+tables: `volume: {exact: true}` (a count(*), as Soda's row_count; DriftGuard's default reads planner
+statistics instead), `freshness: {column: updated_at, max_age: 24h}`, `schema: {expected: [...]}`.
+DriftGuard's first run also backfills each table's history (once per table), so both its first and
+its steady runs are shown; both tools start a fresh interpreter each time. Medians of repeats,
+interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.perf import pg
+from bench.perf.cli_runs import driftguard_run, tables_checked, write_config
+from bench.perf.report import REPO, Budget, Measured, Report, Unavailable, main, run_measured, spread
+
+SODA_VENV = REPO / ".bench" / "soda-venv"
+SODA_PACKAGES = ("soda-core", "soda-postgres")
+DATA_SOURCE = "bench_pg"
+HOURS = 840  # 10,080 rows a table
+BUDGET_SPEEDUP = 3.0
+COLUMNS = (
+    ("id", "bigint"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("amount", "numeric"),
+)
+SODA_TYPES = {"timestamptz": "timestamp with time zone"}  # how Soda names PostgreSQL's types
+
+# Runs in Soda's virtualenv: every contract through one open data source, outcomes counted.
+SODA_DRIVER = r"""
+import collections, json, sys
+from soda_core.common.data_source_impl import DataSourceImpl
+from soda_core.common.yaml import DataSourceYamlSource
+from soda_core.contracts.api.verify_api import verify_contract_locally
+
+data_source_path, *contracts = sys.argv[1:]
+data_source = DataSourceImpl.from_yaml_source(DataSourceYamlSource.from_file_path(data_source_path))
+data_source.open_connection()
+outcomes = collections.Counter()
+for contract in contracts:
+    session = verify_contract_locally(data_sources=[data_source], contract_file_path=contract)
+    for result in session.contract_verification_results:
+        outcomes.update(r.outcome.name for r in result.check_results)
+data_source.close_connection()
+print(json.dumps(outcomes))
+"""
+
+
+def soda_python(install: bool) -> tuple[Path, str]:
+    """Soda's interpreter and the versions installed in it; installs them first if asked and missing."""
+    python = SODA_VENV / "bin" / "python"
+    probe = [
+        str(python),
+        "-c",
+        "import importlib.metadata as m; print(m.version('soda-core'), m.version('soda-postgres'))",
+    ]
+    if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+        if not install:
+            raise Unavailable(f"Soda Core is not installed in {SODA_VENV} (installation not requested)")
+        steps = (
+            [os.environ.get("PYTHON_FOR_SODA", "python3"), "-m", "venv", "--clear", str(SODA_VENV)],
+            [str(python), "-m", "pip", "install", "--quiet", "--upgrade", *SODA_PACKAGES],
+        )
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode != 0:
+                tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+                raise Unavailable(f"installing Soda Core failed ({' '.join(step)}):\n{tail}")
+    done = subprocess.run(probe, capture_output=True, text=True, check=True)
+    core, postgres = done.stdout.split()
+    return python, f"soda-core {core}, soda-postgres {postgres}"
+
+
+def soda_files(directory: Path, schema: str, names: list[str]) -> list[Path]:
+    """Soda's data source file and one contract per table; returns [data source, *contracts]."""
+    data_source = directory / "soda-data-source.yml"
+    connection = {"host": pg.HOST, "port": pg.PORT, "user": pg.USER, "database": pg.DATABASE}
+    connection["password"] = "unused-trust-auth"  # soda-postgres requires one; the server trusts loopback
+    data_source.write_text(
+        yaml.safe_dump({"type": "postgres", "name": DATA_SOURCE, "connection": connection})
+    )
+    contracts = []
+    for name in names:
+        contract = {
+            "dataset": f"{DATA_SOURCE}/{pg.DATABASE}/{schema}/{name}",
+            "columns": [{"name": c, "data_type": SODA_TYPES.get(t, t)} for c, t in COLUMNS],
+            "checks": [
+                {"schema": None},
+                {"row_count": None},
+                {
+                    "freshness": {
+                        "column": "updated_at",
+                        "threshold": {"unit": "hour", "must_be_less_than": 24},
+                    }
+                },
+            ],
+        }
+        path = directory / f"contract-{name}.yml"
+        path.write_text(yaml.safe_dump(contract, sort_keys=False))
+        contracts.append(path)
+    return [data_source, *contracts]
+
+
+def driftguard_tables(names: list[str]) -> list[dict[str, Any]]:
+    expected = [{"name": c, "type": t} for c, t in COLUMNS]
+    checks = {
+        "volume": {"exact": True},
+        "freshness": {"column": "updated_at", "max_age": "24h"},
+        "schema": {"expected": expected},
+    }
+    return [{"name": n, "checks": checks} for n in names]
+
+
+def startup(python: Path, imports: str) -> float:
+    """Wall seconds of a fresh interpreter importing what the tool imports before it checks anything."""
+    return run_measured([str(python), "-c", imports]).check(imports).wall_s
+
+
+SODA_IMPORTS = "import soda_core.contracts.api.verify_api, soda_core.common.data_source_impl"
+DRIFTGUARD_IMPORTS = "import driftguard.cli, driftguard.engine, driftguard.collect, driftguard.store.sqlite"
+
+
+def run_soda(python: Path, files: list[Path]) -> tuple[Measured, dict[str, int]]:
+    env = {**os.environ, "SODA_CORE_TELEMETRY_ENABLED": "false", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = run_measured([str(python), "-c", SODA_DRIVER, *map(str, files)], env=env).check("Soda Core")
+    return done, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool = False, install: bool = True) -> Report:
+    report = Report("DriftGuard vs Soda Core: row count, freshness, schema", quick)
+    count, repeats = (10, 1) if quick else (100, 3)
+    soda: tuple[Path, str] | None = None
+    try:
+        soda = soda_python(install)
+        report.notes.append(f"Soda: {soda[1]} in {SODA_VENV.relative_to(REPO)}")
+    except Unavailable as e:
+        report.problems.append(f"SODA CORE COLUMN MISSING: {e}")
+    try:
+        engine = pg.admin_engine()
+    except Unavailable as e:
+        report.problems.append(f"DriftGuard vs Soda NOT MEASURED: {e}")
+        return report
+
+    walls: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
+    starts: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
+    memory: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
+    outcomes: dict[str, Any] = {}
+    with pg.scratch_schema(engine, "bench_soda") as schema:
+        names = [f"t{i:03d}" for i in range(count)]
+        pg.create_event_tables(engine, schema, names, hours=HOURS)
+        with engine.connect() as c:
+            first = c.exec_driver_sql("select date_trunc('hour', now())").scalar_one().astimezone(UTC)
+        for repeat in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                directory = Path(tmp)
+                if soda is not None:
+                    done, outcomes["soda"] = run_soda(soda[0], soda_files(directory, schema, names))
+                    walls["soda"].append(done.wall_s)
+                    memory["soda"].append(done.peak_rss_mb)
+                    starts["soda"].append(startup(soda[0], SODA_IMPORTS))
+                starts["first"].append(startup(Path(sys.executable), DRIFTGUARD_IMPORTS))
+                starts["steady"] = starts["first"]
+                config = write_config(directory, [pg.source("bench-soda", schema, driftguard_tables(names))])
+                for run_name, at in (("first", first), ("steady", first + timedelta(hours=1))):
+                    done, document = driftguard_run(config, at)
+                    walls[run_name].append(done.wall_s)
+                    memory[run_name].append(done.peak_rss_mb)
+                    if repeat == 0:
+                        outcomes[run_name] = _driftguard_outcomes(document, count)
+    engine.dispose()
+
+    table = report.table(
+        f"{count} tables x 3 checks, each tool in a fresh process (wall s and peak RSS: median (min-max, n))",
+        "tool",
+        "wall s",
+        "peak RSS MB",
+        "checks/s",
+        "of which start-up s",
+        "Soda wall / this wall",
+        "outcomes",
+    )
+    soda_wall = statistics.median(walls["soda"]) if walls["soda"] else None
+    rows = (
+        ("Soda Core (one process, one connection)", "soda"),
+        ("DriftGuard, first run (backfills history)", "first"),
+        ("DriftGuard, steady run", "steady"),
+    )
+    for label, key in rows:
+        if not walls[key]:
+            table.add(label, "NOT RUN", None, None, None, None, "see the problems above")
+            continue
+        wall = statistics.median(walls[key])
+        ratio = f"{soda_wall / wall:.2f}" if soda_wall else "-"
+        figures = (spread(walls[key]), spread(memory[key]), 3 * count / wall, spread(starts[key]))
+        table.add(label, *figures, ratio, str(outcomes[key]))
+    for key, label in (("steady", "steady run"), ("first", "first run")):
+        if soda_wall is None:
+            report.budgets.append(
+                Budget(f"DriftGuard {label} vs Soda Core", f">= {BUDGET_SPEEDUP}x faster", "-", None)
+            )
+            continue
+        speedup = soda_wall / statistics.median(walls[key])
+        report.budgets.append(
+            Budget(
+                f"DriftGuard {label} vs Soda Core",
+                f">= {BUDGET_SPEEDUP}x faster",
+                f"{speedup:.2f}x",
+                speedup >= BUDGET_SPEEDUP,
+            )
+        )
+    report.notes.append(
+        "start-up: a fresh interpreter importing the tool's modules (Soda: its contract API and data source "
+        "base; DriftGuard: cli, engine, collect, SQLite store), measured separately"
+    )
+    return report
+
+
+def _driftguard_outcomes(document: dict[str, Any], count: int) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    for run in document["runs"]:
+        for finding in run["findings"]:
+            if finding["key"]["table"]:
+                statuses[finding["status"]] = statuses.get(finding["status"], 0) + 1
+    if tables_checked(document) != count:
+        raise RuntimeError(f"driftguard run checked {tables_checked(document)} of {count} tables")
+    return statuses
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    return main(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(entry())
