@@ -43,13 +43,14 @@ from driftguard.model import (
     RunRecord,
     RunStatus,
     Severity,
+    Silence,
     Snapshot,
     TableHistory,
     utc,
     utcnow,
 )
 from driftguard.secrets import SecretResolver
-from driftguard.store.base import Store
+from driftguard.store.base import SourceContext, Store
 
 SOURCE_METRIC = "availability"
 _STATE_CONFLICT_RETRIES = 3
@@ -185,30 +186,26 @@ class Engine:
 
         started = self._clock()
         overlay: dict[str, list[MetricPoint]] = {}
-        # Read once: the states say which tables were seen before, and seed the decision below
-        # (re-read only if another writer moves them before the commit).
-        states = self._states(source)
+        # Read once: the states say which tables were seen before and seed the decision below
+        # (re-read only if another writer moves them before the commit); the baselines and the
+        # series tails feed detection.
+        context = self.store.load_source(source.name)
         try:
             with self._collector_factory(
                 source, self.config.statement_timeout_of(source), self.secrets
             ) as col:
-                seen = {s.key.table for s in states.values()}
+                seen = {s.key.table for s in context.states.values()}
                 self._backfill_new_tables(col, source, scheduled_time, seen, overlay, dry_run=dry_run)
                 snapshot = col.collect(scheduled_time)
         except DriftGuardError as error:
             if self._raise_retryable and error.retryable:
                 raise
             return self._record_source_error(
-                source, scheduled_time, started, error, dry_run=dry_run, states=states
+                source, scheduled_time, started, error, dry_run=dry_run, context=context
             )
 
-        evaluation = detect.evaluate_snapshot(
-            self.config,
-            source,
-            snapshot,
-            self._history_reader(overlay),
-            self.store.schema_baselines(source.name).get,
-        )
+        history = self._history_reader(context, overlay)
+        evaluation = detect.evaluate_snapshot(self.config, source, snapshot, history, context.baselines.get)
         findings = [*evaluation.findings, source_finding(source.name, scheduled_time, None)]
         return self._decide_and_commit(
             source,
@@ -220,7 +217,8 @@ class Engine:
             baselines=evaluation.schema_baselines,
             error=None,
             dry_run=dry_run,
-            states=states,
+            context=context,
+            history=history,
         )
 
     def record_failure(
@@ -243,7 +241,7 @@ class Engine:
         error: DriftGuardError,
         *,
         dry_run: bool,
-        states: dict[str, AlertState] | None = None,
+        context: SourceContext | None = None,
     ) -> RunOutcome:
         """A run that collected nothing: its only finding is the source-level ERROR."""
         return self._decide_and_commit(
@@ -256,19 +254,22 @@ class Engine:
             baselines=[],
             error=error,
             dry_run=dry_run,
-            states=states,
+            context=context,
         )
 
     # ------------------------------------------------------------------ steps
 
-    def _states(self, source: Source) -> dict[str, AlertState]:
-        return {s.fingerprint: s for s in self.store.alert_states(source.name)}
-
-    def _history_reader(self, overlay: dict[str, list[MetricPoint]]) -> detect.HistoryReader:
-        """The store's series, plus points backfilled in this (dry) run that were not stored."""
+    def _history_reader(
+        self, context: SourceContext, overlay: dict[str, list[MetricPoint]] | None = None
+    ) -> detect.HistoryReader:
+        """The series as loaded with the source (the store's own read where the loaded tail cannot
+        answer), plus points backfilled in this (dry) run that were not stored."""
+        overlay = overlay or {}
 
         def read(key: CheckKey, before: datetime, limit: int) -> list[MetricPoint]:
-            stored = self.store.series(key, before=before, limit=limit)
+            stored = context.series(key, before=before, limit=limit)
+            if stored is None:
+                stored = self.store.series(key, before=before, limit=limit)
             extra = [p for p in overlay.get(key.fingerprint, []) if p.ts < before]
             if not extra:
                 return stored
@@ -324,21 +325,19 @@ class Engine:
         baselines: list[Any],
         error: DriftGuardError | None,
         dry_run: bool,
-        states: dict[str, AlertState] | None = None,
+        context: SourceContext | None = None,
+        history: detect.HistoryReader | None = None,
     ) -> RunOutcome:
         for attempt in range(_STATE_CONFLICT_RETRIES):
-            if states is None or attempt > 0:
-                states = self._states(source)
-            silences = self.store.silences(active_at=scheduled_time)
-            decision = alerts.decide(
-                config=self.config,
-                source=source,
-                findings=findings,
-                states=states,
-                silences=silences,
-                now=scheduled_time,
-            )
-            notifications = [self._with_recent_values(n, scheduled_time) for n in decision.notifications]
+            if context is None or attempt > 0:
+                context = self.store.load_source(source.name)
+                history = None
+            states = context.states
+            decision = self._decide(source, findings, states, scheduled_time)
+            history = history or self._history_reader(context)
+            notifications = [
+                self._with_recent_values(n, scheduled_time, history) for n in decision.notifications
+            ]
             after = {**states, **{s.fingerprint: s for s in decision.states}}
             firing = sum(s.state == AlertStateName.FIRING for s in after.values())
             run = self._run_record(
@@ -380,6 +379,23 @@ class Engine:
             return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _decide(
+        self, source: Source, findings: list[Finding], states: dict[str, AlertState], at: datetime
+    ) -> alerts.Decision:
+        """The alert decision. Silences only mute notices and annotate transitions, so a decision
+        without either is the same with or without them: the (global) silences are read only when
+        there is something they could change, which a quiet run never has."""
+
+        def decide(silences: list[Silence]) -> alerts.Decision:
+            return alerts.decide(
+                config=self.config, source=source, findings=findings, states=states, silences=silences, now=at
+            )
+
+        quiet = decide([])
+        if not quiet.transitions and not quiet.notifications:
+            return quiet
+        return decide(self.store.silences(active_at=at))
+
     def _run_record(
         self,
         source: str,
@@ -409,15 +425,16 @@ class Engine:
             notifications=len(notifications),
         )
 
-    def _with_recent_values(self, notification: Notification, at: datetime) -> Notification:
+    def _with_recent_values(
+        self, notification: Notification, at: datetime, history: detect.HistoryReader
+    ) -> Notification:
         """Attach each alert's recent values so messages can show a small table or chart."""
         alerts_with_values: list[AlertNotice] = []
         for notice in notification.alerts:
             if notice.recent or notice.key.check in (CheckKind.SCHEMA, CheckKind.SOURCE, CheckKind.SQL):
                 alerts_with_values.append(notice)
                 continue
-            history = self.store.series(notice.key, before=at, limit=_RECENT_VALUES - 1)
-            recent = [(p.ts, p.value) for p in history]
+            recent = [(p.ts, p.value) for p in history(notice.key, at, _RECENT_VALUES - 1)]
             observed = notice.finding.explanation.observed if notice.finding else None
             if isinstance(observed, int | float):
                 recent.append((at, float(observed)))

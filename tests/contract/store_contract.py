@@ -520,6 +520,70 @@ class StoreContract:
         assert [p.value for p in got] == [float(o) for o in expected]
         assert [p.ts for p in got] == [T0 + o * seconds for o in expected]
 
+    # ------------------------------------------------------------------ one check's reads
+    def test_load_source_holds_the_sources_states_and_baselines(self, store: Store) -> None:
+        key, other = check_key("shop"), check_key("billing")
+        store.commit_run(run_commit("shop", T0, states=[alert_state(key, T0)], baselines=[baseline("shop")]))
+        store.commit_run(run_commit("billing", T0, states=[alert_state(other, T0)]))
+        accepted = baseline("shop", "customers", by="alice")
+        store.put_schema_baseline(accepted)
+
+        loaded = store.load_source("shop")
+
+        assert loaded.source == "shop"
+        assert loaded.states == {key.fingerprint: alert_state(key, T0).model_copy(update={"version": 1})}
+        assert loaded.baselines == {"orders": baseline("shop"), "customers": accepted}
+        empty = store.load_source("nobody")
+        assert (empty.states, empty.baselines, empty.tails) == ({}, {}, {})
+
+    def test_load_source_sees_the_latest_commit(self, store: Store) -> None:
+        key = check_key("shop")
+        store.commit_run(run_commit("shop", T0, states=[alert_state(key, T0)]))
+        assert store.load_source("shop").states[key.fingerprint].version == 1
+
+        resolved = alert_state(key, T0 + HOUR, AlertStateName.RESOLVED)
+        store.commit_run(
+            run_commit("shop", T0 + HOUR, states=[resolved], expected_versions={key.fingerprint: 1})
+        )
+
+        assert store.load_source("shop").states == {
+            key.fingerprint: resolved.model_copy(update={"version": 2})
+        }
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=CONTRACT_HEALTH_CHECKS)
+    @given(
+        backfilled=st.sets(st.integers(min_value=0, max_value=400), max_size=60),
+        committed=st.integers(min_value=0, max_value=3),
+        labelled=st.tuples(st.integers(min_value=0, max_value=400), st.integers(min_value=0, max_value=40)),
+        before=st.integers(min_value=-1, max_value=420),
+        limit=st.integers(min_value=0, max_value=80),
+    )
+    def test_a_series_read_through_load_source_is_what_series_returns(
+        self,
+        store: Store,
+        backfilled: set[int],
+        committed: int,
+        labelled: tuple[int, int],
+        before: int,
+        limit: int,
+    ) -> None:
+        source = f"src{next(_unique)}"
+        key = check_key(source)
+        step = timedelta(minutes=15)
+        store.put_points([MetricPoint(key=key, ts=T0 + o * step, value=float(o)) for o in sorted(backfilled)])
+        for n in range(committed):  # runs after the backfill, each with its point
+            at = T0 + (401 + n) * step
+            store.commit_run(run_commit(source, at, points=[MetricPoint(key=key, ts=at, value=-n)]))
+        start, length = labelled
+        store.label_points(key, T0 + start * step, T0 + (start + length) * step, PointLabel.INCIDENT)
+
+        loaded = store.load_source(source)
+        window = loaded.series(key, before=T0 + before * step, limit=limit)
+
+        if window is not None:  # None: this store's tail cannot tell, and the engine asks `series`
+            assert window == store.series(key, before=T0 + before * step, limit=limit)
+        assert loaded.series(check_key(source, table="other"), before=T0, limit=5) in (None, [])
+
     # ------------------------------------------------------------------ alert states
     def test_new_state_is_stored_at_version_one_and_each_update_adds_one(self, store: Store) -> None:
         key = check_key("shop")

@@ -3,6 +3,7 @@ core (detect, alerts) and the real SQLite store."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,16 +16,22 @@ from driftguard.engine import Engine, source_key
 from driftguard.errors import PermissionDenied, SourceUnavailable, StateConflict
 from driftguard.model import (
     AlertStateName,
+    CheckKey,
+    CheckKind,
     DeliveryRecord,
     DeliveryStatus,
     FindingStatus,
+    Matcher,
+    MetricPoint,
     Notification,
     PeriodCount,
     RunStatus,
+    Silence,
     Snapshot,
     TableHistory,
     TableSnapshot,
 )
+from driftguard.store.base import SeriesTail, SourceContext
 from driftguard.store.sqlite import SqliteStore
 
 T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)  # a Monday noon
@@ -264,3 +271,81 @@ def test_a_state_conflict_is_retried_with_fresh_state(config: Config, tmp_path: 
         assert flaky.get_run("shop", T0) is not None
     finally:
         flaky.close()
+
+
+class CountingStore(SqliteStore):
+    """Counts the reads a check makes, and can hand over series tails as a store with them would."""
+
+    def __init__(self, path: Path, tails: dict[str, SeriesTail] | None = None) -> None:
+        super().__init__(path)
+        self.reads: Counter[str] = Counter()
+        self.tails = tails or {}
+
+    def load_source(self, source: str) -> SourceContext:
+        self.reads["load_source"] += 1
+        loaded = super().load_source(source)
+        return SourceContext(source, loaded.states, loaded.baselines, self.tails)
+
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        self.reads["silences"] += 1
+        return super().silences(active_at=active_at)
+
+    def series(self, key: Any, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
+        self.reads["series"] += 1
+        return super().series(key, before=before, limit=limit)
+
+
+def test_a_quiet_run_reads_no_silences_but_a_noisy_one_is_muted_by_them(
+    config: Config, tmp_path: Path
+) -> None:
+    counting = CountingStore(tmp_path / "state.db")
+    collector = ScriptedCollector([100, 100, 2], history=hourly_history(24 * 21))
+    sender = RecordingSender()
+    engine = make_engine(config, counting, collector, sender)
+    engine.check("shop", T0)
+    counting.reads.clear()
+
+    engine.check("shop", T0 + timedelta(hours=1))  # nothing moves: silences cannot change anything
+    assert counting.reads["silences"] == 0 and counting.reads["load_source"] == 1
+
+    counting.put_silence(
+        Silence(
+            id="s1",
+            matchers=[Matcher(label="source", value="shop")],
+            starts_at=T0,
+            ends_at=T0 + timedelta(days=1),
+            created_by="alice",
+            comment="migration",
+            created_at=T0,
+        )
+    )
+    outcome = engine.check("shop", T0 + timedelta(hours=2))  # the load drops: it would fire
+    assert counting.reads["silences"] == 1
+    assert outcome.anomalies and outcome.notifications == [] and sender.sent == []
+    (moved,) = counting.transitions("shop")
+    assert moved.silenced_by == ["s1"]
+    counting.close()
+
+
+def test_detection_reads_series_from_the_loaded_tails_when_they_can_answer(
+    config: Config, tmp_path: Path
+) -> None:
+    history = hourly_history(24 * 21)
+    key = CheckKey(source="shop", table="orders", check=CheckKind.VOLUME, metric="rows_per_period")
+    seeded = CountingStore(tmp_path / "seed.db")
+    make_engine(config, seeded, ScriptedCollector([100], history=history), RecordingSender()).check(
+        "shop", T0
+    )
+    stored = seeded.series(key, before=T0 + timedelta(days=1), limit=100_000)
+    seeded.close()
+    tail = SeriesTail([(p.ts, p.value, p.label) for p in stored], complete=True)
+    counting = CountingStore(tmp_path / "seed.db", tails={key.fingerprint: tail})
+
+    with_tails = make_engine(config, counting, ScriptedCollector([100]), RecordingSender()).check(
+        "shop", T0 + timedelta(hours=1)
+    )
+
+    assert counting.reads["series"] == 0
+    volume = [f for f in with_tails.findings if f.key == key]
+    assert volume and volume[0].status == FindingStatus.OK
+    counting.close()

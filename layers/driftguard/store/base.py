@@ -12,7 +12,9 @@ All datetimes in and out are aware UTC.
 
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from driftguard.model import (
@@ -28,10 +30,61 @@ from driftguard.model import (
     Silence,
     Snapshot,
     Transition,
+    utc,
 )
 
 
+@dataclass(frozen=True)
+class SeriesTail:
+    """The newest points of one series, oldest first, as (ts, value, label).
+
+    `complete` says these are all of the series' points; otherwise older ones exist that the tail
+    no longer holds, and a window reaching past its start must be read with `Store.series`.
+    """
+
+    points: list[tuple[datetime, float, PointLabel]]
+    complete: bool
+
+    def window(self, key: CheckKey, before: datetime, limit: int) -> list[MetricPoint] | None:
+        """What `Store.series(key, before=before, limit=limit)` returns, or None if the tail cannot tell."""
+        if limit <= 0:
+            return []
+        end = bisect.bisect_left(self.points, utc(before), key=lambda p: p[0])
+        if end < limit and not self.complete:
+            return None
+        return [
+            MetricPoint(key=key, ts=t, value=v, label=lab)
+            for t, v, lab in self.points[max(0, end - limit) : end]
+        ]
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Everything a check of one source reads before it decides, as of one moment (`Store.load_source`)."""
+
+    source: str
+    states: dict[str, AlertState]  # by fingerprint
+    baselines: dict[str, SchemaBaseline]  # by table
+    tails: dict[str, SeriesTail] = field(default_factory=dict)  # by fingerprint; may hold none
+
+    def series(self, key: CheckKey, *, before: datetime, limit: int) -> list[MetricPoint] | None:
+        """The series window from the loaded tails, or None: then ask `Store.series`."""
+        tail = self.tails.get(key.fingerprint)
+        return None if tail is None else tail.window(key, before, limit)
+
+
 class Store(ABC):
+    # ------------------------------------------------------------------ one check's reads
+    def load_source(self, source: str) -> SourceContext:
+        """The alert states and schema baselines of `source`, and whatever recent series points the
+        store can hand over in the same read (none here: the default composes the single-purpose reads;
+        store.dynamodb answers everything with one Query)."""
+        return SourceContext(
+            source,
+            states={s.fingerprint: s for s in self.alert_states(source)},
+            baselines=self.schema_baselines(source),
+        )
+
     # ------------------------------------------------------------------ runs
     @abstractmethod
     def commit_run(self, commit: RunCommit) -> bool:
