@@ -5,9 +5,12 @@
 Each repeat starts three fresh interpreters, interleaved so load on the machine hits all alike:
 the floor (imports boto3 and pg8000 only, what any Python Lambda on PostgreSQL pays), the handler
 module (Powertools Logger/Metrics/Tracer, the idempotency layer, driftguard.lambda_runtime), and the
-handler plus `runtime.runtime()` (config, DynamoDB store: what the first invocation adds before it
-checks anything). The environment is a Lambda's (DRIFTGUARD_*, AWS_*, POWERTOOLS_*), and every
-socket connect during init is refused and counted: init must not touch the network.
+handler plus `handler.container()` (config, DynamoDB store, X-Ray on the config's database drivers:
+what the first invocation adds before it checks anything), then what the first check adds before it
+runs (the engine and collect imports, the state store's DynamoDB client). The environment is a
+Lambda's (DRIFTGUARD_*, AWS_*, POWERTOOLS_*), the config is examples/aws-basic.yaml compiled to JSON
+as the CDK stack ships it (`driftguard.json`), and every socket connect during init is refused and
+counted: init must not touch the network.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.perf.report import REPO, Budget, Report, main, noise, run_measured, spread
@@ -25,6 +30,7 @@ from bench.perf.report import REPO, Budget, Report, main, noise, run_measured, s
 BUDGET_RATIO = 1.5
 FLOOR_IMPORTS = "import boto3, pg8000"
 HANDLER_DIR = REPO / "functions" / "check"
+EXAMPLE_CONFIG = REPO / "examples" / "aws-basic.yaml"
 TOP_IMPORTS = 12
 
 # Runs in the child. Refuses (and records) network connects, then times the step asked for.
@@ -45,22 +51,32 @@ else:
     import handler
 t1 = time.perf_counter()
 if step == "runtime":
-    handler.runtime.runtime()
+    rt = handler.container()
 t2 = time.perf_counter()
 if "--check-imports" in sys.argv:
     import driftguard.engine, driftguard.collect  # what the first check imports lazily
+    rt.store.client  # and the state store's DynamoDB client, which its first request creates
 t3 = time.perf_counter()
 print(json.dumps({{"import_s": t1 - t0, "runtime_s": t2 - t1, "check_imports_s": t3 - t2,
                    "connects": connects, "modules": sorted(sys.modules)}}))
 """
 
 
-def lambda_env() -> dict[str, str]:
+def compiled_config(directory: Path) -> Path:
+    """EXAMPLE_CONFIG compiled as the CDK stack compiles it into the function asset (`driftguard.json`)."""
+    from driftguard.config import compile_config, load_config
+
+    path = directory / "driftguard.json"
+    path.write_text(compile_config(load_config(EXAMPLE_CONFIG)), encoding="utf-8")
+    return path
+
+
+def lambda_env(config: Path) -> dict[str, str]:
     """What the CDK stack sets on the check function, plus the variables Lambda itself sets."""
     return {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
-        "DRIFTGUARD_CONFIG": str(REPO / "examples" / "aws-basic.yaml"),
+        "DRIFTGUARD_CONFIG": str(config),
         "DRIFTGUARD_STATE_TABLE": "driftguard-state",
         "DRIFTGUARD_IDEMPOTENCY_TABLE": "driftguard-idempotency",
         "AWS_REGION": "eu-west-1",
@@ -78,11 +94,13 @@ def lambda_env() -> dict[str, str]:
     }
 
 
-def probe(step: str, *, check_imports: bool = False, importtime: bool = False) -> tuple[dict[str, Any], str]:
+def probe(
+    step: str, config: Path, *, check_imports: bool = False, importtime: bool = False
+) -> tuple[dict[str, Any], str]:
     flags = ["-X", "importtime"] if importtime else []
     script = PROBE.format(handler_dir=str(HANDLER_DIR))
     command = [sys.executable, *flags, "-c", script, step, *(["--check-imports"] if check_imports else [])]
-    done = run_measured(command, env=lambda_env(), cwd=HANDLER_DIR).check(f"cold start probe {step!r}")
+    done = run_measured(command, env=lambda_env(config), cwd=HANDLER_DIR).check(f"cold start probe {step!r}")
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
@@ -108,6 +126,11 @@ def import_costs(importtime_log: str) -> ImportCosts:
 
 
 def run(quick: bool = False) -> Report:
+    with tempfile.TemporaryDirectory() as tmp:
+        return measure(compiled_config(Path(tmp)), quick)
+
+
+def measure(config: Path, quick: bool) -> Report:
     report = Report("Cold start: functions/check/handler.py", quick)
     repeats = 3 if quick else 9
     times: dict[str, list[float]] = {
@@ -121,7 +144,7 @@ def run(quick: bool = False) -> Report:
     modules: dict[str, int] = {}
     for _ in range(repeats):
         for step in ("floor", "handler", "runtime"):
-            figures, _ = probe(step, check_imports=step == "runtime")
+            figures, _ = probe(step, config, check_imports=step == "runtime")
             times[step].append(figures["import_s"] + figures["runtime_s"])
             if step == "runtime":
                 times["check_imports"].append(figures["check_imports_s"])
@@ -141,19 +164,19 @@ def run(quick: bool = False) -> Report:
     rows = (
         ("floor: " + FLOOR_IMPORTS, "floor"),
         ("import handler (module init)", "handler"),
-        ("import handler + runtime.runtime()", "runtime"),
-        ("then the first check's lazy imports (engine, collect)", "check_imports"),
-        ("cold total: handler + runtime() + first check's imports", "total"),
+        ("import handler + handler.container()", "runtime"),
+        ("then the first check's imports (engine, collect) and store client", "check_imports"),
+        ("cold total: handler + container() + the first check's set-up", "total"),
     )
     for label, step in rows:
         seconds = times[step]
         ratio = statistics.median(seconds) / floor
         table.add(label, spread(seconds), f"{ratio:.2f}", f"{noise(seconds):.0%}", modules.get(step))
 
-    floor_costs = import_costs(probe("floor", importtime=True)[1])
-    costs = import_costs(probe("runtime", importtime=True)[1])
+    floor_costs = import_costs(probe("floor", config, importtime=True)[1])
+    costs = import_costs(probe("runtime", config, importtime=True)[1])
     direct = report.table(
-        "What handler import + runtime() spends its time on (-X importtime, one run, ms)",
+        "What handler import + container() spends its time on (-X importtime, one run, ms)",
         "module (imported by handler.py's code, incl. what runs at its top level)",
         "cumulative ms",
     )
@@ -171,7 +194,7 @@ def run(quick: bool = False) -> Report:
     ratio = statistics.median(times["runtime"]) / floor
     report.budgets.append(
         Budget(
-            "handler import + runtime() vs floor",
+            "handler import + container() vs floor",
             f"<= {BUDGET_RATIO}x",
             f"{ratio:.2f}x ({statistics.median(times['runtime']):.2f}s vs {floor:.2f}s)",
             ratio <= BUDGET_RATIO,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,6 +28,9 @@ from pydantic import (
 
 from driftguard.errors import ConfigError
 from driftguard.model import CheckKind, Severity, utc
+
+if TYPE_CHECKING:
+    import yaml
 
 # --------------------------------------------------------------------------- small types
 
@@ -702,34 +705,47 @@ class Config(Strict):
 # --------------------------------------------------------------------------- loading with line numbers
 
 
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+# PyYAML is imported only to read YAML: a Lambda loads the compiled JSON config and never needs it.
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe loading that refuses a key written twice in one mapping (PyYAML keeps the last one
-    silently, which would hide half of a user's edit)."""
+@cache
+def _yaml_loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
+    """(the base safe loader, libyaml's when present; the strict loader built on it)."""
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):  # compare the key as written: no construction
-                if key_node.value in seen:
-                    raise ConfigError(
-                        f"{key_node.start_mark.line + 1}: key {key_node.value!r} appears twice in one "
-                        "mapping; keep one"
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
+        """Safe loading that refuses a key written twice in one mapping (PyYAML keeps the last one
+        silently, which would hide half of a user's edit)."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):  # compare the key as written: no construction
+                    if key_node.value in seen:
+                        raise ConfigError(
+                            f"{key_node.start_mark.line + 1}: key {key_node.value!r} appears twice in "
+                            "one mapping; keep one"
+                        )
+                    seen.add(key_node.value)
+            return super().construct_mapping(node, deep=deep)
+
+    return base, StrictLoader
 
 
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loaders()[1])  # a SafeLoader subclass: no arbitrary objects
 
 
 def _line_index(text: str) -> dict[tuple[Any, ...], int]:
     """The line of every mapping key and sequence item, by path. Only computed to report errors:
     walking the node tree costs far more than loading."""
-    root = yaml.compose(text, Loader=_BaseLoader)
+    import yaml
+
+    root = yaml.compose(text, Loader=_yaml_loaders()[0])
     lines: dict[tuple[Any, ...], int] = {}
     stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
     while stack:
@@ -791,6 +807,8 @@ def _describe(err: dict[str, Any]) -> str:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     """Parse and validate config text. Raises ConfigError listing every problem with file:line."""
+    import yaml
+
     try:
         data = _load_yaml(text)
     except yaml.MarkedYAMLError as e:

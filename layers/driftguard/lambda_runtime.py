@@ -83,6 +83,16 @@ def runtime() -> Runtime:
     return Runtime(config=config, store=store, secrets=SecretResolver())
 
 
+# The DB-API module behind each source kind (driftguard.collect.connect.DRIVERS, which imports
+# SQLAlchemy: too heavy to read at init): what X-Ray patches to trace a check's SQL.
+_DATABASE_DRIVERS = {"postgres": "pg8000", "mysql": "pymysql"}
+
+
+def database_drivers(config: Config) -> tuple[str, ...]:
+    """The database drivers the config's sources use, for X-Ray to patch."""
+    return tuple(sorted({_DATABASE_DRIVERS[s.kind] for s in config.sources if s.kind in _DATABASE_DRIVERS}))
+
+
 def parse_time(value: Any, field: str = "scheduled_time") -> datetime:
     if not isinstance(value, str):
         raise errors.ConfigError(f"event field {field!r} must be an ISO 8601 time string, got {value!r}")

@@ -1,0 +1,36 @@
+"""The Lambda runtime's pure helpers: which database drivers X-Ray patches, and that loading a
+compiled config never needs PyYAML (a cold start pays for every import)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from driftguard.config import compile_config, parse_config
+from driftguard.lambda_runtime import database_drivers
+
+SOURCES = """\
+sources:
+  - {name: pg, kind: postgres, connection: {host: h, database: d}}
+  - {name: pg-2, kind: postgres, connection: {host: h, database: e}}
+  - {name: lite, kind: sqlite, connection: {path: x.db}}
+"""
+
+
+def test_only_the_drivers_of_configured_sources_are_traced() -> None:
+    assert database_drivers(parse_config(SOURCES)) == ("pg8000",)
+    mysql = SOURCES + "  - {name: my, kind: mysql, connection: {host: h, database: d}}\n"
+    assert database_drivers(parse_config(mysql)) == ("pg8000", "pymysql")
+    assert database_drivers(parse_config("sources: []")) == ()
+
+
+def test_a_compiled_config_loads_without_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "driftguard.json"
+    path.write_text(compile_config(parse_config(SOURCES)), encoding="utf-8")
+    probe = (
+        "import sys; from driftguard.config import load_config; "
+        f"c = load_config({str(path)!r}); print(len(c.sources), 'yaml' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["3", "False"]
