@@ -734,6 +734,26 @@ def test_backfill_of_freshness_on_its_own_column_uses_hourly_buckets(db: Any) ->
     assert trips == SETUP_TRIPS + CATALOG_TRIPS + 2  # one GROUP BY per column
 
 
+def test_backfills_of_a_check_read_the_catalog_once_and_keep_times_exact(db: Any) -> None:
+    metadata = sa.MetaData(schema=db.schema)
+    tables = [sa.Table(name, metadata, sa.Column("loaded_at", DateTime6)) for name in ("a", "b")]
+    metadata.create_all(db.engine)
+    micros = 123000 if db.kind == "sqlite" else 123457  # SQLite times: millisecond precision
+    loaded = datetime(2026, 3, 9, 6, 7, 8, micros, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        for table in tables:
+            conn.execute(table.insert(), [{"loaded_at": loaded.replace(tzinfo=None)}])
+    source = make_source(
+        db, [{"name": t.name, "checks": {"freshness": {"column": "loaded_at"}}} for t in tables]
+    )
+    window = {"since": loaded - timedelta(days=1), "until": loaded + timedelta(days=1)}
+    with Collector(source, statement_timeout=TIMEOUT) as collector:
+        histories = [collector.backfill(table, **window) for table in source.tables]
+        trips = collector.session.round_trips
+    assert [h.update_times for h in histories] == [[loaded], [loaded]]
+    assert trips == SETUP_TRIPS + CATALOG_TRIPS + 2  # one GROUP BY per table
+
+
 def test_backfill_of_a_missing_column_raises_a_definition_error(db: Any) -> None:
     create_orders(db, rows=1)
     source = make_source(db, [{"name": "orders", "checks": {"freshness": {"column": "nope"}}}])

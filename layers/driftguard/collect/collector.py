@@ -56,6 +56,7 @@ class Collector:
             source, statement_timeout=statement_timeout, resolver=secrets or SecretResolver()
         )
         self._session: SourceSession | None = None
+        self._backfill_catalog: Catalog | None = None
 
     def __enter__(self) -> Collector:
         return self
@@ -66,6 +67,7 @@ class Collector:
         self.close()
 
     def close(self) -> None:
+        self._backfill_catalog = None
         if self._session is not None:
             self._session.close()
             self._session = None
@@ -85,6 +87,7 @@ class Collector:
         Table and check failures are recorded in the snapshot; source-level failures raise."""
         started = time.perf_counter()
         collected_at = utcnow()
+        self._backfill_catalog = None  # later backfills see the catalog as it is then
         first_use = self._session is None
         session = self.session
         trips_before = 0 if first_use else session.round_trips
@@ -123,6 +126,15 @@ class Collector:
             except DriftGuardError as e:
                 errors[check.name] = str(e)
         return results, errors
+
+    def _catalog_for_backfill(self, table: TableConfig) -> Catalog:
+        """A first check backfills each of the source's tables just before collecting: one catalog
+        read serves them all (one round trip instead of one per table; the collect reads its own)."""
+        if not any(t is table for t in self.source.tables):
+            return self._read_catalog([table])
+        if self._backfill_catalog is None:
+            self._backfill_catalog = self._read_catalog(self.source.tables)
+        return self._backfill_catalog
 
     def _read_catalog(self, tables: list[TableConfig]) -> Catalog:
         names = sorted({t.name for t in tables})
@@ -233,7 +245,7 @@ class Collector:
         since, until = utc(since), utc(until)
         if since >= until:
             raise ValueError(f"backfill needs since < until (got {since.isoformat()} >= {until.isoformat()})")
-        target = self._target(table, self._read_catalog([table]))
+        target = self._target(table, self._catalog_for_backfill(table))
         rules = self.session.rules
         volume, freshness = table.checks.volume, table.checks.freshness
         period = volume.effective_period if volume is not None else None

@@ -70,6 +70,10 @@ class DialectRules:
         """The expression compared with `time_param` values and aggregated by max()."""
         return column
 
+    def latest_time(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        """max() of a `comparable_time`, in a form `to_utc_datetime` reads (backfill reads thousands)."""
+        return sa.func.max(value)
+
     def time_param(self, at: datetime, family: str) -> Any:
         """`at` as a parameter compared with `comparable_time` of a column of `family`."""
         if family == "timestamptz":
@@ -173,6 +177,12 @@ class PostgresRules(DialectRules):
 
     def epoch_seconds(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return sa.extract("epoch", column)
+
+    def latest_time(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        # pg8000 parses each timestamptz with datetime.strptime: a backfill's thousands of bucket
+        # times read about 2.5x faster as float8 epoch seconds, and as exactly: a double near today's
+        # epoch is within 0.25 microseconds, so rounding to the microsecond gives the stored time back.
+        return sa.cast(sa.extract("epoch", sa.func.max(value)), sa.Double)
 
     def _row_estimate(self, primary: Any, fallback: Any) -> float | None:
         # reltuples is -1 until the table is first vacuumed or analysed (PostgreSQL 14+).

@@ -297,7 +297,7 @@ def bucket_query(
         .subquery("rows_in_window")
     )
     return (
-        sa.select(rows.c.bucket, sa.func.count().label("rows"), sa.func.max(rows.c.at).label("latest"))
+        sa.select(rows.c.bucket, sa.func.count().label("rows"), rules.latest_time(rows.c.at).label("latest"))
         .group_by(rows.c.bucket)
         .order_by(rows.c.bucket)
     )
