@@ -304,11 +304,14 @@ def bucket_query(
 
 
 def read_buckets(rows: Sequence[sa.Row[Any]]) -> list[Bucket]:
+    # A first check reads tens of thousands of buckets: rows unpacked as tuples, and the float
+    # epochs PostgreSQL sends (dialects.latest_time) converted directly.
+    at = datetime.fromtimestamp
     return [
         Bucket(
-            start=datetime.fromtimestamp(float(r.bucket), tz=UTC),
-            count=int(r.rows),
-            latest=to_utc_datetime(r.latest),
+            at(float(start), UTC),
+            int(count),
+            at(latest, UTC) if type(latest) is float else to_utc_datetime(latest),
         )
-        for r in rows
+        for start, count, latest in rows
     ]
