@@ -303,7 +303,7 @@ def bucket_query(
     )
 
 
-def read_buckets(rows: Sequence[sa.Row[Any]]) -> list[Bucket]:
+def read_buckets(rows: Sequence[Sequence[Any]]) -> list[Bucket]:
     # A first check reads tens of thousands of buckets: rows unpacked as tuples, and the float
     # epochs PostgreSQL sends (dialects.latest_time) converted directly.
     at = datetime.fromtimestamp
