@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +22,7 @@ from contract.store_contract import (
     alert_state,
     baseline,
     check_key,
+    hours,
     notification,
     points_of,
     run_commit,
@@ -32,7 +33,7 @@ from contract.store_contract import (
 )
 from driftguard.errors import ConfigError, StateConflict
 from driftguard.model import AlertStateName, CheckKey, MetricPoint
-from driftguard.store import open_store
+from driftguard.store import dynamodb, open_store
 from driftguard.store.dynamodb import SILENCE_GRACE, DynamoStore, ItemTooLarge
 
 REGION = "eu-west-1"
@@ -102,6 +103,15 @@ def raw_item(store: DynamoStore, pk: str, sk: str) -> dict[str, Any]:
     return item["Item"]
 
 
+def partition_items(store: DynamoStore, source: str) -> list[dict[str, Any]]:
+    found = boto3.client("dynamodb", region_name=REGION).query(
+        TableName=store.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"SRC#{source}"}},
+    )
+    return list(found["Items"])
+
+
 def epoch(at: datetime) -> int:
     return int(at.timestamp())
 
@@ -141,43 +151,64 @@ def test_concurrent_attempts_of_one_run_write_one_snapshot_one_transition_per_ch
     ]
 
 
-def test_a_typical_commit_is_a_lock_a_read_a_batch_of_points_and_one_transaction(aws: None) -> None:
+def test_a_check_is_one_query_to_load_and_one_transaction_to_commit(aws: None) -> None:
     store = new_store()
     keys = many_checks(3)
     store.commit_run(run_commit("shop", T0 - HOUR, states=[alert_state(k, T0 - HOUR) for k in keys]))
     requests = record_requests(store)
 
+    loaded = store.load_source("shop")
     store.commit_run(
         run_commit(
             "shop",
             T0,
             points=[MetricPoint(key=k, ts=T0, value=1.0) for k in keys],
             states=[alert_state(k, T0, AlertStateName.RESOLVED) for k in keys],
-            expected_versions={k.fingerprint: 1 for k in keys},
+            expected_versions={k.fingerprint: loaded.states[k.fingerprint].version for k in keys},
             transitions=[transition(keys[0], T0, AlertStateName.FIRING, AlertStateName.RESOLVED)],
             notifications=[notification("shop", T0)],
             baselines=[baseline("shop")],
         )
     )
 
-    assert [r.operation for r in requests] == [
-        "PutItem",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
+    assert [r.operation for r in requests] == ["Query", "TransactWriteItems"]
+    query, transaction = (r.params for r in requests)
+    assert query["ConsistentRead"] is True
+    assert query["ExpressionAttributeValues"] == {":0": {"S": "SRC#shop"}}
+    puts = [i["Put"]["Item"] for i in transaction["TransactItems"]]
+    kinds = sorted(
+        f"SRC {i['sk']['S'].split('#')[0]}" if i["pk"]["S"].startswith("SRC#") else i["pk"]["S"].split("#")[0]
+        for i in puts
+    )
+    # The head, 3 states, 3 tails, the baseline, the transition, marker + outbox entry, the snapshot,
+    # 3 history points and the run: nothing else, and no lock.
+    assert kinds == sorted(
+        ["SRC HEAD", *["SRC STATE"] * 3, *["SRC TAIL"] * 3, "SRC SCHEMA"]
+        + ["TRANS", "NOTE", "OUTBOX", "SNAP", *["SERIES"] * 3, "RUN"]
+    )
+    assert store.load_source("shop").series(keys[0], before=T0 + HOUR, limit=5) == [
+        MetricPoint(key=keys[0], ts=T0, value=1.0)
     ]
-    read, points, transaction = (r.params for r in requests[1:])
-    # The run, 3 states, the transition, the notification marker and the baseline, all consistent.
-    assert len(read["RequestItems"][store.table_name]["Keys"]) == 7
-    assert read["RequestItems"][store.table_name]["ConsistentRead"] is True
-    assert len(points["RequestItems"][store.table_name]) == 3
-    # 3 states, the transition, marker + outbox entry, the baseline, the snapshot, the run, lock release.
-    assert len(transaction["TransactItems"]) == 10
+
+
+def _at_text(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_commit_without_a_load_reads_the_partition_first(aws: None) -> None:
+    new_store().commit_run(run_commit("shop", T0 - HOUR))
+    other = DynamoStore("driftguard-state", REGION)  # another container: it has read nothing yet
+    requests = record_requests(other)
+
+    assert other.commit_run(run_commit("shop", T0)) is True
+
+    assert [r.operation for r in requests] == ["Query", "TransactWriteItems"]
 
 
 def test_a_commit_above_the_transaction_limit_is_split_and_reads_back_whole(aws: None) -> None:
     store = new_store()
     keys = many_checks(120)
+    store.load_source("shop")
     requests = record_requests(store)
     commit = run_commit(
         "shop",
@@ -190,19 +221,49 @@ def test_a_commit_above_the_transaction_limit_is_split_and_reads_back_whole(aws:
 
     assert store.commit_run(commit) is True
 
-    transactions = [r.params["TransactItems"] for r in requests if r.operation == "TransactWriteItems"]
-    assert len(transactions) == 3  # 120 states + 120 transitions + 2 outbox + snapshot + run = 244 items
+    assert [r.operation for r in requests] == ["TransactWriteItems"] * 7
+    transactions = [r.params["TransactItems"] for r in requests]
+    # 120 states, 120 tails, 120 transitions, 2 outbox items, the snapshot, 240 points and the run.
+    assert sum(len(items) for items in transactions) == 604 + 7 + 6  # + a head each + a run check each
     assert all(len(items) <= 100 for items in transactions)
-    # Earlier transactions re-check the source lock; the last writes the run and releases the lock.
-    assert all(items[0]["ConditionCheck"]["Key"]["pk"] == {"S": "LOCK#shop"} for items in transactions[:-1])
-    assert [i["Delete"]["Key"]["pk"] for i in transactions[-1] if "Delete" in i] == [{"S": "LOCK#shop"}]
+    # Each moves the head one version on from the one before; all but the last re-check the run.
+    heads = [
+        next(i["Put"] for i in items if "Put" in i and i["Put"]["Item"]["sk"] == {"S": "HEAD"})
+        for items in transactions
+    ]
+    assert [h["Item"]["version"]["N"] for h in heads] == [str(n) for n in range(1, 8)]
+    assert all(
+        [i["ConditionCheck"]["Key"]["pk"] for i in items if "ConditionCheck" in i] == [{"S": "RUN#shop"}]
+        for items in transactions[:-1]
+    )
     assert {"S": "RUN#shop"} in [i["Put"]["Item"]["pk"] for i in transactions[-1] if "Put" in i]
-    assert [r.operation for r in requests].count("BatchWriteItem") == 10  # 240 points, 25 a request
     assert store.get_run("shop", T0) == commit.run
     assert len(store.alert_states("shop")) == 120
     assert len(store.transitions("shop", limit=500)) == 120
     assert store.series(keys[-1], before=T0 + HOUR) == [p for p in commit.points if p.key == keys[-1]]
+    assert store.load_source("shop").series(keys[-1], before=T0 + HOUR, limit=10) == store.series(
+        keys[-1], before=T0 + HOUR
+    )
     assert store.pending_notifications() == commit.notifications
+
+
+def test_a_retry_of_a_run_committed_in_several_transactions_writes_nothing(aws: None) -> None:
+    store = new_store()
+    keys = many_checks(60)
+    commit = run_commit("shop", T0, states=[alert_state(k, T0) for k in keys], transitions=[])
+    assert store.commit_run(commit) is True
+    retry = run_commit(
+        "shop",
+        T0,
+        states=[alert_state(k, T0, AlertStateName.RESOLVED) for k in keys],
+        expected_versions={k.fingerprint: 1 for k in keys},
+        transitions=[transition(k, T0) for k in keys],
+    )
+
+    assert store.commit_run(retry) is False
+
+    assert {s.state for s in store.alert_states("shop")} == {AlertStateName.FIRING}
+    assert store.transitions("shop") == []
 
 
 def test_a_large_commit_refused_for_a_conflict_writes_no_state(aws: None) -> None:
@@ -274,8 +335,11 @@ def test_history_items_expire_retention_days_after_their_time_and_silences_after
     )
     assert int(raw_item(store, "SILENCE", "s1")["expires_at"]["N"]) == epoch(T0 + HOUR + SILENCE_GRACE)
     # What is current, not history, never expires.
-    assert "expires_at" not in raw_item(store, "STATE#shop", key.fingerprint)
-    assert "expires_at" not in raw_item(store, "SCHEMA#shop", "orders")
+    (tail,) = [i for i in partition_items(store, "shop") if i["sk"]["S"].startswith("TAIL#")]
+    assert int(tail["expires_at"]["N"]) == month  # a tail item goes with the newest point it holds
+    assert "expires_at" not in raw_item(store, "SRC#shop", f"STATE#{key.fingerprint}")
+    assert "expires_at" not in raw_item(store, "SRC#shop", "SCHEMA#orders")
+    assert "expires_at" not in raw_item(store, "SRC#shop", "HEAD")
     ttl = boto3.client("dynamodb", region_name=REGION).describe_time_to_live(TableName=store.table_name)
     assert ttl["TimeToLiveDescription"] == {"AttributeName": "expires_at", "TimeToLiveStatus": "ENABLED"}
 
@@ -308,37 +372,73 @@ def test_region_comes_from_the_argument_then_the_environment(monkeypatch: pytest
     assert (opened.table_name, opened.region) == ("state", "eu-north-1")
 
 
-def hold_lock(store: DynamoStore, source: str, token: str, lease_seconds: float) -> None:
-    """Put the commit lock of `source` as another writer would, its lease ending `lease_seconds` from now."""
+def test_a_commit_on_a_stale_read_reads_again_and_loses_no_point(aws: None) -> None:
+    store, backfill = new_store(), new_store()
+    key, other = check_key("shop"), check_key("shop", table="customers")
+    store.load_source("shop")
+    backfill.put_points(points_of(other, [T0 - HOUR]) + points_of(key, [T0 - HOUR]))  # moves the head
+    requests = record_requests(store)
+
+    assert store.commit_run(run_commit("shop", T0, points=points_of(key, [T0], value=5.0))) is True
+
+    # The transaction on the stale read failed and wrote nothing; after a read, the second went through.
+    assert [r.operation for r in requests] == ["TransactWriteItems", "GetItem", "Query", "TransactWriteItems"]
+    loaded = store.load_source("shop")
+    assert [p.value for p in loaded.series(key, before=T0 + HOUR, limit=10) or []] == [1.0, 5.0]
+    assert [p.value for p in loaded.series(other, before=T0 + HOUR, limit=10) or []] == [1.0]
+
+
+def test_a_partition_written_in_another_layout_is_refused_clearly(aws: None) -> None:
+    store = new_store()
     store.client.put_item(
         TableName=store.table_name,
-        Item={
-            "pk": {"S": f"LOCK#{source}"},
-            "sk": {"S": "LOCK"},
-            "token": {"S": token},
-            "lease_until": {"N": str(time.time() + lease_seconds)},
-        },
+        Item={"pk": {"S": "SRC#shop"}, "sk": {"S": "HEAD"}, "version": {"N": "3"}, "layout": {"N": "1"}},
     )
 
-
-def test_the_lock_of_a_crashed_commit_is_taken_over_once_its_lease_ends(aws: None) -> None:
-    store = new_store()
-    hold_lock(store, "shop", "crashed", lease_seconds=-1)
-
-    assert store.commit_run(run_commit("shop", T0)) is True
+    with pytest.raises(ConfigError, match=r"layout 1.*layout 2"):
+        store.load_source("shop")
 
 
-def test_a_commit_waits_one_lease_for_a_live_lock_then_gives_up_writing_nothing(aws: None) -> None:
-    store = new_store(lock_lease_seconds=0.3)
-    hold_lock(store, "shop", "alive", lease_seconds=3600)
-    started = time.monotonic()
+def test_tails_keep_the_newest_points_in_small_items_and_say_when_they_cannot_answer(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dynamodb, "_SEGMENT_POINTS", 4)
+    store = new_store(tail_points=10)
+    key = check_key("shop")
+    store.put_points(points_of(key, hours(30)))
 
-    with pytest.raises(StateConflict, match="held its lock"):
-        store.commit_run(run_commit("shop", T0))
+    loaded = store.load_source("shop")
+    tails = [i for i in partition_items(store, "shop") if i["sk"]["S"].startswith("TAIL#")]
+    assert 10 <= sum(len(dynamodb._unpack(i["body"]["B"])) for i in tails) < 10 + 4
+    assert all(len(dynamodb._unpack(i["body"]["B"])) <= 4 for i in tails)
+    assert loaded.series(key, before=T0 + 30 * HOUR, limit=10) == store.series(
+        key, before=T0 + 30 * HOUR, limit=10
+    )
+    assert loaded.series(key, before=T0 + 30 * HOUR, limit=25) is None  # older points left the tail
+    assert loaded.series(key, before=T0 + 5 * HOUR, limit=1) is None
 
-    assert time.monotonic() - started >= 0.3
-    assert store.runs() == []
-    assert raw_item(store, "LOCK#shop", "LOCK")["token"] == {"S": "alive"}
+    requests = record_requests(store)
+    store.commit_run(run_commit("shop", T0 + 30 * HOUR, points=points_of(key, [T0 + 30 * HOUR], value=99.0)))
+    (transaction,) = [r.params["TransactItems"] for r in requests if r.operation == "TransactWriteItems"]
+    rewritten = [i["Put"]["Item"]["sk"]["S"] for i in transaction if "Put" in i]
+    assert sum(sk.startswith("TAIL#") for sk in rewritten) == 1  # one point in: one small item rewritten
+    window = store.load_source("shop").series(key, before=T0 + 31 * HOUR, limit=10)
+    assert window == store.series(key, before=T0 + 31 * HOUR, limit=10)
+    assert window is not None and window[-1].value == 99.0
+
+
+def test_a_full_tail_item_stays_far_below_the_item_limit() -> None:
+    rng = random.Random(7)
+    worst = [
+        (rng.randrange(-(2**62), 2**62), rng.uniform(-1e300, 1e300), "maintenance")
+        for _ in range(dynamodb._SEGMENT_POINTS)
+    ]
+    worst.sort()
+
+    body = dynamodb._pack(worst)
+
+    assert len(body) < 50_000  # of the 400 KB an item may hold
+    assert dynamodb._unpack(body) == tuple(worst)
 
 
 def test_a_baseline_accepted_while_a_commit_is_in_flight_is_kept_and_the_commit_goes_through(
@@ -366,37 +466,46 @@ def test_a_baseline_accepted_while_a_commit_is_in_flight_is_kept_and_the_commit_
     assert store.transitions("shop") == commit.transitions
 
 
-@pytest.mark.parametrize("intruder", ["state", "lock"])
-def test_a_writer_that_got_round_the_lock_makes_the_transaction_write_nothing(
+@pytest.mark.parametrize("intruder", ["state", "run"])
+def test_a_writer_between_the_read_and_the_transaction_makes_it_write_nothing(
     aws: None, intruder: str
 ) -> None:
     store = new_store()
     key = check_key("shop")
     store.commit_run(run_commit("shop", T0 - HOUR, states=[alert_state(key, T0 - HOUR)]))
 
+    other = new_store()  # another container, with its own client
+    intrusions = 0
+
     def intrude(**_: Any) -> None:
-        if intruder == "state":  # a commit that ignored the lock moved the state after our pre-read
-            item = raw_item(store, "STATE#shop", key.fingerprint) | {"version": {"N": "2"}}
+        nonlocal intrusions
+        intrusions += 1
+        if intrusions > 1:
+            return
+        if intruder == "state":  # another run moved the state after our read
+            item = raw_item(store, "SRC#shop", f"STATE#{key.fingerprint}") | {"version": {"N": "2"}}
             store.client.put_item(TableName=store.table_name, Item=item)
-        else:  # our lease ran out and another commit took the lock
-            hold_lock(store, "shop", "someone else", lease_seconds=60)
+        else:  # another attempt of this run committed it first
+            other.commit_run(run_commit("shop", T0, row_count=7))
 
     store.client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", intrude)
+    commit = run_commit(
+        "shop",
+        T0,
+        states=[alert_state(key, T0, AlertStateName.RESOLVED)],
+        expected_versions={key.fingerprint: 1},
+        transitions=[transition(key, T0, AlertStateName.FIRING, AlertStateName.RESOLVED)],
+        notifications=[notification("shop", T0)],
+    )
 
-    with pytest.raises(StateConflict, match="meanwhile" if intruder == "state" else "expired mid-commit"):
-        store.commit_run(
-            run_commit(
-                "shop",
-                T0,
-                states=[alert_state(key, T0, AlertStateName.RESOLVED)],
-                expected_versions={key.fingerprint: 1},
-                transitions=[transition(key, T0, AlertStateName.FIRING, AlertStateName.RESOLVED)],
-                notifications=[notification("shop", T0)],
-            )
-        )
-
-    assert store.get_run("shop", T0) is None
-    assert store.snapshots("shop", limit=5) == store.snapshots("shop", as_of=T0 - HOUR, limit=5)
+    if intruder == "state":
+        with pytest.raises(StateConflict, match="meanwhile"):
+            store.commit_run(commit)
+        assert store.get_run("shop", T0) is None
+        assert store.snapshots("shop", limit=5) == store.snapshots("shop", as_of=T0 - HOUR, limit=5)
+    else:
+        assert store.commit_run(commit) is False
+        assert store.snapshots("shop", limit=1) == [snapshot("shop", T0, row_count=7)]
     assert store.transitions("shop") == []
     assert store.pending_notifications() == []
     assert [s.state for s in store.alert_states()] == [AlertStateName.FIRING]

@@ -5,13 +5,14 @@ are stored whole as zlib-compressed JSON in the binary `body` attribute, next to
 that keys, conditions and filters need. Times in sort keys are fixed-width ISO-8601 UTC strings with
 microseconds, so string order is time order.
 
-Commits of one source are serialised by a per-source lock item with a lease (the SQLite store's
-BEGIN IMMEDIATE, for one source). Holding it, a commit reads the run, the state versions and the
-insert-once items with consistent reads (a conflict or a committed run stops it here, having written
-nothing), puts its points in BatchWriteItem requests (idempotent by key, at half the price of
-transactional writes), then writes the rest in one TransactWriteItems that re-checks every state
-version and releases the lock. Above the transaction limits (100 items, 4 MB) the rest is split into
-several transactions, the last one holding the run item; see docs/dynamodb.md.
+What a check reads lives in one partition per source (`SRC#<source>`): a head item (the partition's
+version), the alert states, the schema baselines and the recent tail of every series, packed a few
+hundred points an item. `load_source` is one Query of it. A commit is one TransactWriteItems that
+bumps the head's version on condition that it is still the version last read, so the tails and
+states it rewrites from that read cannot have moved; if anything moved (or the run was committed),
+the transaction writes nothing and the commit re-reads and tries again or gives up, as the port
+says. Above the transaction limits (100 items, 4 MB) the writes are split into several
+transactions, each bumping the head and the last holding the run item; see docs/dynamodb.md.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ import json
 import operator
 import os
 import secrets
-import time
+import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from botocore.client import BaseClient
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -53,9 +54,13 @@ from driftguard.model import (
     Transition,
     utc,
 )
-from driftguard.store.base import Store
+from driftguard.store.base import SeriesTail, SourceContext, Store
 
-__all__ = ["SILENCE_GRACE", "DynamoStore", "ItemTooLarge"]
+__all__ = ["LAYOUT", "SILENCE_GRACE", "DynamoStore", "ItemTooLarge"]
+
+# The version of the item layout, kept on every source's head item. 2: per-source partitions with
+# series tails and a versioned head (1, with a LOCK item per source, was never deployed).
+LAYOUT = 2
 
 # DynamoDB limits: 100 items and 4 MB per TransactWriteItems, 400 KB per item. Bodies stay well
 # under the item limit; a snapshot above it is split into parts.
@@ -65,8 +70,20 @@ _BODY_BYTES = 350_000
 _ITEM_OVERHEAD = 300  # keys and small attributes, for the transaction size estimate
 
 SILENCE_GRACE = timedelta(days=7)  # an ended silence stays listable this long before TTL removes it
-_LOCK_SK = "LOCK"
 _NOTE_SK = "NOTE"
+_HEAD_SK = "HEAD"
+_STATE = "STATE#"
+_SCHEMA = "SCHEMA#"
+_TAIL = "TAIL#"
+# Series tails: the newest points of each series, packed this many to an item (under 20 KB even
+# uncompressed), so a steady commit rewrites one small item per series, not its whole tail.
+_SEGMENT_POINTS = 500
+# How many points a tail keeps (at least; whole items are dropped): what detection asks for with the
+# default 56-day window at 15-minute runs (5,377 points); a longer ask reads the series' history.
+TAIL_POINTS = 6000
+_COMMIT_ATTEMPTS = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -84,9 +101,8 @@ class _Item(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     body = BinaryAttribute(null=True, legacy_encoding=False)  # zlib-compressed JSON of the model
-    version = NumberAttribute(null=True)  # alert state: optimistic lock
-    token = UnicodeAttribute(null=True)  # lock: who holds it
-    lease_until = NumberAttribute(null=True)  # lock: epoch seconds after which others may take it
+    version = NumberAttribute(null=True)  # alert state, source head: optimistic lock
+    layout = NumberAttribute(null=True)  # source head: LAYOUT
     value = UnicodeAttribute(null=True)  # point: repr(float), since DynamoDB numbers have no NaN/inf
     label = UnicodeAttribute(null=True)  # point: PointLabel, absent for NONE
     source = UnicodeAttribute(null=True)  # outbox entry: filter by source
@@ -182,6 +198,133 @@ def _chunks(writes: Sequence[_Write], reserved: int) -> Iterator[list[_Write]]:
     yield chunk
 
 
+# --------------------------------------------------------------------------- series tails
+
+_Point = tuple[int, float, str]  # (epoch microseconds, value, label): one point of a tail
+
+
+def _micros(at: datetime) -> int:
+    return (utc(at) - _EPOCH) // _MICROSECOND
+
+
+def _pack(points: Sequence[_Point]) -> bytes:
+    """A tail item's body: times as deltas (regular runs compress to almost nothing), values written
+    by json.dumps (exact, and inf/NaN survive), labels only where set."""
+    times = [t for t, _, _ in points]
+    packed = {
+        "t": [b - a for a, b in zip([0, *times], times, strict=False)],
+        "v": [v for _, v, _ in points],
+        "l": {str(i): label for i, (_, _, label) in enumerate(points) if label},
+    }
+    return zlib.compress(json.dumps(packed, separators=(",", ":")).encode(), 6)
+
+
+def _unpack(body: bytes | None) -> tuple[_Point, ...]:
+    packed = json.loads(zlib.decompress(body or b""))
+    labels: dict[str, str] = packed["l"]
+    times, at = [], 0
+    for delta in packed["t"]:
+        at += delta
+        times.append(at)
+    return tuple(
+        (t, float(v), labels.get(str(i), "")) for i, (t, v) in enumerate(zip(times, packed["v"], strict=True))
+    )
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One item of a series' tail: consecutive points, the first of them keyed in its sort key."""
+
+    sk: str
+    points: tuple[_Point, ...]
+
+    @property
+    def start(self) -> int:
+        return _micros(datetime.fromisoformat(self.sk.rsplit("#", 1)[1]))
+
+
+def _segment_sk(fingerprint: str, micros: int) -> str:
+    return f"{_TAIL}{fingerprint}#{_at(_EPOCH + micros * _MICROSECOND)}"
+
+
+def _retail(
+    fingerprint: str,
+    segments: Sequence[_Segment],
+    trimmed: bool,
+    points: Mapping[int, tuple[float, str]],
+    cap: int,
+) -> tuple[list[_Segment], bool]:
+    """The segments of a tail holding `points` (all of them, by time), keeping the existing segments'
+    boundaries so that adding a point rewrites one item: a point goes to the last segment starting at
+    or before it (the first, if older than all); a segment above _SEGMENT_POINTS is split, the new
+    parts keyed by their first point; whole segments are dropped from the old end while the rest
+    still hold `cap` points. Returns the segments and whether older points have ever been dropped."""
+    ordered = sorted(points.items())
+    if trimmed and segments:  # older points exist that the tail dropped: it cannot take one back
+        ordered = [p for p in ordered if p[0] >= segments[0].points[0][0]]
+    if not ordered:
+        return list(segments), trimmed
+    bounds = [s.start for s in segments] or [ordered[0][0]]
+    keys = [s.sk for s in segments] or [_segment_sk(fingerprint, ordered[0][0])]
+    groups: list[list[_Point]] = [[] for _ in bounds]
+    index = 0
+    for at, (value, label) in ordered:
+        while index + 1 < len(bounds) and bounds[index + 1] <= at:
+            index += 1
+        groups[index].append((at, value, label))
+    out: list[_Segment] = []
+    for sk, group in zip(keys, groups, strict=True):
+        for n in range(0, len(group), _SEGMENT_POINTS):
+            part = tuple(group[n : n + _SEGMENT_POINTS])
+            out.append(_Segment(sk if n == 0 else _segment_sk(fingerprint, part[0][0]), part))
+    out = [s for s in out if s.points]
+    total = sum(len(s.points) for s in out)
+    while len(out) > 1 and total - len(out[0].points) >= cap:
+        total -= len(out.pop(0).points)
+        trimmed = True
+    return out, trimmed
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """A source's partition as last read or written: what a commit builds on, and checks is current
+    by the head's version."""
+
+    source: str
+    version: int = 0  # of the head item; 0: there is none yet
+    trimmed: frozenset[str] = frozenset()  # fingerprints whose tail has dropped older points
+    states: Mapping[str, AlertState] = field(default_factory=dict)  # by fingerprint, with versions
+    baselines: Mapping[str, SchemaBaseline] = field(default_factory=dict)  # by table
+    tails: Mapping[str, tuple[_Segment, ...]] = field(default_factory=dict)  # by fingerprint
+
+    def context(self) -> SourceContext:
+        tails = {
+            fingerprint: SeriesTail(
+                [
+                    (_EPOCH + t * _MICROSECOND, v, PointLabel(label))
+                    for segment in segments
+                    for t, v, label in segment.points
+                ],
+                complete=fingerprint not in self.trimmed,
+            )
+            for fingerprint, segments in self.tails.items()
+        }
+        return SourceContext(self.source, dict(self.states), dict(self.baselines), tails)
+
+
+@dataclass
+class _CommitPlan:
+    """A commit's writes in transactions, each moving the head, and the partition they leave."""
+
+    writes_in_transactions: list[list[_Write]]
+    after: _Partition
+    once: list[tuple[str, str]]  # keys of the insert-once markers: looked up when a retry is needed
+
+
+class _Cancelled(StateConflict):
+    """DynamoDB cancelled a transaction for a reason other than an insert-once item that exists."""
+
+
 class DynamoStore(Store):
     def __init__(
         self,
@@ -190,13 +333,13 @@ class DynamoStore(Store):
         *,
         retention_days: int = 400,
         host: str | None = None,
-        lock_lease_seconds: float = 60.0,
+        tail_points: int = TAIL_POINTS,
     ) -> None:
         """A store on the DynamoDB table `table_name` (create it with `create_table` or the CDK stack).
 
         `region` defaults to AWS_REGION, then AWS_DEFAULT_REGION; `host` is an endpoint URL (DynamoDB
-        Local). History items expire `retention_days` after their time. `lock_lease_seconds` is how long
-        a commit may hold its source's lock before another commit may take it over (a crashed writer).
+        Local). History items expire `retention_days` after their time. Each series keeps at least its
+        newest `tail_points` points in its source's partition, where `load_source` reads them.
         """
         region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
@@ -207,10 +350,14 @@ class DynamoStore(Store):
         self.table_name = table_name
         self.region = region
         self.retention = timedelta(days=retention_days)
-        self.lock_lease = lock_lease_seconds
+        self.tail_points = tail_points
         self._model = _bind(table_name, region, host)
         # Transactions go through the model's own connection: one client per store.
         self._connection = self._model._get_connection().connection
+        # Each source's partition as this store last read or wrote it: a commit builds on it without
+        # reading again, and its transaction's condition on the head version proves it still current.
+        self._partitions: dict[str, _Partition] = {}
+        self._partitions_lock = threading.Lock()
 
     @property
     def client(self) -> BaseClient:
@@ -259,9 +406,12 @@ class DynamoStore(Store):
             )
         )
 
-    def _scan(self, prefix: str) -> list[_Item]:
+    def _scan(self, prefix: str, where: Condition | None = None) -> list[_Item]:
         """Operator listings across sources only: reads the whole table (docs/dynamodb.md)."""
-        return list(self._model.scan(self._model.pk.startswith(prefix), consistent_read=True))
+        condition = self._model.pk.startswith(prefix)
+        if where is not None:
+            condition &= where
+        return list(self._model.scan(condition, consistent_read=True))
 
     def _put_all(self, items: Iterable[_Item]) -> None:
         """Idempotent puts in BatchWriteItem requests (25 items each, unprocessed items retried)."""
@@ -271,7 +421,8 @@ class DynamoStore(Store):
 
     def _transact(self, writes: Sequence[_Write]) -> None:
         """One TransactWriteItems. Insert-once puts that find their item dropped and the rest retried;
-        any other failed condition raises StateConflict, with nothing written."""
+        any other failed condition (or a cancellation for another reason) raises _Cancelled, with
+        nothing written."""
         by_key = {w.key: w for w in writes}  # one operation per item: the last one wins
         pending = sorted(by_key.values(), key=lambda w: _ACTION_ORDER[w.action])
         while pending:
@@ -299,116 +450,243 @@ class DynamoStore(Store):
                 ]
                 if not failed:  # e.g. TransactionConflict: another transaction held one of the items
                     codes = sorted({r.code for r in reasons if r})
-                    raise StateConflict(
+                    raise _Cancelled(
                         f"DynamoDB cancelled the commit ({', '.join(codes)}); run it again"
                     ) from error
                 if not all(w.optional for w in failed):
-                    why = "; ".join(w.conflict for w in failed if not w.optional)
-                    raise StateConflict(why) from error
+                    raise _Cancelled("; ".join(w.conflict for w in failed if not w.optional)) from error
                 dropped = {w.key for w in failed}
                 pending = [w for w in pending if w.key not in dropped and w.requires not in dropped]
 
-    # ------------------------------------------------------------------ source lock
-    def _lock(self, source: str) -> str:
-        """Take the commit lock of `source`, waiting up to one lease for its holder; returns the token."""
-        token = secrets.token_hex(16)
-        deadline = time.monotonic() + self.lock_lease
-        delay = 0.01
-        while True:
-            now = time.time()
-            lock = self._item(
-                f"LOCK#{source}",
-                _LOCK_SK,
-                token=token,
-                lease_until=now + self.lock_lease,
-                expires_at=datetime.fromtimestamp(now, UTC) + timedelta(days=1),
-            )
-            try:
-                lock.save(condition=self._model.pk.does_not_exist() | (self._model.lease_until < now))
-                return token
-            except PutError as error:
-                if not _condition_failed(error):
-                    raise
-            if time.monotonic() >= deadline:
-                raise StateConflict(
-                    f"another commit of source {source!r} has held its lock for over {self.lock_lease:g}s;"
-                    " run the check again"
+    # ------------------------------------------------------------------ the source partition
+    @staticmethod
+    def _source_pk(source: str) -> str:
+        return f"SRC#{source}"
+
+    def _read_partition(self, source: str) -> _Partition:
+        """One consistent Query of the source's partition (PynamoDB follows pages above 1 MB)."""
+        version, trimmed = 0, frozenset[str]()
+        states: dict[str, AlertState] = {}
+        baselines: dict[str, SchemaBaseline] = {}
+        tails: dict[str, list[_Segment]] = {}
+        for item in self._query(self._source_pk(source), consistent=True):
+            if item.sk == _HEAD_SK:
+                if item.layout != LAYOUT:
+                    raise ConfigError(
+                        f"DynamoDB table {self.table_name!r} holds source {source!r} in item layout "
+                        f"{item.layout}, but this DriftGuard reads layout {LAYOUT}: use a new table"
+                    )
+                version = int(item.version or 0)
+                trimmed = frozenset(json.loads(zlib.decompress(item.body or b"")))
+            elif item.sk.startswith(_STATE):
+                # The attribute, which transactions' conditions test, is the version of record.
+                state = _decompress(AlertState, item.body).model_copy(
+                    update={"version": int(item.version or 0)}
                 )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
-
-    def _unlock(self, source: str, token: str) -> None:
-        try:
-            self._item(f"LOCK#{source}", _LOCK_SK).delete(condition=self._model.token == token)
-        except DeleteError as error:
-            if not _condition_failed(error):  # taken over after our lease ran out: not ours to delete
-                raise
-
-    def _lock_write(self, source: str, token: str, action: Literal["check", "delete"]) -> _Write:
-        return _Write(
-            self._item(f"LOCK#{source}", _LOCK_SK),
-            action,
-            self._model.token == token,
-            conflict=f"the commit lock of source {source!r} expired mid-commit; run the check again",
+                states[state.fingerprint] = state
+            elif item.sk.startswith(_SCHEMA):
+                schema = _decompress(SchemaBaseline, item.body)
+                baselines[schema.table] = schema
+            elif item.sk.startswith(_TAIL):
+                fingerprint = item.sk.split("#")[1]
+                tails.setdefault(fingerprint, []).append(_Segment(item.sk, _unpack(item.body)))
+        partition = _Partition(
+            source, version, trimmed, states, baselines, {fp: tuple(s) for fp, s in tails.items()}
         )
+        self._remember(partition)
+        return partition
+
+    def _remember(self, partition: _Partition) -> None:
+        with self._partitions_lock:
+            self._partitions[partition.source] = partition
+
+    def _remembered(self, source: str) -> _Partition | None:
+        with self._partitions_lock:
+            return self._partitions.get(source)
+
+    def _forget(self, source: str) -> None:
+        with self._partitions_lock:
+            self._partitions.pop(source, None)
+
+    def load_source(self, source: str) -> SourceContext:
+        return self._read_partition(source).context()
+
+    def _head_writes(
+        self, partition: _Partition, trimmed: frozenset[str], writes: list[_Write], *, reserved: int
+    ) -> list[list[_Write]]:
+        """`writes` in transactions within the limits, each also moving the head of `partition` one
+        version on condition that nothing else moved it since (so whoever read a version read what
+        every writer up to it wrote); `reserved` more items are left free in each."""
+        body = zlib.compress(json.dumps(sorted(trimmed)).encode())
+        out = []
+        for n, chunk in enumerate(_chunks(writes, reserved=reserved + 1)):
+            before = partition.version + n
+            head = self._item(
+                self._source_pk(partition.source), _HEAD_SK, version=before + 1, layout=LAYOUT, body=body
+            )
+            condition = self._model.pk.does_not_exist() if before == 0 else self._model.version == before
+            moved = f"another writer changed source {partition.source!r} meanwhile"
+            out.append([_Write(head, "put", condition, conflict=moved), *chunk])
+        return out
+
+    def _tail_writes(
+        self, partition: _Partition, updates: Mapping[str, Mapping[int, tuple[float, str]]]
+    ) -> tuple[list[_Write], _Partition]:
+        """Apply point updates (by fingerprint, then time) to the tails: the item writes, and the
+        partition after them (its version unchanged)."""
+        tails = dict(partition.tails)
+        trimmed = set(partition.trimmed)
+        writes: list[_Write] = []
+        pk = self._source_pk(partition.source)
+        for fingerprint, changed in updates.items():
+            old = tails.get(fingerprint, ())
+            points = {t: (v, label) for segment in old for t, v, label in segment.points}
+            points.update(changed)
+            new, was_trimmed = _retail(fingerprint, old, fingerprint in trimmed, points, self.tail_points)
+            if was_trimmed:
+                trimmed.add(fingerprint)
+            kept = {s.sk for s in new}
+            writes += [_Write(self._item(pk, s.sk), "delete") for s in old if s.sk not in kept]
+            unchanged = {s for s in old if s.sk in kept}
+            for segment in new:
+                if segment in unchanged:
+                    continue
+                newest = _EPOCH + segment.points[-1][0] * _MICROSECOND
+                item = self._item(
+                    pk, segment.sk, body=_pack(segment.points), expires_at=self._expires(newest)
+                )
+                writes.append(_Write(item))
+            tails[fingerprint] = tuple(new)
+        return writes, replace(partition, tails=tails, trimmed=frozenset(trimmed))
+
+    def _update_tails(self, source: str, updates: Mapping[str, Mapping[int, tuple[float, str]]]) -> None:
+        """Write tail changes outside a run (backfill, labels) on a fresh read of the partition,
+        again if another writer moved it meanwhile."""
+        for _ in range(_COMMIT_ATTEMPTS):
+            partition = self._read_partition(source)
+            writes, after = self._tail_writes(partition, updates)
+            if not writes:
+                return
+            transactions = self._head_writes(partition, after.trimmed, writes, reserved=0)
+            after = replace(after, version=partition.version + len(transactions))
+            try:
+                for transaction in transactions:
+                    self._transact(transaction)
+            except _Cancelled:
+                self._forget(source)
+                continue
+            self._remember(after)
+            return
+        raise StateConflict(f"source {source!r} kept changing while its series were updated; try again")
 
     # ------------------------------------------------------------------ runs
     def commit_run(self, commit: RunCommit) -> bool:
-        source = commit.run.source
-        token = self._lock(source)
-        locked = True
-        try:
-            plan = self._plan(commit)
-            if plan is None:
-                return False
-            bulk, atomic = plan
-            self._put_all(bulk)
-            chunks = list(_chunks(atomic, reserved=1))
-            for chunk in chunks[:-1]:
-                self._transact([*chunk, self._lock_write(source, token, "check")])
-            self._transact([*chunks[-1], self._lock_write(source, token, "delete")])
-            locked = False
-            return True
-        finally:
-            if locked:
-                self._unlock(source, token)
-
-    def _plan(self, commit: RunCommit) -> tuple[list[_Item], list[_Write]] | None:
-        """Read what the commit depends on (under the source lock) and turn it into writes:
-        idempotent bulk puts, then the items that must appear together. None if already committed."""
         run = commit.run
-        run_key = (f"RUN#{run.source}", _at(run.scheduled_time))
-        state_keys = [(f"STATE#{s.key.source}", s.fingerprint) for s in commit.states]
-        # Transitions, notifications and learned baselines are written once: a later write of the same
-        # key (a retry that decided differently) is dropped. Each group's first write is the marker.
+        foreign = sorted({p.key.source for p in commit.points} - {run.source})
+        if foreign:
+            raise ValueError(
+                f"a run of {run.source!r} commits points of its own source only, not of {foreign}"
+            )
+        partition = self._remembered(run.source)
+        fresh = partition is None
+        if partition is None:
+            partition = self._read_partition(run.source)
+        existing: set[tuple[str, str]] = set()
+        for _ in range(_COMMIT_ATTEMPTS):
+            stale = self._stale_state(commit, partition)
+            if stale and not fresh:  # what this store remembers may be old: judge on a fresh read
+                partition, fresh = self._read_partition(run.source), True
+                stale = self._stale_state(commit, partition)
+            if stale:
+                if self.get_run(run.source, run.scheduled_time) is not None:
+                    return False
+                raise StateConflict(stale)
+            plan = self._plan(commit, partition, existing)
+            try:
+                for transaction in plan.writes_in_transactions:
+                    self._transact(transaction)
+            except _Cancelled:
+                # Something moved since the read: the run was committed, a state or the tails
+                # changed, or an insert-once item exists. Nothing of this attempt was written
+                # (unless a commit above the transaction limits crashed or lost a race halfway).
+                self._forget(run.source)
+                if self.get_run(run.source, run.scheduled_time) is not None:
+                    return False
+                partition, fresh = self._read_partition(run.source), True
+                existing = self._existing(plan.once)
+                continue
+            self._remember(plan.after)
+            return True
+        raise StateConflict(f"source {run.source!r} kept changing during the commit; run the check again")
+
+    def _stale_state(self, commit: RunCommit, partition: _Partition) -> str:
+        """Why the commit's states are not based on the partition's, or "" if they are."""
+        for state in commit.states:
+            stored = partition.states.get(state.fingerprint)
+            version = stored.version if stored is not None else 0
+            expected = commit.expected_versions.get(state.fingerprint, 0)
+            if version != expected:
+                return self._state_conflict(state, expected, f"is at version {version}")
+        return ""
+
+    def _existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these keys exist (one consistent BatchGetItem, 100 keys a request)."""
+        if not keys:
+            return set()
+        return {(i.pk, i.sk) for i in self._model.batch_get(set(keys), consistent_read=True)}
+
+    def _plan(self, commit: RunCommit, partition: _Partition, existing: set[tuple[str, str]]) -> _CommitPlan:
+        """The commit's writes on top of `partition`, in transactions. Insert-once items known to
+        exist are left out; the others carry their conditions (transitions, notifications and
+        learned baselines are written once, so a retry that decided differently never rewrites them)."""
+        run = commit.run
         once = [[self._once(self._transition_item(t))] for t in commit.transitions]
         once += [self._outbox_writes(n) for n in commit.notifications]
-        once += [[self._once(self._baseline_item(b))] for b in commit.schema_baselines]
-        found = {
-            (item.pk, item.sk): item
-            for item in self._model.batch_get(
-                {run_key, *state_keys, *(group[0].key for group in once)}, consistent_read=True
-            )
-        }
-        if run_key in found:
-            return None
-        for state, key in zip(commit.states, state_keys, strict=True):
-            stored = int(found[key].version or 0) if key in found else 0
-            expected = commit.expected_versions.get(state.fingerprint, 0)
-            if stored != expected:
-                raise StateConflict(self._state_conflict(state, expected, f"is at version {stored}"))
-
-        bulk = self._point_items(commit.points)
-        atomic = [self._state_write(s, commit.expected_versions.get(s.fingerprint, 0)) for s in commit.states]
-        atomic += [write for group in once if group[0].key not in found for write in group]
+        markers = [group[0].key for group in once]
+        once += [
+            [self._once(self._baseline_item(b))]
+            for b in commit.schema_baselines
+            if b.table not in partition.baselines
+        ]
+        writes = [self._state_write(s, commit.expected_versions.get(s.fingerprint, 0)) for s in commit.states]
+        writes += [w for group in once if group[0].key not in existing for w in group]
         if commit.snapshot is not None:
-            main, *parts = self._snapshot_items(commit.snapshot)
-            bulk += parts
-            atomic.append(_Write(main))
-        run_item = self._item(*run_key, body=_compress(run), expires_at=self._expires(run.scheduled_time))
+            writes += [_Write(item) for item in self._snapshot_items(commit.snapshot)]
+        writes += [_Write(item) for item in self._point_items(commit.points)]
+        updates: dict[str, dict[int, tuple[float, str]]] = {}
+        for p in commit.points:
+            updates.setdefault(p.key.fingerprint, {})[_micros(p.ts)] = (p.value, p.label.value)
+        tail_writes, after = self._tail_writes(partition, updates)
+        writes += tail_writes
+        run_item = self._item(
+            f"RUN#{run.source}",
+            _at(run.scheduled_time),
+            body=_compress(run),
+            expires_at=self._expires(run.scheduled_time),
+        )
         conflict = f"run of {run.source} at {run.scheduled_time} was committed meanwhile"
-        atomic.append(_Write(run_item, "put", self._model.pk.does_not_exist(), conflict=conflict))
-        return bulk, atomic
+        writes.append(_Write(run_item, "put", self._model.pk.does_not_exist(), conflict=conflict))
+        # Each transaction before the last re-checks that the run is not committed, so a retry of a
+        # committed run above the transaction limits writes nothing either.
+        transactions = self._head_writes(partition, after.trimmed, writes, reserved=1)
+        after = replace(
+            after,
+            version=partition.version + len(transactions),
+            states={
+                **partition.states,
+                **{
+                    s.fingerprint: s.model_copy(
+                        update={"version": commit.expected_versions.get(s.fingerprint, 0) + 1}
+                    )
+                    for s in commit.states
+                },
+            },
+            baselines={**{b.table: b for b in commit.schema_baselines}, **partition.baselines},
+        )
+        not_committed = _Write(run_item, "check", self._model.pk.does_not_exist(), conflict=conflict)
+        for transaction in transactions[:-1]:
+            transaction.append(not_committed)
+        return _CommitPlan(transactions, after, markers)
 
     def _once(self, item: _Item) -> _Write:
         return _Write(item, "put", self._model.pk.does_not_exist(), optional=True)
@@ -424,8 +702,8 @@ class DynamoStore(Store):
         """Store `state` at version `expected + 1` if the stored version is still `expected`."""
         versioned = state.model_copy(update={"version": expected + 1})
         item = self._item(
-            f"STATE#{state.key.source}",
-            state.fingerprint,
+            self._source_pk(state.key.source),
+            _STATE + state.fingerprint,
             body=_fits(_compress(versioned), f"alert state of {state.key.label}"),
             version=expected + 1,
         )
@@ -458,7 +736,9 @@ class DynamoStore(Store):
 
     def _baseline_item(self, baseline: SchemaBaseline) -> _Item:
         what = f"schema of {baseline.source}.{baseline.table}"
-        return self._item(f"SCHEMA#{baseline.source}", baseline.table, body=_fits(_compress(baseline), what))
+        return self._item(
+            self._source_pk(baseline.source), _SCHEMA + baseline.table, body=_fits(_compress(baseline), what)
+        )
 
     def get_run(self, source: str, scheduled_time: datetime) -> RunRecord | None:
         item = self._get(f"RUN#{source}", _at(scheduled_time))
@@ -526,7 +806,15 @@ class DynamoStore(Store):
         ]
 
     def put_points(self, points: list[MetricPoint]) -> None:
+        """The history items in BatchWriteItem requests, then each source's tails in one transaction
+        (more above its limits), on a fresh read of the partition."""
         self._put_all(self._point_items(points))
+        by_source: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
+        for p in points:
+            series = by_source.setdefault(p.key.source, {}).setdefault(p.key.fingerprint, {})
+            series[_micros(p.ts)] = (p.value, p.label.value)
+        for source, updates in by_source.items():
+            self._update_tails(source, updates)
 
     def label_points(self, key: CheckKey, start: datetime, end: datetime, label: PointLabel) -> int:
         items = self._query(
@@ -535,11 +823,20 @@ class DynamoStore(Store):
         for item in items:
             item.label = label.value or None
         self._put_all(items)
+        relabelled = {
+            _micros(datetime.fromisoformat(i.sk)): (float(i.value or "nan"), label.value) for i in items
+        }
+        if relabelled:
+            self._update_tails(key.source, {key.fingerprint: relabelled})
         return len(items)
 
     # ------------------------------------------------------------------ alert state
     def alert_states(self, source: str | None = None) -> list[AlertState]:
-        items = self._scan("STATE#") if source is None else self._query(f"STATE#{source}", consistent=True)
+        items = (
+            self._scan("SRC#", self._model.sk.startswith(_STATE))
+            if source is None
+            else self._query(self._source_pk(source), self._model.sk.startswith(_STATE), consistent=True)
+        )
         states = [_decompress(AlertState, i.body) for i in items]
         return sorted(states, key=lambda s: (s.key.source, s.fingerprint))
 
@@ -562,7 +859,7 @@ class DynamoStore(Store):
 
     # ------------------------------------------------------------------ schema baselines
     def schema_baselines(self, source: str) -> dict[str, SchemaBaseline]:
-        items = self._query(f"SCHEMA#{source}", consistent=True)
+        items = self._query(self._source_pk(source), self._model.sk.startswith(_SCHEMA), consistent=True)
         baselines = (_decompress(SchemaBaseline, i.body) for i in items)
         return {b.table: b for b in baselines}
 
