@@ -28,7 +28,7 @@ def cli(tmp_path: Path) -> Iterator[CliContext]:
         config_path=str(tmp_path / "driftguard.yaml"),
         _config=make_config(),
         _store=SqliteStore(tmp_path / "s.db"),
-        console=Console(width=200, highlight=False),
+        _console=Console(width=200, highlight=False),
     )
     yield context
     context.close()

@@ -9,17 +9,19 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from driftguard.cli.common import json_option, print_json
-from driftguard.cli.display import findings_table, fmt_time, states_table
 from driftguard.config import load_config
 from driftguard.demo import HISTORY_DAYS, break_things, build_database, demo_clock, demo_paths, write_config
 from driftguard.engine import Engine, RunOutcome
 from driftguard.model import FindingStatus
 from driftguard.store import open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _count(db: Path, table: str) -> int:
@@ -31,6 +33,8 @@ def _count(db: Path, table: str) -> int:
 
 
 def _show_run(console: Console, title: str, outcome: RunOutcome) -> None:
+    from driftguard.cli.display import findings_table
+
     console.rule(f"[bold]{title}")
     problems = [f for f in outcome.findings if f.status != FindingStatus.OK]
     ok = len(outcome.findings) - len(problems)
@@ -52,6 +56,10 @@ def _show_run(console: Console, title: str, outcome: RunOutcome) -> None:
 @json_option
 def demo(directory: str, seed: int, as_json: bool) -> None:
     """Build a small shop database with five weeks of history and one bad hour, then watch it."""
+    from rich.console import Console
+
+    from driftguard.cli.display import fmt_time, states_table
+
     started = time.perf_counter()
     console = Console(highlight=False, quiet=as_json)
     paths = demo_paths(Path(directory))

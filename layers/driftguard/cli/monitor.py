@@ -7,23 +7,15 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from driftguard.cli.common import CliContext, json_option, parse_time, pass_cli, print_json
-from driftguard.cli.display import (
-    explanation_lines,
-    findings_table,
-    fmt_time,
-    fmt_value,
-    sparkline,
-    states_table,
-)
 from driftguard.config import json_schema
 from driftguard.engine import Engine, RunOutcome, due_runs
 from driftguard.errors import ConfigError
@@ -195,6 +187,8 @@ def _engine(cli: CliContext) -> Engine:
 
 
 def _print_outcome(cli: CliContext, outcome: RunOutcome, *, show_ok: bool) -> None:
+    from driftguard.cli.display import findings_table, fmt_time
+
     when = fmt_time(outcome.scheduled_time)
     if outcome.duplicate:
         cli.console.print(
@@ -310,25 +304,42 @@ def run(
 def _run_plan(
     cli: CliContext, engine: Engine, plan: list[tuple[str, Any]], *, workers: int, dry_run: bool, quiet: bool
 ) -> list[RunOutcome]:
-    results: dict[int, RunOutcome] = {}
-    show_progress = len(plan) > 3 and not quiet and cli.err_console.is_terminal
+    if quiet or len(plan) <= 3 or not cli.err_console.is_terminal:
+        return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=lambda: None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("checking"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=cli.err_console,
-        disable=not show_progress,
         transient=True,
     )
-    with progress, ThreadPoolExecutor(max_workers=workers) as pool:
+    with progress:
         task = progress.add_task("checking", total=len(plan))
+        return _check_all(
+            engine, plan, workers=workers, dry_run=dry_run, advance=lambda: progress.advance(task)
+        )
+
+
+def _check_all(
+    engine: Engine,
+    plan: list[tuple[str, Any]],
+    *,
+    workers: int,
+    dry_run: bool,
+    advance: Callable[[], None],
+) -> list[RunOutcome]:
+    """Check the plan's sources `workers` at a time; outcomes in plan order."""
+    results: dict[int, RunOutcome] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
             pool.submit(engine.check, name, when, dry_run=dry_run): i for i, (name, when) in enumerate(plan)
         }
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
-            progress.advance(task)
+            advance()
     return [results[i] for i in sorted(results)]
 
 
@@ -341,6 +352,8 @@ def _run_plan(
 @pass_cli
 def status(cli: CliContext, source: str | None, as_json: bool) -> None:
     """Per source and check: state, since when, last value, expected; plus parked deliveries."""
+    from driftguard.cli.display import fmt_time, states_table
+
     config = cli.config
     names = [config.source(source).name] if source else [s.name for s in config.sources]
     now = utcnow()
@@ -394,6 +407,8 @@ def history(
     cli: CliContext, source: str, table: str | None, as_of: str | None, limit: int, as_json: bool
 ) -> None:
     """Snapshots and alert transitions of a source, as they were at a time."""
+    from driftguard.cli.display import fmt_time, fmt_value
+
     src = cli.config.source(source)
     now = utcnow()
     when = parse_time(as_of, now=now, param="--as-of") if as_of else None
@@ -450,6 +465,8 @@ def history(
 @pass_cli
 def explain(cli: CliContext, source: str, table: str | None, show_all: bool, as_json: bool) -> None:
     """Why the last decision: observed, expected, rule, training window."""
+    from driftguard.cli.display import explanation_lines, sparkline
+
     src = cli.config.source(source)
     states = [s for s in cli.store.alert_states(src.name) if table is None or s.key.table == table]
     findings = [s.last_finding for s in states if s.last_finding is not None]
@@ -483,6 +500,8 @@ def explain(cli: CliContext, source: str, table: str | None, show_all: bool, as_
 @pass_cli
 def accept_schema(cli: CliContext, source: str, table: str, by: str) -> None:
     """Accept a table's current schema as its new baseline."""
+    from driftguard.cli.display import fmt_time
+
     src = cli.config.source(source)
     snaps = cli.store.snapshots(src.name, limit=1)
     snap_table = snaps[0].table(table) if snaps else None
@@ -547,6 +566,8 @@ def label(
 @pass_cli
 def deliveries(cli: CliContext, only_failed: bool, as_json: bool) -> None:
     """Notifications waiting in the outbox, and parked failed deliveries."""
+    from driftguard.cli.display import fmt_time
+
     failed = cli.store.failed_deliveries()
     pending = [] if only_failed else cli.store.pending_notifications()
     if as_json:

@@ -12,8 +12,6 @@ import os
 from datetime import datetime, timedelta
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from driftguard.alerts import expire, extend, new_silence, parse_matcher
 from driftguard.alerts.silences import format_matcher
@@ -83,6 +81,8 @@ def _report(cli: CliContext, verb: str, silence: Silence, now: datetime, as_json
     if as_json:
         print_json(_describe(silence, now))
         return
+    from rich.markup import escape
+
     matchers = escape(", ".join(format_matcher(m) for m in silence.matchers))
     cli.console.print(
         f"{verb} silence [bold]{silence.id}[/bold] ({matchers}), ending {silence.ends_at.isoformat()}"
@@ -194,6 +194,9 @@ def unsilence(cli: CliContext, silence_id: str, purge: bool, as_json: bool) -> N
 @pass_cli
 def silences(cli: CliContext, show_all: bool, as_json: bool) -> None:
     """List silences that are active or scheduled (with --all: every silence)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     now = _now()
     listed = sorted(
         (s for s in cli.store.silences() if show_all or s.ends_at > now),
