@@ -11,8 +11,9 @@ process per contract), telemetry off. DriftGuard runs `driftguard run` on one so
 tables: `volume: {exact: true}` (a count(*), as Soda's row_count; DriftGuard's default reads planner
 statistics instead), `freshness: {column: updated_at, max_age: 24h}`, `schema: {expected: [...]}`.
 DriftGuard's first run also backfills each table's history (once per table), so both its first and
-its steady runs are shown; both tools start a fresh interpreter each time. Medians of repeats,
-interleaved.
+its steady runs are shown; both tools start a fresh interpreter each time, and both read compiled
+bytecode as a pip install leaves it (`cli_runs.installed_env`: this checkout's editable install
+would otherwise compile DriftGuard from source in every process). Medians of repeats, interleaved.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import yaml
 
 from bench.perf import pg
-from bench.perf.cli_runs import driftguard_run, tables_checked, write_config
+from bench.perf.cli_runs import driftguard_run, installed_env, tables_checked, write_config
 from bench.perf.report import REPO, Budget, Measured, Report, Unavailable, main, run_measured, spread
 
 SODA_VENV = REPO / ".bench" / "soda-venv"
@@ -132,9 +133,9 @@ def driftguard_tables(names: list[str]) -> list[dict[str, Any]]:
     return [{"name": n, "checks": checks} for n in names]
 
 
-def startup(python: Path, imports: str) -> float:
+def startup(python: Path, imports: str, env: dict[str, str] | None = None) -> float:
     """Wall seconds of a fresh interpreter importing what the tool imports before it checks anything."""
-    return run_measured([str(python), "-c", imports]).check(imports).wall_s
+    return run_measured([str(python), "-c", imports], env=env).check(imports).wall_s
 
 
 SODA_IMPORTS = "import soda_core.contracts.api.verify_api, soda_core.common.data_source_impl"
@@ -162,6 +163,7 @@ def run(quick: bool = False, install: bool = True) -> Report:
         report.problems.append(f"DriftGuard vs Soda NOT MEASURED: {e}")
         return report
 
+    driftguard_env = installed_env()
     walls: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     starts: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     memory: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
@@ -179,11 +181,11 @@ def run(quick: bool = False, install: bool = True) -> Report:
                     walls["soda"].append(done.wall_s)
                     memory["soda"].append(done.peak_rss_mb)
                     starts["soda"].append(startup(soda[0], SODA_IMPORTS))
-                starts["first"].append(startup(Path(sys.executable), DRIFTGUARD_IMPORTS))
+                starts["first"].append(startup(Path(sys.executable), DRIFTGUARD_IMPORTS, driftguard_env))
                 starts["steady"] = starts["first"]
                 config = write_config(directory, [pg.source("bench-soda", schema, driftguard_tables(names))])
                 for run_name, at in (("first", first), ("steady", first + timedelta(hours=1))):
-                    done, document = driftguard_run(config, at)
+                    done, document = driftguard_run(config, at, driftguard_env)
                     walls[run_name].append(done.wall_s)
                     memory[run_name].append(done.peak_rss_mb)
                     if repeat == 0:
