@@ -180,11 +180,10 @@ def test_a_check_is_one_query_to_load_and_one_transaction_to_commit(aws: None) -
         f"SRC {i['sk']['S'].split('#')[0]}" if i["pk"]["S"].startswith("SRC#") else i["pk"]["S"].split("#")[0]
         for i in puts
     )
-    # The head, 3 states, 3 tails, the baseline, the transition, marker + outbox entry, the snapshot,
-    # 3 history points and the run: nothing else, and no lock.
+    # The head (which holds the new points), 3 states, the baseline, the transition, marker + outbox
+    # entry, the snapshot and the run: nothing else, and no lock.
     assert kinds == sorted(
-        ["SRC HEAD", *["SRC STATE"] * 3, *["SRC TAIL"] * 3, "SRC SCHEMA"]
-        + ["TRANS", "NOTE", "OUTBOX", "SNAP", *["SERIES"] * 3, "RUN"]
+        ["SRC HEAD", *["SRC STATE"] * 3, "SRC SCHEMA", "TRANS", "NOTE", "OUTBOX", "SNAP", "RUN"]
     )
     assert store.load_source("shop").series(keys[0], before=T0 + HOUR, limit=5) == [
         MetricPoint(key=keys[0], ts=T0, value=1.0)
@@ -221,17 +220,17 @@ def test_a_commit_above_the_transaction_limit_is_split_and_reads_back_whole(aws:
 
     assert store.commit_run(commit) is True
 
-    assert [r.operation for r in requests] == ["TransactWriteItems"] * 7
+    assert [r.operation for r in requests] == ["TransactWriteItems"] * 3
     transactions = [r.params["TransactItems"] for r in requests]
-    # 120 states, 120 tails, 120 transitions, 2 outbox items, the snapshot, 240 points and the run.
-    assert sum(len(items) for items in transactions) == 604 + 7 + 6  # + a head each + a run check each
+    # 120 states, 120 transitions, 2 outbox items, the snapshot and the run (the points are in the head).
+    assert sum(len(items) for items in transactions) == 244 + 3 + 2  # + a head each + a run check each
     assert all(len(items) <= 100 for items in transactions)
     # Each moves the head one version on from the one before; all but the last re-check the run.
     heads = [
         next(i["Put"] for i in items if "Put" in i and i["Put"]["Item"]["sk"] == {"S": "HEAD"})
         for items in transactions
     ]
-    assert [h["Item"]["version"]["N"] for h in heads] == [str(n) for n in range(1, 8)]
+    assert [h["Item"]["version"]["N"] for h in heads] == ["1", "2", "3"]
     assert all(
         [i["ConditionCheck"]["Key"]["pk"] for i in items if "ConditionCheck" in i] == [{"S": "RUN#shop"}]
         for items in transactions[:-1]
@@ -306,8 +305,9 @@ def test_a_model_too_large_for_one_item_fails_clearly_and_writes_nothing(aws: No
 
 
 def test_history_items_expire_retention_days_after_their_time_and_silences_after_their_end(
-    aws: None,
+    aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(dynamodb, "_OPEN_POINTS", 1)  # the point is sealed into a segment at once
     store = new_store(retention_days=30)
     key = check_key("shop")
     store.commit_run(
@@ -327,7 +327,7 @@ def test_history_items_expire_retention_days_after_their_time_and_silences_after
     expiries = {
         "run": raw_item(store, "RUN#shop", at),
         "snapshot": raw_item(store, "SNAP#shop", at),
-        "point": raw_item(store, f"SERIES#{key.fingerprint}", at),
+        "series segment": raw_item(store, f"SERIES#{key.fingerprint}", at),
         "transition": raw_item(store, "TRANS#shop", f"{at}#{transition(key, T0).id}"),
     }
     assert {what: int(item["expires_at"]["N"]) for what, item in expiries.items()} == dict.fromkeys(
@@ -336,7 +336,7 @@ def test_history_items_expire_retention_days_after_their_time_and_silences_after
     assert int(raw_item(store, "SILENCE", "s1")["expires_at"]["N"]) == epoch(T0 + HOUR + SILENCE_GRACE)
     # What is current, not history, never expires.
     (tail,) = [i for i in partition_items(store, "shop") if i["sk"]["S"].startswith("TAIL#")]
-    assert int(tail["expires_at"]["N"]) == month  # a tail item goes with the newest point it holds
+    assert int(tail["expires_at"]["N"]) == month  # a segment goes with the newest point it holds
     assert "expires_at" not in raw_item(store, "SRC#shop", f"STATE#{key.fingerprint}")
     assert "expires_at" not in raw_item(store, "SRC#shop", "SCHEMA#orders")
     assert "expires_at" not in raw_item(store, "SRC#shop", "HEAD")
@@ -403,6 +403,7 @@ def test_tails_keep_the_newest_points_in_small_items_and_say_when_they_cannot_an
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dynamodb, "_SEGMENT_POINTS", 4)
+    monkeypatch.setattr(dynamodb, "_OPEN_POINTS", 2)
     store = new_store(tail_points=10)
     key = check_key("shop")
     store.put_points(points_of(key, hours(30)))
@@ -411,20 +412,25 @@ def test_tails_keep_the_newest_points_in_small_items_and_say_when_they_cannot_an
     tails = [i for i in partition_items(store, "shop") if i["sk"]["S"].startswith("TAIL#")]
     assert 10 <= sum(len(dynamodb._unpack(i["body"]["B"])) for i in tails) < 10 + 4
     assert all(len(dynamodb._unpack(i["body"]["B"])) <= 4 for i in tails)
-    assert loaded.series(key, before=T0 + 30 * HOUR, limit=10) == store.series(
-        key, before=T0 + 30 * HOUR, limit=10
-    )
-    assert loaded.series(key, before=T0 + 30 * HOUR, limit=25) is None  # older points left the tail
+    last = T0 + 30 * HOUR
+    assert loaded.series(key, before=last, limit=10) == store.series(key, before=last, limit=10)
+    assert loaded.series(key, before=last, limit=25) is None  # older points left the tail
     assert loaded.series(key, before=T0 + 5 * HOUR, limit=1) is None
+    assert store.series(key, before=last, limit=25) == points_of(key, hours(30))[-25:]
 
-    requests = record_requests(store)
-    store.commit_run(run_commit("shop", T0 + 30 * HOUR, points=points_of(key, [T0 + 30 * HOUR], value=99.0)))
-    (transaction,) = [r.params["TransactItems"] for r in requests if r.operation == "TransactWriteItems"]
-    rewritten = [i["Put"]["Item"]["sk"]["S"] for i in transaction if "Put" in i]
-    assert sum(sk.startswith("TAIL#") for sk in rewritten) == 1  # one point in: one small item rewritten
-    window = store.load_source("shop").series(key, before=T0 + 31 * HOUR, limit=10)
-    assert window == store.series(key, before=T0 + 31 * HOUR, limit=10)
-    assert window is not None and window[-1].value == 99.0
+    def segment_puts(at: datetime) -> list[str]:
+        requests = record_requests(store)
+        store.commit_run(run_commit("shop", at, points=points_of(key, [at], value=99.0)))
+        (transaction,) = [r.params["TransactItems"] for r in requests if r.operation == "TransactWriteItems"]
+        puts = [i["Put"]["Item"] for i in transaction if "Put" in i]
+        history = ["SERIES" for i in puts if i["pk"]["S"].startswith("SERIES#")]
+        return history + ["TAIL" for i in puts if i["sk"]["S"].startswith("TAIL#")]
+
+    assert segment_puts(last) == []  # the point waits in the head
+    assert segment_puts(last + HOUR) == ["SERIES", "TAIL"]  # sealed: one segment
+    window = store.load_source("shop").series(key, before=last + 2 * HOUR, limit=10)
+    assert window == store.series(key, before=last + 2 * HOUR, limit=10)
+    assert window is not None and [p.value for p in window[-2:]] == [99.0, 99.0]
 
 
 def test_a_full_tail_item_stays_far_below_the_item_limit() -> None:

@@ -6,17 +6,19 @@ that keys, conditions and filters need. Times in sort keys are fixed-width ISO-8
 microseconds, so string order is time order.
 
 What a check reads lives in one partition per source (`SRC#<source>`): a head item (the partition's
-version), the alert states, the schema baselines and the recent tail of every series, packed a few
-hundred points an item. `load_source` is one Query of it. A commit is one TransactWriteItems that
-bumps the head's version on condition that it is still the version last read, so the tails and
-states it rewrites from that read cannot have moved; if anything moved (or the run was committed),
-the transaction writes nothing and the commit re-reads and tries again or gives up, as the port
-says. Above the transaction limits (100 items, 4 MB) the writes are split into several
-transactions, each bumping the head and the last holding the run item; see docs/dynamodb.md.
+version, and each series' newest points), the alert states, the schema baselines and the recent
+segments of every series (up to 512 points an item; every segment is also in the series' history
+partition). `load_source` is one Query of it. A commit is one TransactWriteItems that moves the
+head's version on condition that it is still the version last read, so the series and states it
+rewrites from that read cannot have moved; if anything moved (or the run was committed), the
+transaction writes nothing and the commit re-reads and tries again or gives up, as the port says.
+Above the transaction limits (100 items, 4 MB) the writes are split into several transactions,
+each moving the head and the last holding the run item; see docs/dynamodb.md.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import operator
@@ -75,9 +77,14 @@ _HEAD_SK = "HEAD"
 _STATE = "STATE#"
 _SCHEMA = "SCHEMA#"
 _TAIL = "TAIL#"
-# Series tails: the newest points of each series, packed this many to an item (under 20 KB even
-# uncompressed), so a steady commit rewrites one small item per series, not its whole tail.
-_SEGMENT_POINTS = 500
+# A series is stored in segments: items of up to this many consecutive points (under 30 KB even
+# uncompressed), each in the series' history partition and, while among its newest TAIL_POINTS, in
+# its source's partition too. Its newest points, up to _OPEN_POINTS, wait in the source's head item
+# instead, so a steady commit rewrites the head (a few bytes a series) and no segment; the open
+# points are sealed into the last segment when they reach _OPEN_POINTS (one rewrite in 32 runs).
+_SEGMENT_POINTS = 512
+_OPEN_POINTS = 32
+_HEAD_BYTES = 100_000  # above this, compressed, a commit seals every series' open points
 # How many points a tail keeps (at least; whole items are dropped): what detection asks for with the
 # default 56-day window at 15-minute runs (5,377 points); a longer ask reads the series' history.
 TAIL_POINTS = 6000
@@ -198,91 +205,100 @@ def _chunks(writes: Sequence[_Write], reserved: int) -> Iterator[list[_Write]]:
     yield chunk
 
 
-# --------------------------------------------------------------------------- series tails
+# --------------------------------------------------------------------------- series segments
 
-_Point = tuple[int, float, str]  # (epoch microseconds, value, label): one point of a tail
+_Point = tuple[int, float, str]  # (epoch microseconds, value, label)
+_Updates = Mapping[int, tuple[float, str]]  # new or replaced points of one series, by time
 
 
 def _micros(at: datetime) -> int:
     return (utc(at) - _EPOCH) // _MICROSECOND
 
 
-def _pack(points: Sequence[_Point]) -> bytes:
-    """A tail item's body: times as deltas (regular runs compress to almost nothing), values written
-    by json.dumps (exact, and inf/NaN survive), labels only where set."""
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _packed(points: Sequence[_Point]) -> dict[str, Any]:
+    """Points as JSON: times as deltas (regular runs compress to almost nothing), values written by
+    json.dumps (exact, and inf/NaN survive), labels only where set."""
     times = [t for t, _, _ in points]
-    packed = {
+    return {
         "t": [b - a for a, b in zip([0, *times], times, strict=False)],
         "v": [v for _, v, _ in points],
         "l": {str(i): label for i, (_, _, label) in enumerate(points) if label},
     }
-    return zlib.compress(json.dumps(packed, separators=(",", ":")).encode(), 6)
 
 
-def _unpack(body: bytes | None) -> tuple[_Point, ...]:
-    packed = json.loads(zlib.decompress(body or b""))
-    labels: dict[str, str] = packed["l"]
+def _unpacked(packed: Mapping[str, Any]) -> tuple[_Point, ...]:
+    labels: Mapping[str, str] = packed["l"]
     times, at = [], 0
     for delta in packed["t"]:
         at += delta
         times.append(at)
+    values = packed["v"]
     return tuple(
-        (t, float(v), labels.get(str(i), "")) for i, (t, v) in enumerate(zip(times, packed["v"], strict=True))
+        (t, float(v), labels.get(str(i), "")) for i, (t, v) in enumerate(zip(times, values, strict=True))
     )
+
+
+def _pack(points: Sequence[_Point]) -> bytes:
+    return zlib.compress(json.dumps(_packed(points), separators=(",", ":")).encode(), 6)
+
+
+def _unpack(body: bytes | None) -> tuple[_Point, ...]:
+    return _unpacked(json.loads(zlib.decompress(body or b"")))
+
+
+def _updates(points: Iterable[MetricPoint]) -> dict[str, dict[int, tuple[float, str]]]:
+    """Points by series and time (a later point at the same time replaces an earlier one)."""
+    updates: dict[str, dict[int, tuple[float, str]]] = {}
+    for p in points:
+        updates.setdefault(p.key.fingerprint, {})[_micros(p.ts)] = (p.value, p.label.value)
+    return updates
 
 
 @dataclass(frozen=True)
 class _Segment:
-    """One item of a series' tail: consecutive points, the first of them keyed in its sort key."""
+    """Consecutive points of one series; `start` (its first point when created) keys it for good."""
 
-    sk: str
+    start: int
     points: tuple[_Point, ...]
 
-    @property
-    def start(self) -> int:
-        return _micros(datetime.fromisoformat(self.sk.rsplit("#", 1)[1]))
 
-
-def _segment_sk(fingerprint: str, micros: int) -> str:
-    return f"{_TAIL}{fingerprint}#{_at(_EPOCH + micros * _MICROSECOND)}"
-
-
-def _retail(
-    fingerprint: str,
-    segments: Sequence[_Segment],
-    trimmed: bool,
-    points: Mapping[int, tuple[float, str]],
-    cap: int,
-) -> tuple[list[_Segment], bool]:
-    """The segments of a tail holding `points` (all of them, by time), keeping the existing segments'
-    boundaries so that adding a point rewrites one item: a point goes to the last segment starting at
-    or before it (the first, if older than all); a segment above _SEGMENT_POINTS is split, the new
-    parts keyed by their first point; whole segments are dropped from the old end while the rest
-    still hold `cap` points. Returns the segments and whether older points have ever been dropped."""
-    ordered = sorted(points.items())
-    if trimmed and segments:  # older points exist that the tail dropped: it cannot take one back
-        ordered = [p for p in ordered if p[0] >= segments[0].points[0][0]]
-    if not ordered:
-        return list(segments), trimmed
-    bounds = [s.start for s in segments] or [ordered[0][0]]
-    keys = [s.sk for s in segments] or [_segment_sk(fingerprint, ordered[0][0])]
-    groups: list[list[_Point]] = [[] for _ in bounds]
-    index = 0
-    for at, (value, label) in ordered:
-        while index + 1 < len(bounds) and bounds[index + 1] <= at:
-            index += 1
-        groups[index].append((at, value, label))
+def _merge(segments: Sequence[_Segment], updates: _Updates) -> list[_Segment]:
+    """Segments holding their points and `updates`, keeping the existing boundaries so that a new
+    point rewrites one segment: a point goes to the last segment starting at or before it (the first,
+    if older than all); a segment above _SEGMENT_POINTS is split, each new part keyed by its first point."""
+    if not updates:
+        return list(segments)
+    bounds = [s.start for s in segments] or [min(updates)]
+    merged: list[dict[int, tuple[float, str]]] = [
+        {t: (v, lab) for t, v, lab in s.points} for s in segments
+    ] or [{}]
+    for at, point in updates.items():
+        merged[max(0, bisect.bisect_right(bounds, at) - 1)][at] = point
     out: list[_Segment] = []
-    for sk, group in zip(keys, groups, strict=True):
-        for n in range(0, len(group), _SEGMENT_POINTS):
-            part = tuple(group[n : n + _SEGMENT_POINTS])
-            out.append(_Segment(sk if n == 0 else _segment_sk(fingerprint, part[0][0]), part))
-    out = [s for s in out if s.points]
-    total = sum(len(s.points) for s in out)
-    while len(out) > 1 and total - len(out[0].points) >= cap:
-        total -= len(out.pop(0).points)
-        trimmed = True
-    return out, trimmed
+    for start, points in zip(bounds, merged, strict=True):
+        ordered = [(t, v, lab) for t, (v, lab) in sorted(points.items())]
+        for n in range(0, len(ordered), _SEGMENT_POINTS):
+            part = tuple(ordered[n : n + _SEGMENT_POINTS])
+            out.append(_Segment(start if n == 0 else part[0][0], part))
+    return out
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """What a source's partition holds of one series: the newest sealed segments (older ones, if
+    `trimmed`, only in the history partition) and the open points, all newer than any sealed one."""
+
+    sealed: tuple[_Segment, ...] = ()
+    open: tuple[_Point, ...] = ()
+    trimmed: bool = False
+
+    def points(self) -> list[tuple[datetime, float, PointLabel]]:
+        everything = [p for s in self.sealed for p in s.points] + list(self.open)
+        return [(_from_micros(t), v, PointLabel(label)) for t, v, label in everything]
 
 
 @dataclass(frozen=True)
@@ -292,24 +308,18 @@ class _Partition:
 
     source: str
     version: int = 0  # of the head item; 0: there is none yet
-    trimmed: frozenset[str] = frozenset()  # fingerprints whose tail has dropped older points
     states: Mapping[str, AlertState] = field(default_factory=dict)  # by fingerprint, with versions
     baselines: Mapping[str, SchemaBaseline] = field(default_factory=dict)  # by table
-    tails: Mapping[str, tuple[_Segment, ...]] = field(default_factory=dict)  # by fingerprint
+    tails: Mapping[str, _Tail] = field(default_factory=dict)  # by fingerprint
 
     def context(self) -> SourceContext:
-        tails = {
-            fingerprint: SeriesTail(
-                [
-                    (_EPOCH + t * _MICROSECOND, v, PointLabel(label))
-                    for segment in segments
-                    for t, v, label in segment.points
-                ],
-                complete=fingerprint not in self.trimmed,
-            )
-            for fingerprint, segments in self.tails.items()
-        }
+        tails = {fp: SeriesTail(t.points(), complete=not t.trimmed) for fp, t in self.tails.items()}
         return SourceContext(self.source, dict(self.states), dict(self.baselines), tails)
+
+    def head_body(self) -> bytes:
+        """The head's body: each series' open points and whether its tail was trimmed."""
+        tails = {fp: {"open": _packed(t.open), "trimmed": t.trimmed} for fp, t in sorted(self.tails.items())}
+        return zlib.compress(json.dumps(tails, separators=(",", ":")).encode(), 6)
 
 
 @dataclass
@@ -413,12 +423,6 @@ class DynamoStore(Store):
             condition &= where
         return list(self._model.scan(condition, consistent_read=True))
 
-    def _put_all(self, items: Iterable[_Item]) -> None:
-        """Idempotent puts in BatchWriteItem requests (25 items each, unprocessed items retried)."""
-        with self._model.batch_write() as batch:
-            for item in items:
-                batch.save(item)
-
     def _transact(self, writes: Sequence[_Write]) -> None:
         """One TransactWriteItems. Insert-once puts that find their item dropped and the rest retried;
         any other failed condition (or a cancellation for another reason) raises _Cancelled, with
@@ -465,10 +469,11 @@ class DynamoStore(Store):
 
     def _read_partition(self, source: str) -> _Partition:
         """One consistent Query of the source's partition (PynamoDB follows pages above 1 MB)."""
-        version, trimmed = 0, frozenset[str]()
+        version = 0
         states: dict[str, AlertState] = {}
         baselines: dict[str, SchemaBaseline] = {}
-        tails: dict[str, list[_Segment]] = {}
+        heads: dict[str, Any] = {}
+        sealed: dict[str, list[_Segment]] = {}
         for item in self._query(self._source_pk(source), consistent=True):
             if item.sk == _HEAD_SK:
                 if item.layout != LAYOUT:
@@ -477,7 +482,7 @@ class DynamoStore(Store):
                         f"{item.layout}, but this DriftGuard reads layout {LAYOUT}: use a new table"
                     )
                 version = int(item.version or 0)
-                trimmed = frozenset(json.loads(zlib.decompress(item.body or b"")))
+                heads = json.loads(zlib.decompress(item.body or b""))
             elif item.sk.startswith(_STATE):
                 # The attribute, which transactions' conditions test, is the version of record.
                 state = _decompress(AlertState, item.body).model_copy(
@@ -488,11 +493,18 @@ class DynamoStore(Store):
                 schema = _decompress(SchemaBaseline, item.body)
                 baselines[schema.table] = schema
             elif item.sk.startswith(_TAIL):
-                fingerprint = item.sk.split("#")[1]
-                tails.setdefault(fingerprint, []).append(_Segment(item.sk, _unpack(item.body)))
-        partition = _Partition(
-            source, version, trimmed, states, baselines, {fp: tuple(s) for fp, s in tails.items()}
-        )
+                _, fingerprint, start = item.sk.split("#")
+                segment = _Segment(_micros(datetime.fromisoformat(start)), _unpack(item.body))
+                sealed.setdefault(fingerprint, []).append(segment)
+        tails = {
+            fp: _Tail(
+                tuple(sealed.get(fp, ())),
+                _unpacked(heads[fp]["open"]) if fp in heads else (),
+                bool(heads.get(fp, {}).get("trimmed")),
+            )
+            for fp in {*heads, *sealed}
+        }
+        partition = _Partition(source, version, states, baselines, tails)
         self._remember(partition)
         return partition
 
@@ -512,12 +524,11 @@ class DynamoStore(Store):
         return self._read_partition(source).context()
 
     def _head_writes(
-        self, partition: _Partition, trimmed: frozenset[str], writes: list[_Write], *, reserved: int
+        self, partition: _Partition, body: bytes, writes: list[_Write], *, reserved: int
     ) -> list[list[_Write]]:
         """`writes` in transactions within the limits, each also moving the head of `partition` one
         version on condition that nothing else moved it since (so whoever read a version read what
         every writer up to it wrote); `reserved` more items are left free in each."""
-        body = zlib.compress(json.dumps(sorted(trimmed)).encode())
         out = []
         for n, chunk in enumerate(_chunks(writes, reserved=reserved + 1)):
             before = partition.version + n
@@ -529,45 +540,93 @@ class DynamoStore(Store):
             out.append([_Write(head, "put", condition, conflict=moved), *chunk])
         return out
 
-    def _tail_writes(
-        self, partition: _Partition, updates: Mapping[str, Mapping[int, tuple[float, str]]]
-    ) -> tuple[list[_Write], _Partition]:
-        """Apply point updates (by fingerprint, then time) to the tails: the item writes, and the
-        partition after them (its version unchanged)."""
-        tails = dict(partition.tails)
-        trimmed = set(partition.trimmed)
-        writes: list[_Write] = []
-        pk = self._source_pk(partition.source)
-        for fingerprint, changed in updates.items():
-            old = tails.get(fingerprint, ())
-            points = {t: (v, label) for segment in old for t, v, label in segment.points}
-            points.update(changed)
-            new, was_trimmed = _retail(fingerprint, old, fingerprint in trimmed, points, self.tail_points)
-            if was_trimmed:
-                trimmed.add(fingerprint)
-            kept = {s.sk for s in new}
-            writes += [_Write(self._item(pk, s.sk), "delete") for s in old if s.sk not in kept]
-            unchanged = {s for s in old if s.sk in kept}
-            for segment in new:
-                if segment in unchanged:
-                    continue
-                newest = _EPOCH + segment.points[-1][0] * _MICROSECOND
-                item = self._item(
-                    pk, segment.sk, body=_pack(segment.points), expires_at=self._expires(newest)
-                )
-                writes.append(_Write(item))
-            tails[fingerprint] = tuple(new)
-        return writes, replace(partition, tails=tails, trimmed=frozenset(trimmed))
+    def _history(self, fingerprint: str) -> list[_Segment]:
+        """Every stored segment of a series, oldest first (one consistent Query, paged)."""
+        return [
+            _Segment(_micros(datetime.fromisoformat(i.sk)), _unpack(i.body))
+            for i in self._query(f"SERIES#{fingerprint}", consistent=True)
+        ]
 
-    def _update_tails(self, source: str, updates: Mapping[str, Mapping[int, tuple[float, str]]]) -> None:
-        """Write tail changes outside a run (backfill, labels) on a fresh read of the partition,
+    def _tail_writes(
+        self, partition: _Partition, updates: Mapping[str, _Updates], *, seal_all: bool = False
+    ) -> tuple[list[_Write], _Partition]:
+        """Apply point updates (by fingerprint) to the series: the segment writes, and the partition
+        after them (its version unchanged: the caller writes the head, which carries the open points)."""
+        tails = dict(partition.tails)
+        writes: list[_Write] = []
+        for fingerprint in sorted(set(updates) | (set(tails) if seal_all else set())):
+            tail = tails.get(fingerprint, _Tail())
+            changed = dict(updates.get(fingerprint, {}))
+            newest = tail.sealed[-1].points[-1][0] if tail.sealed else None
+            opened = {t: (v, lab) for t, v, lab in tail.open}
+            for at in [at for at in changed if newest is None or at > newest]:
+                opened[at] = changed.pop(at)
+            if seal_all or len(opened) >= _OPEN_POINTS:
+                changed.update(opened)
+                opened = {}
+            segments = list(tail.sealed)
+            whole = not tail.trimmed
+            if changed and tail.trimmed and min(changed) < segments[0].start:
+                segments, whole = self._history(fingerprint), True  # older than the tail holds
+            after = _merge(segments, changed)
+            open_points = tuple((t, v, lab) for t, (v, lab) in sorted(opened.items()))
+            hot = self._hot(after, len(open_points))
+            writes += self._segment_writes(partition.source, fingerprint, tail.sealed, segments, after, hot)
+            tails[fingerprint] = _Tail(tuple(hot), open_points, len(hot) < len(after) or not whole)
+        return writes, replace(partition, tails=tails)
+
+    def _hot(self, segments: list[_Segment], open_points: int) -> list[_Segment]:
+        """The newest segments that, with the open points, hold at least `tail_points` points (and
+        at least the newest segment, which decides where a new point goes)."""
+        held, first = open_points, len(segments)
+        while first > 0 and (held < self.tail_points or first == len(segments)):
+            first -= 1
+            held += len(segments[first].points)
+        return segments[first:]
+
+    def _segment_writes(
+        self,
+        source: str,
+        fingerprint: str,
+        hot_before: Sequence[_Segment],
+        before: Sequence[_Segment],
+        after: Sequence[_Segment],
+        hot: Sequence[_Segment],
+    ) -> list[_Write]:
+        """Puts of the new or changed segments (history, and the source partition while they are hot);
+        deletes of the segments that left the source partition."""
+        pk = self._source_pk(source)
+        previous = {s.start: s for s in before}
+        was_hot = {s.start: s for s in hot_before}
+        is_hot = {s.start for s in hot}
+        writes = [
+            _Write(self._item(pk, self._tail_sk(fingerprint, s.start)), "delete")
+            for s in hot_before
+            if s.start not in is_hot
+        ]
+        for segment in after:
+            body, expires = _pack(segment.points), self._expires(_from_micros(segment.points[-1][0]))
+            if previous.get(segment.start) != segment:
+                at = _at(_from_micros(segment.start))
+                writes.append(_Write(self._item(f"SERIES#{fingerprint}", at, body=body, expires_at=expires)))
+            if segment.start in is_hot and was_hot.get(segment.start) != segment:
+                sk = self._tail_sk(fingerprint, segment.start)
+                writes.append(_Write(self._item(pk, sk, body=body, expires_at=expires)))
+        return writes
+
+    @staticmethod
+    def _tail_sk(fingerprint: str, start: int) -> str:
+        return f"{_TAIL}{fingerprint}#{_at(_from_micros(start))}"
+
+    def _update_tails(self, source: str, updates: Mapping[str, _Updates]) -> None:
+        """Write series changes outside a run (backfill, labels) on a fresh read of the partition,
         again if another writer moved it meanwhile."""
         for _ in range(_COMMIT_ATTEMPTS):
             partition = self._read_partition(source)
             writes, after = self._tail_writes(partition, updates)
-            if not writes:
-                return
-            transactions = self._head_writes(partition, after.trimmed, writes, reserved=0)
+            if len(after.head_body()) > _HEAD_BYTES:
+                writes, after = self._tail_writes(partition, updates, seal_all=True)
+            transactions = self._head_writes(partition, after.head_body(), writes, reserved=0)
             after = replace(after, version=partition.version + len(transactions))
             try:
                 for transaction in transactions:
@@ -652,11 +711,10 @@ class DynamoStore(Store):
         writes += [w for group in once if group[0].key not in existing for w in group]
         if commit.snapshot is not None:
             writes += [_Write(item) for item in self._snapshot_items(commit.snapshot)]
-        writes += [_Write(item) for item in self._point_items(commit.points)]
-        updates: dict[str, dict[int, tuple[float, str]]] = {}
-        for p in commit.points:
-            updates.setdefault(p.key.fingerprint, {})[_micros(p.ts)] = (p.value, p.label.value)
+        updates = _updates(commit.points)
         tail_writes, after = self._tail_writes(partition, updates)
+        if len(after.head_body()) > _HEAD_BYTES:  # a source of very many series: seal them all now
+            tail_writes, after = self._tail_writes(partition, updates, seal_all=True)
         writes += tail_writes
         run_item = self._item(
             f"RUN#{run.source}",
@@ -668,7 +726,7 @@ class DynamoStore(Store):
         writes.append(_Write(run_item, "put", self._model.pk.does_not_exist(), conflict=conflict))
         # Each transaction before the last re-checks that the run is not committed, so a retry of a
         # committed run above the transaction limits writes nothing either.
-        transactions = self._head_writes(partition, after.trimmed, writes, reserved=1)
+        transactions = self._head_writes(partition, after.head_body(), writes, reserved=1)
         after = replace(
             after,
             version=partition.version + len(transactions),
@@ -778,57 +836,48 @@ class DynamoStore(Store):
         return found
 
     def series(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
-        items = self._query(
-            f"SERIES#{key.fingerprint}", self._model.sk < _at(before), newest_first=True, limit=limit
+        """The open points from the source's head, then the series' segments newest first, as far
+        back as `limit` needs. Consistent reads, head first: points sealed in between are then in
+        both, and the segment's copy is kept."""
+        if limit <= 0:
+            return []
+        end = _micros(before)
+        head = self._get(self._source_pk(key.source), _HEAD_SK)
+        heads = json.loads(zlib.decompress(head.body or b"")) if head is not None else {}
+        opened = _unpacked(heads[key.fingerprint]["open"]) if key.fingerprint in heads else ()
+        found = {t: (v, label) for t, v, label in opened if t < end}
+        older = self._model.query(
+            f"SERIES#{key.fingerprint}",
+            self._model.sk < _at(before),
+            scan_index_forward=False,
+            consistent_read=True,
         )
+        for item in older:
+            if len(found) >= limit:
+                break
+            found.update((t, (v, label)) for t, v, label in _unpack(item.body) if t < end)
         return [
-            MetricPoint(
-                key=key,
-                ts=datetime.fromisoformat(i.sk),
-                value=float(i.value or "nan"),
-                label=PointLabel(i.label or ""),
-            )
-            for i in reversed(items)
-        ]
-
-    def _point_items(self, points: Iterable[MetricPoint]) -> list[_Item]:
-        # One put per (series, time): a batch may not hold two, and the last one is the one to keep.
-        latest = {(p.key.fingerprint, _at(p.ts)): p for p in points}
-        return [
-            self._item(
-                f"SERIES#{fingerprint}",
-                at,
-                value=repr(p.value),
-                label=p.label.value or None,
-                expires_at=self._expires(p.ts),
-            )
-            for (fingerprint, at), p in latest.items()
+            MetricPoint(key=key, ts=_from_micros(t), value=v, label=PointLabel(label))
+            for t, (v, label) in sorted(found.items())[-limit:]
         ]
 
     def put_points(self, points: list[MetricPoint]) -> None:
-        """The history items in BatchWriteItem requests, then each source's tails in one transaction
-        (more above its limits), on a fresh read of the partition."""
-        self._put_all(self._point_items(points))
-        by_source: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
+        """Each source's series in one transaction (more above its limits), on a fresh read of its
+        partition."""
+        by_source: dict[str, list[MetricPoint]] = {}
         for p in points:
-            series = by_source.setdefault(p.key.source, {}).setdefault(p.key.fingerprint, {})
-            series[_micros(p.ts)] = (p.value, p.label.value)
-        for source, updates in by_source.items():
-            self._update_tails(source, updates)
+            by_source.setdefault(p.key.source, []).append(p)
+        for source, some in by_source.items():
+            self._update_tails(source, _updates(some))
 
     def label_points(self, key: CheckKey, start: datetime, end: datetime, label: PointLabel) -> int:
-        items = self._query(
-            f"SERIES#{key.fingerprint}", self._model.sk.between(_at(start), _at(end)), consistent=True
-        )
-        for item in items:
-            item.label = label.value or None
-        self._put_all(items)
-        relabelled = {
-            _micros(datetime.fromisoformat(i.sk)): (float(i.value or "nan"), label.value) for i in items
-        }
+        first, last = _micros(start), _micros(end)
+        tail = self._read_partition(key.source).tails.get(key.fingerprint, _Tail())
+        points = [p for s in self._history(key.fingerprint) for p in s.points] + list(tail.open)
+        relabelled = {t: (v, label.value) for t, v, _ in points if first <= t <= last}
         if relabelled:
             self._update_tails(key.source, {key.fingerprint: relabelled})
-        return len(items)
+        return len(relabelled)
 
     # ------------------------------------------------------------------ alert state
     def alert_states(self, source: str | None = None) -> list[AlertState]:
