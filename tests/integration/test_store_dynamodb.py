@@ -32,7 +32,7 @@ from contract.store_contract import (
     transition,
 )
 from driftguard.errors import ConfigError, StateConflict
-from driftguard.model import AlertStateName, CheckKey, MetricPoint
+from driftguard.model import AlertStateName, CheckKey, MetricPoint, PointLabel
 from driftguard.store import dynamodb, open_store
 from driftguard.store.dynamodb import SILENCE_GRACE, DynamoStore, ItemTooLarge
 
@@ -431,6 +431,14 @@ def test_tails_keep_the_newest_points_in_small_items_and_say_when_they_cannot_an
     window = store.load_source("shop").series(key, before=last + 2 * HOUR, limit=10)
     assert window == store.series(key, before=last + 2 * HOUR, limit=10)
     assert window is not None and [p.value for p in window[-2:]] == [99.0, 99.0]
+
+    # A point older than the tail holds goes into the series' history segments (read whole for it).
+    old = MetricPoint(key=key, ts=T0 - HOUR, value=7.0, label=PointLabel.INCIDENT)
+    store.put_points([old])
+    assert store.series(key, before=T0 + HOUR, limit=5) == [old, points_of(key, [T0])[0]]
+    assert store.load_source("shop").series(key, before=last + 2 * HOUR, limit=10) == window
+    assert store.label_points(key, T0 - HOUR, T0, PointLabel.NONE) == 2
+    assert store.series(key, before=T0, limit=5) == [old.model_copy(update={"label": PointLabel.NONE})]
 
 
 def test_a_full_tail_item_stays_far_below_the_item_limit() -> None:

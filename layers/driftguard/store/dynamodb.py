@@ -110,8 +110,6 @@ class _Item(Model):
     body = BinaryAttribute(null=True, legacy_encoding=False)  # zlib-compressed JSON of the model
     version = NumberAttribute(null=True)  # alert state, source head: optimistic lock
     layout = NumberAttribute(null=True)  # source head: LAYOUT
-    value = UnicodeAttribute(null=True)  # point: repr(float), since DynamoDB numbers have no NaN/inf
-    label = UnicodeAttribute(null=True)  # point: PointLabel, absent for NONE
     source = UnicodeAttribute(null=True)  # outbox entry: filter by source
     table_name = UnicodeAttribute(null=True, attr_name="table")  # transition: filter by table
     fingerprint = UnicodeAttribute(null=True)  # transition: filter by fingerprint
@@ -268,16 +266,18 @@ class _Segment:
 
 def _merge(segments: Sequence[_Segment], updates: _Updates) -> list[_Segment]:
     """Segments holding their points and `updates`, keeping the existing boundaries so that a new
-    point rewrites one segment: a point goes to the last segment starting at or before it (the first,
-    if older than all); a segment above _SEGMENT_POINTS is split, each new part keyed by its first point."""
+    point rewrites one segment: a point goes to the last segment starting at or before it (points
+    older than all start a new first segment, so no point is older than its segment's key); a segment
+    above _SEGMENT_POINTS is split, each new part keyed by its first point."""
     if not updates:
         return list(segments)
-    bounds = [s.start for s in segments] or [min(updates)]
-    merged: list[dict[int, tuple[float, str]]] = [
-        {t: (v, lab) for t, v, lab in s.points} for s in segments
-    ] or [{}]
+    bounds = [s.start for s in segments]
+    merged = [{t: (v, lab) for t, v, lab in s.points} for s in segments]
+    if not bounds or min(updates) < bounds[0]:
+        bounds.insert(0, min(updates))
+        merged.insert(0, {})
     for at, point in updates.items():
-        merged[max(0, bisect.bisect_right(bounds, at) - 1)][at] = point
+        merged[bisect.bisect_right(bounds, at) - 1][at] = point
     out: list[_Segment] = []
     for start, points in zip(bounds, merged, strict=True):
         ordered = [(t, v, lab) for t, (v, lab) in sorted(points.items())]
@@ -529,6 +529,7 @@ class DynamoStore(Store):
         """`writes` in transactions within the limits, each also moving the head of `partition` one
         version on condition that nothing else moved it since (so whoever read a version read what
         every writer up to it wrote); `reserved` more items are left free in each."""
+        _fits(body, f"head of source {partition.source!r} (its series' newest points)")
         out = []
         for n, chunk in enumerate(_chunks(writes, reserved=reserved + 1)):
             before = partition.version + n
