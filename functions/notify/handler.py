@@ -15,7 +15,10 @@ from driftguard import lambda_runtime as runtime
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# What Tracer() patched by default that this function calls: botocore (SNS, SES, Secrets Manager) and
+# PynamoDB (delivery records). Patching everything X-Ray knows imported SQLAlchemy's ORM and the
+# database drivers, which a delivery never uses: import 0.55 -> 0.30 s (medians of 7, interleaved).
+tracer = Tracer(patch_modules=("botocore", "pynamodb"))
 
 
 @logger.inject_lambda_context(clear_state=True)
