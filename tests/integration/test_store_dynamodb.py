@@ -204,6 +204,19 @@ def test_a_commit_without_a_load_reads_the_partition_first(aws: None) -> None:
     assert [r.operation for r in requests] == ["Query", "TransactWriteItems"]
 
 
+def test_a_store_remembers_the_latest_sources_only_and_reads_the_others_again(aws: None) -> None:
+    store = new_store()
+    sources = [f"src{n:02d}" for n in range(dynamodb._REMEMBERED_SOURCES + 1)]
+    for source in sources:
+        store.load_source(source)
+    requests = record_requests(store)
+
+    store.commit_run(run_commit(sources[-1], T0))
+    store.commit_run(run_commit(sources[0], T0))  # forgotten: a container's memory stays bounded
+
+    assert [r.operation for r in requests] == ["TransactWriteItems", "Query", "TransactWriteItems"]
+
+
 def test_a_commit_above_the_transaction_limit_is_split_and_reads_back_whole(aws: None) -> None:
     store = new_store()
     keys = many_checks(120)

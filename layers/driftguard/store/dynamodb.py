@@ -26,6 +26,7 @@ import os
 import secrets
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,7 @@ _HEAD_BYTES = 100_000  # above this, compressed, a commit seals every series' op
 # default 56-day window at 15-minute runs (5,377 points); a longer ask reads the series' history.
 TAIL_POINTS = 6000
 _COMMIT_ATTEMPTS = 5
+_REMEMBERED_SOURCES = 16  # partitions kept for the commit that follows a load (more: one more Query)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -366,7 +368,8 @@ class DynamoStore(Store):
         self._connection = self._model._get_connection().connection
         # Each source's partition as this store last read or wrote it: a commit builds on it without
         # reading again, and its transaction's condition on the head version proves it still current.
-        self._partitions: dict[str, _Partition] = {}
+        # The most recent few only: a Lambda container checks thousands of sources in its life.
+        self._partitions: OrderedDict[str, _Partition] = OrderedDict()
         self._partitions_lock = threading.Lock()
 
     @property
@@ -511,6 +514,9 @@ class DynamoStore(Store):
     def _remember(self, partition: _Partition) -> None:
         with self._partitions_lock:
             self._partitions[partition.source] = partition
+            self._partitions.move_to_end(partition.source)
+            while len(self._partitions) > _REMEMBERED_SOURCES:
+                self._partitions.popitem(last=False)
 
     def _remembered(self, source: str) -> _Partition | None:
         with self._partitions_lock:
