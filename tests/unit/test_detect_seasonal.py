@@ -173,3 +173,55 @@ def test_a_small_sustained_deviation_alerts_once_it_is_certain() -> None:
     assert first.status == FindingStatus.OK and first.score < 4
     later = at([*values, 94.0, 94.0, 94.0, 94.0, 94.0], 94.0)
     assert later.status == FindingStatus.ANOMALY and "periods together are below" in later.note
+
+
+def test_the_first_normal_value_after_an_adopted_dip_is_not_a_spike() -> None:
+    """A whole day at 30% (a holiday) is adopted after a few runs; the next normal value is the dip
+    ending, not a spike against the dip's level."""
+    values = flat(200) + flat(24, level=150.0, seed=3)
+    labels = {i: PointLabel.ANOMALY for i in range(200, 206)}
+    back = judge(values, 500.0, labels)
+    assert back.status == FindingStatus.OK
+    assert "back within the range before that shift" in back.note
+    assert back.expected == pytest.approx(150.0, rel=0.1)  # the adopted level is still what it shows
+    # a value outside both the adopted and the earlier range still alerts
+    far = judge(values, 1500.0, labels)
+    assert far.status == FindingStatus.ANOMALY and far.direction == "spike"
+
+
+def test_an_outage_with_a_stray_row_is_still_not_adopted() -> None:
+    values = flat(200) + [0.0] * 11 + [1.0] + [0.0] * 8
+    labels = {i: PointLabel.ANOMALY for i in range(200, 220)}
+    still_down = judge(values, 0.0, labels)
+    assert still_down.status == FindingStatus.ANOMALY and "level shift" not in still_down.note
+    recovered = judge(values, 500.0, labels)
+    assert recovered.status == FindingStatus.OK and recovered.expected == pytest.approx(500.0, rel=0.1)
+
+
+def volatile(n: int, level: float = 40_000.0, sigma: float = 0.35, seed: int = 4) -> list[float]:
+    """Counts with wide multiplicative noise: a symmetric band would reach below zero."""
+    rng = random.Random(seed)
+    return [float(round(level * math.exp(sigma * rng.gauss(0, 1)))) for _ in range(n)]
+
+
+def test_wide_count_noise_is_judged_on_a_log_scale() -> None:
+    values = volatile(300)
+    typical_high = judge(values, 40_000.0 * math.exp(2.5 * 0.35))  # 2.5 sigma above, 2.4x
+    assert typical_high.status == FindingStatus.OK
+    assert typical_high.lower is not None and typical_high.lower > 0  # a log band stays above zero
+    empty = judge(values, 0.0)  # no rows at all in a table of ~40,000 a period
+    assert empty.status == FindingStatus.ANOMALY and empty.direction == "drop"
+    burst = judge(values, 40_000.0 * 10)
+    assert burst.status == FindingStatus.ANOMALY and burst.direction == "spike"
+
+
+def test_a_run_that_has_ended_does_not_alert_as_sustained() -> None:
+    values = [100.0 + (i * 7 % 5) - 2 for i in range(100)]
+    strategy = SeasonalStrategy(counts=False, period=timedelta(hours=1))
+    settings = DEFAULTS.model_copy(update={"min_relative_change": 0.02})
+    history = series([*values, 94.0, 94.0, 94.0, 94.0, 94.0])
+    at = START + timedelta(hours=len(history))
+    assert strategy.judge(history, at, 94.0, settings).status == FindingStatus.ANOMALY
+    # just below expectation, the same side as the run, but well within the noise: the run has ended
+    ended = strategy.judge(history, at, 99.5, settings)
+    assert ended.status == FindingStatus.OK and ended.score < 1

@@ -55,6 +55,9 @@ def _small_counts(n: int, seed: int) -> list[float]:
             p *= mean / k
             cdf += p
         out.append(float(k))
+    # a burst and an 8-hour outage: pure Poisson noise alone should (and does) raise nothing
+    out[n * 3 // 4] = 30.0
+    out[n * 7 // 8 : n * 7 // 8 + 8] = [0.0] * 8
     return out
 
 

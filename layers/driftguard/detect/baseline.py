@@ -209,6 +209,9 @@ class Baseline:
     counts: bool
     points: int
     typical_scale: float  # the noise scale at a typical point: how well the baseline explains the data
+    # counts: robust scale of log((value + 1) / (expected + 1)), the noise on the log scale, for
+    # relative (multiplicative) noise; 0 when not measured
+    log_sigma: float = 0.0
 
     @property
     def seasonality(self) -> Seasonality:
@@ -331,8 +334,23 @@ def fit_baseline(
     # are uncertain with few points per slot): widen accordingly
     widen = math.sqrt((1 + math.pi / (2 * per_slot)) / max(1 - 1 / per_slot, 0.5)) if per_slot > 1 else 2.0
     sigma = robust_sigma([r / u for r, u in zip(raw, units, strict=True)]) * widen
+    log_sigma = 0.0
+    if counts:
+        ratios = [
+            math.log((v + 1) / (f + 1)) for v, f in zip(values, fitted, strict=True) if v >= 0 and f >= 0
+        ]
+        log_sigma = robust_sigma(ratios) * widen if ratios else 0.0
     return Baseline(
-        season, level, slope, t_ref, sigma, power, counts, len(values), sigma * float(median(units))
+        season,
+        level,
+        slope,
+        t_ref,
+        sigma,
+        power,
+        counts,
+        len(values),
+        sigma * float(median(units)),
+        log_sigma,
     )
 
 

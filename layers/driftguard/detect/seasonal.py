@@ -31,6 +31,8 @@ from driftguard.detect.strategy import Judgement
 from driftguard.model import FindingStatus, MetricPoint, PointLabel
 
 _RELATIVE_NOISE_POWER = 0.75  # noise growing at least this fast with the level is judged on a log scale
+_WIDE_NOISE = 0.5  # so is count noise whose band (sensitivity x scale) spans this share of the level
+_SUSTAINED_MIN_Z = 1.0  # a run of deviations is judged only while the newest value still deviates
 _SEGMENT_SHARE = 0.75  # share of a shifted segment that must sit on the shifted side
 _RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation lengths of newest points
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
@@ -80,8 +82,16 @@ def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_
     if poisson_dominated and 0 < expected <= POISSON_EXACT_MAX_MEAN:
         low, high = poisson_bounds(expected, normal_sf(k))
         return Band(expected, min(low, expected - effect), max(high, expected + effect), scale, "poisson")
-    if baseline.counts and baseline.power >= _RELATIVE_NOISE_POWER and expected > 0:
-        sigma = scale / (expected + 1)
+    # relative noise: judged on the log scale, where it is symmetric. So is noise so wide that the
+    # normal band would reach below half the expected count: a count's noise that wide is skewed
+    # (it cannot go below zero), so on a linear scale its long upper tail would alert and a drop to
+    # nothing would pass
+    if (
+        baseline.counts
+        and expected > 0
+        and (baseline.power >= _RELATIVE_NOISE_POWER or k * scale >= _WIDE_NOISE * expected)
+    ):
+        sigma = max(scale / (expected + 1), baseline.log_sigma)
         low, high = (expected + 1) * math.exp(-k * sigma) - 1, (expected + 1) * math.exp(k * sigma) - 1
         return Band(
             expected, min(low, expected - effect), max(high, expected + effect), scale, "relative", sigma
@@ -139,6 +149,7 @@ class SeasonalStrategy:
             baseline = fit_baseline(
                 [secs[i] for i in kept], [values[i] for i in kept], baseline.seasonality, counts=self.counts
             )
+        unshifted = baseline
         baseline, note = self._adopt_level_shift(baseline, usable, settings)
         band = band_of(baseline, at.timestamp(), settings, floor_zero=self.non_negative)
         deviation = value - band.expected
@@ -147,13 +158,21 @@ class SeasonalStrategy:
         z = band.z(value) if watched else 0.0
         anomaly = watched and _outside(band, value) != 0
         if watched and not anomaly and direction:
-            sustained = self._sustained(baseline, usable, at, value, settings) or self._zero_run(
-                train, usable, value, settings
+            # empty periods first: when both apply, "no rows for 2 periods" says more
+            sustained = self._zero_run(train, usable, value, settings) or self._sustained(
+                baseline, usable, at, value, settings
             )
             if sustained is not None:
                 z_runs, why = sustained
                 anomaly, z = True, max(z, z_runs)
                 note = f"{note}; {why}" if note else why
+        if anomaly and baseline is not unshifted:
+            # a value back within what was normal before an adopted shift is the shift ending (the
+            # day after a holiday, the first rows after an outage), not a new anomaly
+            before = band_of(unshifted, at.timestamp(), settings, floor_zero=self.non_negative)
+            if not _outside(before, value):
+                anomaly, z = False, min(z, before.z(value))
+                note = f"{note}; the value is back within the range before that shift"
         p_value = min(1.0, normal_sf(z) * (2 if settings.direction == "both" else 1))
         season = baseline.seasonality
         slot = season.label(at)
@@ -189,9 +208,14 @@ class SeasonalStrategy:
         band = band_of(baseline, at.timestamp(), settings, floor_zero=self.non_negative)
         observed, expected = value, band.expected
         z_sum = band.z(value)
+        if z_sum < _SUSTAINED_MIN_Z:
+            return None  # the value is about as expected: whatever ran before has ended
         poisson = band.shape == "poisson"
         side = 1 if value > expected else -1
         recent = list(reversed(usable[-(settings.level_shift_confirm_runs - 1) :]))
+        # one test per run length tried: Bonferroni keeps the chance that any of them fires by
+        # chance at that of a single test at `sensitivity`
+        tests = max(len(recent), 1)
         for runs, p in enumerate(recent, start=2):
             band = band_of(baseline, p.ts.timestamp(), settings, floor_zero=self.non_negative)
             if (p.value - band.expected) * side <= 0 or p.excluded:
@@ -207,6 +231,7 @@ class SeasonalStrategy:
                 z = poisson_z(observed, expected)
             else:
                 z = z_sum / math.sqrt(runs)
+            z = z_of_tail(normal_sf(z) * tests)  # adjusted for the run lengths tried
             if z > settings.sensitivity:
                 where = "above" if side > 0 else "below"
                 return z, f"the last {runs} periods together are {where} expectation"
@@ -286,7 +311,8 @@ class SeasonalStrategy:
                 best = length
             length = max(length + 1, int(length * _SEGMENT_GROWTH))
         segment_points = [p for p, _ in offsets[:best]]
-        if not best or all(p.value == 0 for p in segment_points):  # an outage is never the new normal
+        zeros = sum(p.value == 0 for p in segment_points)
+        if not best or zeros >= _SEGMENT_SHARE * len(segment_points):  # an outage is never the new normal
             return baseline, ""
         # the new level is where the segment is now: its newest points (a drift may still be moving)
         recent = offsets[: min(best, _RECENT_LEVEL_RUNS * settings.level_shift_confirm_runs)]
