@@ -163,7 +163,6 @@ def run(quick: bool = False, install: bool = True) -> Report:
         report.problems.append(f"DriftGuard vs Soda NOT MEASURED: {e}")
         return report
 
-    driftguard_env = installed_env()
     walls: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     starts: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     memory: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
@@ -173,6 +172,9 @@ def run(quick: bool = False, install: bool = True) -> Report:
         pg.create_event_tables(engine, schema, names, hours=HOURS)
         with engine.connect() as c:
             first = c.exec_driver_sql("select date_trunc('hour', now())").scalar_one().astimezone(UTC)
+        with tempfile.TemporaryDirectory() as tmp:
+            warm_up = write_config(Path(tmp), [pg.source("bench-soda", schema, driftguard_tables(names))])
+            driftguard_env = installed_env(warm_up, first)
         for repeat in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 directory = Path(tmp)
