@@ -192,12 +192,20 @@ def summarize(outcome: Any) -> dict[str, Any]:
         "findings": run.findings,
         "anomalies": run.anomalies,
         "firing": outcome.firing,
+        # notifications the committed run put in the outbox (for a duplicate: the run that committed)
+        "notified": run.notifications,
         "duration_ms": round((run.finished_at - run.started_at).total_seconds() * 1000, 1),
     }
 
 
 def undelivered(rt: Runtime, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run's outbox entries not yet delivered, as state machine dispatch items."""
+    """The run's outbox entries not yet delivered, as state machine dispatch items.
+
+    A run that put nothing in the outbox has nothing to deliver: the outbox is read only when the
+    committed run created notifications (a quiet steady check saves a Query). A summary without the
+    count (cached by idempotency from an older version) is read as "unknown"."""
+    if summary.get("notified") == 0:
+        return []
     at = parse_time(summary["scheduled_time"])
     pending = rt.store.pending_notifications(str(summary["source"]))
     return [dispatch_item(rt, n) for n in pending if n.run_time == at]

@@ -34,3 +34,27 @@ def test_a_compiled_config_loads_without_yaml(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["3", "False"]
+
+
+class _CountingStore:
+    def __init__(self) -> None:
+        self.reads: list[str | None] = []
+
+    def pending_notifications(self, source: str | None = None) -> list[object]:
+        self.reads.append(source)
+        return []
+
+
+def test_the_outbox_is_read_only_after_a_run_that_filled_it() -> None:
+    from types import SimpleNamespace
+
+    from driftguard.lambda_runtime import undelivered
+
+    store = _CountingStore()
+    rt = SimpleNamespace(store=store)
+    summary = {"source": "pg", "scheduled_time": "2026-11-17T10:00:00+00:00"}
+    assert undelivered(rt, {**summary, "notified": 0}) == []  # type: ignore[arg-type]
+    assert store.reads == []  # a quiet run: no Query
+    assert undelivered(rt, {**summary, "notified": 2}) == []  # type: ignore[arg-type]
+    assert undelivered(rt, summary) == []  # type: ignore[arg-type]  # cached by an older version
+    assert store.reads == ["pg", "pg"]
