@@ -425,11 +425,14 @@ def run(quick: bool = False) -> Report:
             trips <= BUDGET_ROUND_TRIPS_PER_TABLE,
         )
     )
+    own = statistics.median(sum("Powertools" not in c.purpose for c in k.calls) for k in steady)
     first_services = dict(Counter(c.service for c in costs[0].calls))
     later_secrets = sum(c.service == "secretsmanager" for k in costs[1:] for c in k.calls)
     report.notes += [
         f"check 1 made {len(costs[0].calls)} AWS calls {first_services}; Secrets Manager calls after it: "
         f"{later_secrets} (Powertools parameters cache, max_age 300 s)",
+        f"a steady check's own calls, without the Powertools idempotency record (conditional put, then "
+        f"update): {own:g} (median)",
         "RCU/WCU are computed from item sizes (requests' items for writes, responses' items for reads; a "
         "Query/Scan is charged on what it returned, a filter's discarded items are not counted; UpdateItem "
         "on key + new values; DeleteItem and ConditionCheck at one unit, x2 in a transaction)",
