@@ -71,8 +71,16 @@ def compiled_config(directory: Path) -> Path:
     return path
 
 
-def lambda_env(config: Path) -> dict[str, str]:
-    """What the CDK stack sets on the check function, plus the variables Lambda itself sets."""
+BYTECODE = REPO / ".bench" / "pycache-cold-start"
+
+
+def lambda_env(config: Path, *, write_bytecode: bool = False, bytecode: Path = BYTECODE) -> dict[str, str]:
+    """What the CDK stack sets on the check function, plus the variables Lambda itself sets.
+
+    Bytecode: the layer ships `.pyc` files for every module (infra/constructs/layer.py), so a cold
+    start reads bytecode and compiles nothing. The probes read theirs from a cache of their own
+    (PYTHONPYCACHEPREFIX; with a prefix Python reads no other bytecode), written by one unmeasured
+    probe of each step (`write_bytecode`) and then only read, by the floor's probes as well."""
     return {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
@@ -90,17 +98,26 @@ def lambda_env(config: Path) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": "driftguard",
         "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as the stack sets it (infra/constructs/common.py)
+        "PYTHONPYCACHEPREFIX": str(bytecode),
+        **({} if write_bytecode else {"PYTHONDONTWRITEBYTECODE": "1"}),
     }
 
 
 def probe(
-    step: str, config: Path, *, check_imports: bool = False, importtime: bool = False
+    step: str,
+    config: Path,
+    *,
+    check_imports: bool = False,
+    importtime: bool = False,
+    write_bytecode: bool = False,
+    bytecode: Path = BYTECODE,
 ) -> tuple[dict[str, Any], str]:
     flags = ["-X", "importtime"] if importtime else []
     script = PROBE.format(handler_dir=str(HANDLER_DIR))
     command = [sys.executable, *flags, "-c", script, step, *(["--check-imports"] if check_imports else [])]
-    done = run_measured(command, env=lambda_env(config), cwd=HANDLER_DIR).check(f"cold start probe {step!r}")
+    env = lambda_env(config, write_bytecode=write_bytecode, bytecode=bytecode)
+    done = run_measured(command, env=env, cwd=HANDLER_DIR).check(f"cold start probe {step!r}")
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
@@ -142,6 +159,8 @@ def measure(config: Path, quick: bool) -> Report:
     }
     connects: set[str] = set()
     modules: dict[str, int] = {}
+    for step in ("floor", "handler", "runtime"):  # unmeasured: writes the bytecode the probes read
+        probe(step, config, check_imports=step == "runtime", write_bytecode=True)
     for _ in range(repeats):
         for step in ("floor", "handler", "runtime"):
             figures, _ = probe(step, config, check_imports=step == "runtime")
@@ -172,6 +191,19 @@ def measure(config: Path, quick: bool) -> Report:
         seconds = times[step]
         ratio = statistics.median(seconds) / floor
         table.add(label, spread(seconds), f"{ratio:.2f}", f"{noise(seconds):.0%}", modules.get(step))
+
+    # What a layer without bytecode cost (as it shipped before infra/constructs/layer.py compiled it):
+    # every module compiled from source, from an empty bytecode cache that is never written
+    with tempfile.TemporaryDirectory() as empty:
+        sources = [probe("handler", config, bytecode=Path(empty))[0] for _ in range(3 if quick else 5)]
+    from_source = [f["import_s"] + f["runtime_s"] for f in sources]
+    table.add(
+        "import handler, every module compiled from source (a layer without bytecode)",
+        spread(from_source),
+        f"{statistics.median(from_source) / floor:.2f}",
+        f"{noise(from_source):.0%}",
+        modules.get("handler"),
+    )
 
     floor_costs = import_costs(probe("floor", config, importtime=True)[1])
     costs = import_costs(probe("runtime", config, importtime=True)[1])

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Annotations, Match
+from infra.constructs import layer
 from stack_helpers import REPO, Synthesized, actions_on, flat, role_statements, synthesize
 
 from driftguard.config import load_config
@@ -73,6 +74,7 @@ def test_both_functions_are_python_3_13_on_arm64_with_xray_and_the_shared_layer(
         assert props["Layers"] == [{"Ref": layer_id}]
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "driftguard"
+        assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "DriftGuard"
         assert env["DRIFTGUARD_CONFIG"] == "driftguard.json"
         assert env["LOG_LEVEL"] == "INFO"
@@ -135,6 +137,21 @@ def test_layer_is_arm64_python_3_13_with_the_package_installed_and_without_the_r
         assert (site / name).is_dir(), name
     for provided in ("boto3", "botocore", "s3transfer"):
         assert not (site / provided).exists(), provided
+
+
+@pytest.mark.slow
+def test_layer_ships_bytecode_for_the_runtime_python(synth: Synthesized) -> None:
+    """/opt is read-only in Lambda: without .pyc files every cold start compiles the layer."""
+    if layer.bytecode_python() is None:
+        pytest.skip("no CPython 3.13 on this machine: the layer is built without bytecode (warned)")
+    (layer_id,) = synth.resources("AWS::Lambda::LayerVersion")
+    site = synth.asset_dir(layer_id) / "python"
+    modules = ("driftguard/engine.py", "pydantic/main.py", "sqlalchemy/sql/elements.py", "pynamodb/models.py")
+    for module in modules:
+        source = site / module
+        (compiled,) = (source.parent / "__pycache__").glob(f"{source.stem}.{layer.LAMBDA_CACHE_TAG}.pyc")
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{compiled}: hash-based and unchecked, whatever the unzipped files' times"
 
 
 @pytest.mark.slow
