@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 def utc(value: datetime) -> datetime:
     """Return `value` as an aware UTC datetime (naive values are taken to be UTC already)."""
+    if value.tzinfo is UTC:  # the usual case, and a validator runs this for every stored point
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -100,6 +100,9 @@ def _micros(at: datetime) -> int:
     return (utc(at) - _EPOCH) // _MICROSECOND
 
 
+_LABELS = {label.value: label for label in PointLabel}  # a dict lookup, not an Enum call, per point
+
+
 def _from_micros(micros: int) -> datetime:
     return _EPOCH + micros * _MICROSECOND
 
@@ -318,7 +321,7 @@ class SqliteStore(Store):
                 key=key,
                 ts=_from_micros(ts_us),
                 value=math.nan if value is None else value,
-                label=PointLabel(label),
+                label=_LABELS[label],
             )
             for ts_us, value, label in reversed(rows)
         ]
