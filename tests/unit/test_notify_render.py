@@ -83,6 +83,16 @@ def _parse_html(document: str) -> _WellFormed:
     return parser
 
 
+def test_estimates_are_shown_to_four_significant_digits_and_observations_in_full() -> None:
+    notice = _notice(1)
+    assert notice.finding is not None
+    explanation = Explanation(observed=36.07712, expected=66.4977, lower=28.2656, upper=154.676, reason="r")
+    finding = notice.finding.model_copy(update={"explanation": explanation})
+    text = render.plain_text(_with_alerts([notice.model_copy(update={"finding": finding})]))
+    assert "Observed  36.0771\n" in text
+    assert "Expected  66.5 (normal range 28.27 to 154.7)" in text
+
+
 def test_plain_text_says_what_where_since_observed_expected_why_and_how_to_silence() -> None:
     n = sample_notification("test", now=NOW)
     text = render.plain_text(n)

@@ -53,8 +53,9 @@ _SLACK_EMOJI = {
 # --------------------------------------------------------------------------- small formatters
 
 
-def format_value(value: float | str | None, *, seconds: bool = False) -> str:
-    """A number as people read it; with `seconds`, a duration (a freshness lag: '2d 3h')."""
+def format_value(value: float | str | None, *, seconds: bool = False, digits: int = 6) -> str:
+    """A number as people read it, to `digits` significant digits; with `seconds`, a duration (a
+    freshness lag: '2d 3h')."""
     if value is None:
         return "n/a"
     if isinstance(value, str):
@@ -65,7 +66,7 @@ def format_value(value: float | str | None, *, seconds: bool = False) -> str:
         return format_duration(timedelta(seconds=value))
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return f"{value:,.6g}"
+    return f"{value:,.{digits}g}"
 
 
 def format_duration(delta: timedelta) -> str:
@@ -113,13 +114,21 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Expectations are estimates: more digits than this only suggest a precision they do not have.
+_ESTIMATE_DIGITS = 4
+
+
+def _estimate(value: float | str, *, seconds: bool) -> str:
+    return format_value(value, seconds=seconds, digits=_ESTIMATE_DIGITS)
+
+
 def _expected_range(lower: float | None, upper: float | None, *, seconds: bool = False) -> str:
     if lower is not None and upper is not None:
-        return f"{format_value(lower, seconds=seconds)} to {format_value(upper, seconds=seconds)}"
+        return f"{_estimate(lower, seconds=seconds)} to {_estimate(upper, seconds=seconds)}"
     if lower is not None:
-        return f"at least {format_value(lower, seconds=seconds)}"
+        return f"at least {_estimate(lower, seconds=seconds)}"
     if upper is not None:
-        return f"at most {format_value(upper, seconds=seconds)}"
+        return f"at most {_estimate(upper, seconds=seconds)}"
     return ""
 
 
@@ -166,7 +175,7 @@ def alert_view(notice: AlertNotice, run_time: datetime) -> AlertView:
             fields.append(("Observed", observed))
         expected = ""
         if explanation.expected is not None:
-            expected = format_value(explanation.expected, seconds=seconds)
+            expected = _estimate(explanation.expected, seconds=seconds)
         normal = _expected_range(explanation.lower, explanation.upper, seconds=seconds)
         if expected and normal:
             expected = f"{expected} (normal range {normal})"
