@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 from driftguard.config import Config, load_config
 from infra.constructs.checks import Checks
+from infra.constructs.common import ShippedConfig
 from infra.constructs.layer import SharedLayer
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
@@ -29,15 +30,16 @@ class DriftGuardStack(Stack):
             description="DriftGuard: data-drift monitor for SQL sources",
         )
         layer = SharedLayer(self, "SharedLayer").layer
+        shipped = ShippedConfig.of(config, config_path)
         state = StateTables(self, "State")
         notifications = Notifications(
-            self, "Notifications", config=config, config_path=config_path, layer=layer, state=state
+            self, "Notifications", config=config, shipped=shipped, layer=layer, state=state
         )
         checks = Checks(
             self,
             "Checks",
             config=config,
-            config_path=config_path,
+            shipped=shipped,
             layer=layer,
             state=state,
             notifications=notifications,

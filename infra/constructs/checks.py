@@ -82,7 +82,6 @@ Concurrency, and how Source.max_concurrency is honoured
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Duration, Stack, TimeZone
@@ -100,6 +99,7 @@ from driftguard.schedules import ScheduleGroup, plan_schedules
 from infra.constructs.common import (
     AWS_MANAGED_POLICY,
     FunctionSpec,
+    ShippedConfig,
     acknowledge,
     dead_letter_queue,
     grant_secrets,
@@ -141,7 +141,7 @@ class Checks(Construct):
         construct_id: str,
         *,
         config: Config,
-        config_path: Path,
+        shipped: ShippedConfig,
         layer: lambda_.ILayerVersion,
         state: StateTables,
         notifications: Notifications,
@@ -164,7 +164,7 @@ class Checks(Construct):
                 },
             ),
             config=config,
-            config_path=config_path,
+            shipped=shipped,
             layer=layer,
         )
         if config.aws.vpc is not None:

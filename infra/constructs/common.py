@@ -109,15 +109,17 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
 
 
-_last_compiled: list[tuple[Config, str]] = []  # the latest config and its compiled text
+@dataclass(frozen=True)
+class ShippedConfig:
+    """The config file the functions ship, compiled once per synth (both carry the same file, and at
+    10,000 sources compiling it is a noticeable part of a synth)."""
 
+    path: Path  # the YAML it was loaded from: the assets' source when a function folder is missing
+    compiled: str  # `compile_config(config)`, written as driftguard.json
 
-def compiled(config: Config) -> str:
-    """`compile_config(config)`, once for consecutive uses of one config object: both functions ship
-    the same file, and at 10,000 sources compiling it is a noticeable part of a synth."""
-    if not _last_compiled or _last_compiled[0][0] is not config:
-        _last_compiled[:] = [(config, compile_config(config))]
-    return _last_compiled[0][1]
+    @classmethod
+    def of(cls, config: Config, path: Path) -> ShippedConfig:
+        return cls(path, compile_config(config))
 
 
 def python_function(
@@ -126,7 +128,7 @@ def python_function(
     spec: FunctionSpec,
     *,
     config: Config,
-    config_path: Path,
+    shipped: ShippedConfig,
     layer: lambda_.ILayerVersion,
 ) -> lambda_.Function:
     """A DriftGuard function: Python 3.13 on arm64, the shared layer, X-Ray, its own log group."""
@@ -137,7 +139,7 @@ def python_function(
         runtime=lambda_.Runtime.PYTHON_3_13,
         architecture=lambda_.Architecture.ARM_64,
         handler="handler.handler",
-        code=function_code(REPO / "functions" / spec.folder, compiled(config), config_path),
+        code=function_code(REPO / "functions" / spec.folder, shipped.compiled, shipped.path),
         layers=[layer],
         memory_size=spec.memory_mb,
         timeout=spec.timeout,

@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -29,7 +27,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from driftguard.config import Config, SesChannel, SlackChannel, SnsChannel, WebhookChannel
 from driftguard.errors import ConfigError
-from infra.constructs.common import FunctionSpec, dead_letter_queue, grant_secrets, python_function
+from infra.constructs.common import (
+    FunctionSpec,
+    ShippedConfig,
+    dead_letter_queue,
+    grant_secrets,
+    python_function,
+)
 from infra.constructs.state import StateTables
 
 NOTIFY_TIMEOUT = Duration.seconds(30)
@@ -42,7 +46,7 @@ class Notifications(Construct):
         construct_id: str,
         *,
         config: Config,
-        config_path: Path,
+        shipped: ShippedConfig,
         layer: lambda_.ILayerVersion,
         state: StateTables,
     ) -> None:
@@ -76,7 +80,7 @@ class Notifications(Construct):
                 environment=environment,
             ),
             config=config,
-            config_path=config_path,
+            shipped=shipped,
             layer=layer,
         )
         state.state.grant_read_data(self.function)
