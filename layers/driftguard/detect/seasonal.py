@@ -160,7 +160,7 @@ class SeasonalStrategy:
         if watched and not anomaly and direction:
             # empty periods first: when both apply, "no rows for 2 periods" says more
             sustained = self._zero_run(train, usable, value, settings) or self._sustained(
-                baseline, usable, at, value, settings
+                baseline, band, usable, value, settings
             )
             if sustained is not None:
                 z_runs, why = sustained
@@ -197,15 +197,15 @@ class SeasonalStrategy:
     def _sustained(
         self,
         baseline: Baseline,
+        band: Band,
         usable: Sequence[MetricPoint],
-        at: datetime,
         value: float,
         settings: DetectionSettings,
     ) -> tuple[float, str] | None:
         """A deviation too small to alert in one period may be certain over several: the newest
         periods (up to `level_shift_confirm_runs`) together, as a Poisson sum for small counts, else
-        by combining each period's own z-score (Stouffer), which respects each period's noise shape."""
-        band = band_of(baseline, at.timestamp(), settings, floor_zero=self.non_negative)
+        by combining each period's own z-score (Stouffer), which respects each period's noise shape.
+        `band` is the judged period's."""
         observed, expected = value, band.expected
         z_sum = band.z(value)
         if z_sum < _SUSTAINED_MIN_Z:
