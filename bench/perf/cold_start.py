@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.perf.cli_runs import BYTECODE_CACHE
 from bench.perf.report import REPO, Budget, Report, main, noise, run_measured, spread
 
 BUDGET_RATIO = 1.5
@@ -71,16 +72,16 @@ def compiled_config(directory: Path) -> Path:
     return path
 
 
-BYTECODE = REPO / ".bench" / "pycache-cold-start"
-
-
-def lambda_env(config: Path, *, write_bytecode: bool = False, bytecode: Path = BYTECODE) -> dict[str, str]:
+def lambda_env(
+    config: Path, *, write_bytecode: bool = False, bytecode: Path = BYTECODE_CACHE
+) -> dict[str, str]:
     """What the CDK stack sets on the check function, plus the variables Lambda itself sets.
 
     Bytecode: the layer ships `.pyc` files for every module (infra/constructs/layer.py), so a cold
-    start reads bytecode and compiles nothing. The probes read theirs from a cache of their own
-    (PYTHONPYCACHEPREFIX; with a prefix Python reads no other bytecode), written by one unmeasured
-    probe of each step (`write_bytecode`) and then only read, by the floor's probes as well."""
+    start reads bytecode and compiles nothing. The probes read theirs from the bytecode cache the CLI
+    benchmarks use (PYTHONPYCACHEPREFIX=.bench/pycache; with a prefix Python reads no other
+    bytecode), written by one unmeasured probe of each step (`write_bytecode`) and then only read,
+    by the floor's probes as well."""
     return {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
@@ -111,7 +112,7 @@ def probe(
     check_imports: bool = False,
     importtime: bool = False,
     write_bytecode: bool = False,
-    bytecode: Path = BYTECODE,
+    bytecode: Path = BYTECODE_CACHE,
 ) -> tuple[dict[str, Any], str]:
     flags = ["-X", "importtime"] if importtime else []
     script = PROBE.format(handler_dir=str(HANDLER_DIR))
