@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from driftguard import alerts, detect
 from driftguard.config import ChannelConfig, Config, Source, TableConfig
@@ -42,6 +42,7 @@ from driftguard.model import (
     RunCommit,
     RunRecord,
     RunStatus,
+    SchemaBaseline,
     Severity,
     Silence,
     Snapshot,
@@ -119,6 +120,16 @@ class RunOutcome:
         }
 
 
+class _Judgement(NamedTuple):
+    """What a run found on one load of its source: findings, points and learned baselines to
+    commit, and the history they were judged on (for the recent values in notifications)."""
+
+    findings: list[Finding]
+    points: list[MetricPoint]
+    baselines: list[SchemaBaseline]
+    history: detect.HistoryReader
+
+
 def source_key(source: str) -> CheckKey:
     return CheckKey(source=source, table="", check=CheckKind.SOURCE, metric=SOURCE_METRIC)
 
@@ -186,16 +197,18 @@ class Engine:
 
         started = self._clock()
         overlay: dict[str, list[MetricPoint]] = {}
-        # Read once: the states say which tables were seen before and seed the decision below
-        # (re-read only if another writer moves them before the commit); the baselines and the
-        # series tails feed detection.
+        # Read once: the states say which tables were seen before and seed the decision below; the
+        # baselines and the series tails feed detection. If another writer moves the source before
+        # the commit, the store refuses it and the run is judged again on a fresh load.
         context = self.store.load_source(source.name)
         try:
             with self._collector_factory(
                 source, self.config.statement_timeout_of(source), self.secrets
             ) as col:
                 seen = {s.key.table for s in context.states.values()}
-                self._backfill_new_tables(col, source, scheduled_time, seen, overlay, dry_run=dry_run)
+                stored = self._backfill_new_tables(
+                    col, source, scheduled_time, seen, overlay, dry_run=dry_run
+                )
                 snapshot = col.collect(scheduled_time)
         except DriftGuardError as error:
             if self._raise_retryable and error.retryable:
@@ -203,22 +216,19 @@ class Engine:
             return self._record_source_error(
                 source, scheduled_time, started, error, dry_run=dry_run, context=context
             )
+        if stored:  # the backfill moved the source: judge on what it stored
+            context = self.store.load_source(source.name)
 
-        history = self._history_reader(context, overlay)
-        evaluation = detect.evaluate_snapshot(self.config, source, snapshot, history, context.baselines.get)
-        findings = [*evaluation.findings, source_finding(source.name, scheduled_time, None)]
+        def judge(context: SourceContext) -> _Judgement:
+            history = self._history_reader(context, overlay)
+            evaluation = detect.evaluate_snapshot(
+                self.config, source, snapshot, history, context.baselines.get
+            )
+            findings = [*evaluation.findings, source_finding(source.name, scheduled_time, None)]
+            return _Judgement(findings, evaluation.points, evaluation.schema_baselines, history)
+
         return self._decide_and_commit(
-            source,
-            scheduled_time,
-            started,
-            snapshot,
-            findings,
-            points=evaluation.points,
-            baselines=evaluation.schema_baselines,
-            error=None,
-            dry_run=dry_run,
-            context=context,
-            history=history,
+            source, scheduled_time, started, snapshot, judge, error=None, dry_run=dry_run, context=context
         )
 
     def record_failure(
@@ -244,17 +254,13 @@ class Engine:
         context: SourceContext | None = None,
     ) -> RunOutcome:
         """A run that collected nothing: its only finding is the source-level ERROR."""
+        findings = [source_finding(source.name, scheduled_time, error)]
+
+        def judge(context: SourceContext) -> _Judgement:
+            return _Judgement(findings, [], [], self._history_reader(context))
+
         return self._decide_and_commit(
-            source,
-            scheduled_time,
-            started,
-            None,
-            [source_finding(source.name, scheduled_time, error)],
-            points=[],
-            baselines=[],
-            error=error,
-            dry_run=dry_run,
-            context=context,
+            source, scheduled_time, started, None, judge, error=error, dry_run=dry_run, context=context
         )
 
     # ------------------------------------------------------------------ steps
@@ -288,10 +294,11 @@ class Engine:
         overlay: dict[str, list[MetricPoint]],
         *,
         dry_run: bool,
-    ) -> None:
+    ) -> bool:
         """Seed detection from a table's own rows the first time the table is seen (it has no
         alert state yet), so a new table with a timestamp column is judged on day one instead of
-        learning for weeks."""
+        learning for weeks. True if points were stored (a dry run keeps them in `overlay`)."""
+        stored = False
         for table in source.tables:
             checks = table.checks
             wants_history = (
@@ -310,8 +317,10 @@ class Engine:
             if dry_run:
                 for p in points:
                     overlay.setdefault(p.key.fingerprint, []).append(p)
-            else:
+            elif points:
                 self.store.put_points(points)
+                stored = True
+        return stored
 
     def _decide_and_commit(
         self,
@@ -319,22 +328,21 @@ class Engine:
         scheduled_time: datetime,
         started: datetime,
         snapshot: Snapshot | None,
-        findings: list[Finding],
+        judge: Callable[[SourceContext], _Judgement],
         *,
-        points: list[MetricPoint],
-        baselines: list[Any],
         error: DriftGuardError | None,
         dry_run: bool,
         context: SourceContext | None = None,
-        history: detect.HistoryReader | None = None,
     ) -> RunOutcome:
+        """Judge on the context, decide and commit; when another writer moved the source since it
+        was loaded (StateConflict), load it again and judge anew: the findings too depend on what
+        was read (series, schema baselines), not only the decision."""
         for attempt in range(_STATE_CONFLICT_RETRIES):
             if context is None or attempt > 0:
                 context = self.store.load_source(source.name)
-                history = None
+            findings, points, baselines, history = judge(context)
             states = context.states
             decision = self._decide(source, findings, states, scheduled_time)
-            history = history or self._history_reader(context)
             notifications = [
                 self._with_recent_values(n, scheduled_time, history) for n in decision.notifications
             ]
@@ -364,13 +372,14 @@ class Engine:
                 transitions=decision.transitions,
                 notifications=notifications,
                 schema_baselines=baselines,
+                context_version=context.version,
             )
             try:
                 committed = self.store.commit_run(commit)
             except StateConflict:
                 if attempt == _STATE_CONFLICT_RETRIES - 1:
                     raise
-                continue  # another writer moved the state: re-read and decide again
+                continue  # another writer moved the source: load it again, judge and decide anew
             if not committed:
                 previous = self.store.get_run(source.name, scheduled_time)
                 return RunOutcome(source.name, scheduled_time, previous or run, duplicate=True)

@@ -442,6 +442,9 @@ class RunCommit(Frozen):
 
     `states` carry the version they were read at (`expected_versions[fingerprint]`, 0 = new);
     the store refuses the commit (StateConflict) if another writer moved any of them.
+    `context_version` is the version of the source's partition the run was judged on
+    (`SourceContext.version`); a store that versions partitions refuses the commit (StateConflict)
+    if anything moved it since, so the run is judged again on what is current.
     """
 
     run: RunRecord
@@ -452,3 +455,4 @@ class RunCommit(Frozen):
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)  # the outbox
     schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
+    context_version: int | None = None

@@ -214,6 +214,7 @@ def run_commit(
     baselines: Sequence[SchemaBaseline] = (),
     with_snapshot: bool = True,
     row_count: int = 100,
+    context_version: int | None = None,
 ) -> RunCommit:
     return RunCommit(
         run=RunRecord(
@@ -230,6 +231,7 @@ def run_commit(
         transitions=list(transitions),
         notifications=list(notifications),
         schema_baselines=list(baselines),
+        context_version=context_version,
     )
 
 
@@ -1123,4 +1125,5 @@ def full_commit() -> RunCommit:
                 source="shöp", table="orders", columns=columns, accepted_at=at, accepted_by="learned"
             )
         ],
+        context_version=0,  # judged on a source never written before
     )

@@ -152,9 +152,9 @@ def test_concurrent_attempts_of_one_run_write_one_snapshot_one_transition_per_ch
 
 
 def test_a_check_is_one_query_to_load_and_one_transaction_to_commit(aws: None) -> None:
-    store = new_store()
     keys = many_checks(3)
-    store.commit_run(run_commit("shop", T0 - HOUR, states=[alert_state(k, T0 - HOUR) for k in keys]))
+    new_store().commit_run(run_commit("shop", T0 - HOUR, states=[alert_state(k, T0 - HOUR) for k in keys]))
+    store = DynamoStore("driftguard-state", REGION)  # another container: it has read nothing yet
     requests = record_requests(store)
 
     loaded = store.load_source("shop")
@@ -168,6 +168,7 @@ def test_a_check_is_one_query_to_load_and_one_transaction_to_commit(aws: None) -
             transitions=[transition(keys[0], T0, AlertStateName.FIRING, AlertStateName.RESOLVED)],
             notifications=[notification("shop", T0)],
             baselines=[baseline("shop")],
+            context_version=loaded.version,
         )
     )
 
@@ -188,6 +189,86 @@ def test_a_check_is_one_query_to_load_and_one_transaction_to_commit(aws: None) -
     assert store.load_source("shop").series(keys[0], before=T0 + HOUR, limit=5) == [
         MetricPoint(key=keys[0], ts=T0, value=1.0)
     ]
+
+
+def test_a_warm_container_checks_the_source_it_wrote_last_with_one_transaction(aws: None) -> None:
+    store = new_store()
+    key = check_key("shop")
+    store.commit_run(run_commit("shop", T0 - HOUR, points=points_of(key, [T0 - HOUR])))
+    requests = record_requests(store)
+    store.load_source("shop")  # a read finds the partition as this store left it: it is the only writer
+    assert [r.operation for r in requests] == ["Query"]
+    requests.clear()
+
+    loaded = store.load_source("shop")
+
+    assert [r.operation for r in requests] == []  # nobody else wrote since its commit: no read
+    committed = store.commit_run(
+        run_commit("shop", T0, points=points_of(key, [T0], value=2.0), context_version=loaded.version)
+    )
+
+    assert committed is True
+    assert [r.operation for r in requests] == ["TransactWriteItems"]
+    fresh = DynamoStore("driftguard-state", REGION).load_source("shop")
+    assert fresh.version == loaded.version + 1
+    assert [p.value for p in fresh.series(key, before=T0 + HOUR, limit=10) or []] == [1.0, 2.0]
+
+
+def test_containers_taking_turns_on_a_source_read_it_each_time_and_no_commit_is_refused(
+    aws: None,
+) -> None:
+    containers = [new_store(), DynamoStore("driftguard-state", REGION)]
+    requests = [record_requests(c) for c in containers]
+    key = check_key("shop")
+
+    for n in range(6):
+        store, at = containers[n % 2], T0 + n * HOUR
+        loaded = store.load_source("shop")
+        commit = run_commit("shop", at, points=points_of(key, [at], value=n), context_version=loaded.version)
+        assert store.commit_run(commit) is True
+
+    # Each memory is one turn old when it is next needed, so each load reads; nothing is retried.
+    assert [[r.operation for r in log] for log in requests] == [["Query", "TransactWriteItems"] * 3] * 2
+    final = containers[0].load_source("shop").series(key, before=T0 + 6 * HOUR, limit=10) or []
+    assert [p.value for p in final] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_run_judged_on_a_partition_another_container_moved_is_refused_then_judged_again(
+    aws: None,
+) -> None:
+    warm, other = new_store(), DynamoStore("driftguard-state", REGION)
+    key = check_key("shop")
+    warm.commit_run(run_commit("shop", T0 - 2 * HOUR, points=points_of(key, [T0 - 2 * HOUR])))
+    remembered = warm.load_source("shop")
+    other.commit_run(run_commit("shop", T0 - HOUR, points=points_of(key, [T0 - HOUR], value=7.0)))
+    requests = record_requests(warm)
+
+    with pytest.raises(StateConflict, match=r"changed since the run read it"):
+        warm.commit_run(run_commit("shop", T0, context_version=remembered.version))
+
+    # The refused transaction wrote nothing, and the store stops answering loads from memory.
+    assert [r.operation for r in requests] == ["TransactWriteItems", "GetItem", "Query"]
+    assert warm.get_run("shop", T0) is None
+    requests.clear()
+    current = warm.load_source("shop")
+    assert [r.operation for r in requests] == ["Query"]
+    assert [p.value for p in current.series(key, before=T0, limit=10) or []] == [1.0, 7.0]
+    assert warm.commit_run(run_commit("shop", T0, context_version=current.version)) is True
+
+
+def test_an_accepted_schema_moves_the_source_so_a_run_judged_on_the_old_one_is_refused(
+    aws: None,
+) -> None:
+    warm, operator = new_store(), DynamoStore("driftguard-state", REGION)
+    warm.commit_run(run_commit("shop", T0 - HOUR, baselines=[baseline("shop", columns=("id",))]))
+    remembered = warm.load_source("shop")
+
+    operator.put_schema_baseline(baseline("shop", by="alice", columns=("id", "currency")))
+
+    with pytest.raises(StateConflict, match=r"changed since the run read it"):
+        warm.commit_run(run_commit("shop", T0, context_version=remembered.version))
+    accepted = warm.load_source("shop").baselines["orders"]
+    assert (accepted.accepted_by, [c.name for c in accepted.columns]) == ("alice", ["id", "currency"])
 
 
 def _at_text(at: datetime) -> str:

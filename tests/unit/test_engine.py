@@ -349,3 +349,45 @@ def test_detection_reads_series_from_the_loaded_tails_when_they_can_answer(
     volume = [f for f in with_tails.findings if f.key == key]
     assert volume and volume[0].status == FindingStatus.OK
     counting.close()
+
+
+def test_a_run_refused_as_judged_on_an_old_read_is_judged_again_on_a_fresh_load(
+    config: Config, tmp_path: Path
+) -> None:
+    key = CheckKey(source="shop", table="orders", check=CheckKind.VOLUME, metric="rows_per_period")
+    store = CountingStore(tmp_path / "state.db")
+    make_engine(
+        config, store, ScriptedCollector([100], history=hourly_history(24 * 21)), RecordingSender()
+    ).check("shop", T0)
+    stored = store.series(key, before=T0 + timedelta(days=1), limit=100_000)
+    # What a warm container remembered from before another writer moved the source: the table then
+    # loaded ten times as much, so 100 rows would look like a collapse.
+    remembered = SeriesTail([(p.ts, p.value * 10, p.label) for p in stored], complete=True)
+    commits: list[int | None] = []
+
+    class MovedMeanwhile(CountingStore):
+        def load_source(self, source: str) -> SourceContext:
+            loaded = super().load_source(source)
+            if self.reads["load_source"] == 1:
+                return SourceContext(
+                    source, loaded.states, loaded.baselines, {key.fingerprint: remembered}, 1
+                )
+            return SourceContext(source, loaded.states, loaded.baselines, {}, 2)
+
+        def commit_run(self, commit: Any) -> bool:
+            commits.append(commit.context_version)
+            if commit.context_version != 2:
+                raise StateConflict("source 'shop' changed since the run read it")
+            return super().commit_run(commit)
+
+    store.close()
+    moved = MovedMeanwhile(tmp_path / "state.db")
+    outcome = make_engine(config, moved, ScriptedCollector([100]), RecordingSender()).check(
+        "shop", T0 + timedelta(hours=1)
+    )
+
+    assert commits == [1, 2] and moved.reads["load_source"] == 2
+    (volume,) = [f for f in outcome.findings if f.key == key]
+    assert volume.status == FindingStatus.OK  # judged on the fresh load, not the remembered collapse
+    assert outcome.notifications == [] and moved.get_run("shop", T0 + timedelta(hours=1)) is not None
+    moved.close()

@@ -66,6 +66,9 @@ class SourceContext:
     states: dict[str, AlertState]  # by fingerprint
     baselines: dict[str, SchemaBaseline]  # by table
     tails: dict[str, SeriesTail] = field(default_factory=dict)  # by fingerprint; may hold none
+    # The version of the source's partition this was read at, for `RunCommit.context_version`;
+    # None: the store does not version partitions (its commits check the alert states only).
+    version: int | None = None
 
     def series(self, key: CheckKey, *, before: datetime, limit: int) -> list[MetricPoint] | None:
         """The series window from the loaded tails, or None: then ask `Store.series`."""
@@ -78,7 +81,9 @@ class Store(ABC):
     def load_source(self, source: str) -> SourceContext:
         """The alert states and schema baselines of `source`, and whatever recent series points the
         store can hand over in the same read (none here: the default composes the single-purpose reads;
-        store.dynamodb answers everything with one Query)."""
+        store.dynamodb answers everything with one Query, or from its memory of the partition as it
+        last read or wrote it: a versioned context may be old, and `commit_run` then refuses a run
+        judged on it, so the run is judged again on a fresh load)."""
         return SourceContext(
             source,
             states={s.fingerprint: s for s in self.alert_states(source)},
@@ -90,6 +95,8 @@ class Store(ABC):
     def commit_run(self, commit: RunCommit) -> bool:
         """Write a run's snapshot, points, states, transitions, outbox and run record at once.
         Returns False, writing nothing, if (source, scheduled_time) was already committed.
+        Raises StateConflict, writing nothing, if `commit.context_version` is set and the source's
+        partition has moved since that version (the caller loads the source again and re-judges).
         The store, not the caller, bumps versions: each state is stored at `expected + 1`.
         Transitions and notifications already stored under their id are kept as they are;
         schema baselines are written only where (source, table) has none yet."""

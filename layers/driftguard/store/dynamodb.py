@@ -90,7 +90,7 @@ _HEAD_BYTES = 100_000  # above this, compressed, a commit seals every series' op
 # default 56-day window at 15-minute runs (5,377 points); a longer ask reads the series' history.
 TAIL_POINTS = 6000
 _COMMIT_ATTEMPTS = 5
-_REMEMBERED_SOURCES = 16  # partitions kept for the commit that follows a load (more: one more Query)
+_REMEMBERED_SOURCES = 16  # partitions a store remembers (beyond them: one more Query per check)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -316,7 +316,7 @@ class _Partition:
 
     def context(self) -> SourceContext:
         tails = {fp: SeriesTail(t.points(), complete=not t.trimmed) for fp, t in self.tails.items()}
-        return SourceContext(self.source, dict(self.states), dict(self.baselines), tails)
+        return SourceContext(self.source, dict(self.states), dict(self.baselines), tails, self.version)
 
     def head_body(self) -> bytes:
         """The head's body: each series' open points and whether its tail was trimmed."""
@@ -370,6 +370,12 @@ class DynamoStore(Store):
         # reading again, and its transaction's condition on the head version proves it still current.
         # The most recent few only: a Lambda container checks thousands of sources in its life.
         self._partitions: OrderedDict[str, _Partition] = OrderedDict()
+        # Sources whose remembered partition is what this store itself wrote (not what it read).
+        self._written: set[str] = set()
+        # Sources whose partition nobody else has written lately, as far as this store has seen (a
+        # read found it as this store had written it, and no commit on memory was refused since):
+        # their loads are answered from memory. See `load_source`.
+        self._sole_writer: set[str] = set()
         self._partitions_lock = threading.Lock()
 
     @property
@@ -511,23 +517,50 @@ class DynamoStore(Store):
         self._remember(partition)
         return partition
 
-    def _remember(self, partition: _Partition) -> None:
+    def _remember(self, partition: _Partition, *, written: bool = False) -> None:
+        """Keep `partition` as read (`written` False) or as this store's own write left it."""
         with self._partitions_lock:
             self._partitions[partition.source] = partition
             self._partitions.move_to_end(partition.source)
+            (self._written.add if written else self._written.discard)(partition.source)
             while len(self._partitions) > _REMEMBERED_SOURCES:
-                self._partitions.popitem(last=False)
+                dropped, _ = self._partitions.popitem(last=False)
+                self._written.discard(dropped)
+                self._sole_writer.discard(dropped)
 
     def _remembered(self, source: str) -> _Partition | None:
         with self._partitions_lock:
             return self._partitions.get(source)
 
     def _forget(self, source: str) -> None:
+        """Someone else moved the source: drop what this store remembers of it, and read it from now on."""
         with self._partitions_lock:
             self._partitions.pop(source, None)
+            self._written.discard(source)
+            self._sole_writer.discard(source)
 
     def load_source(self, source: str) -> SourceContext:
-        return self._read_partition(source).context()
+        """One consistent Query of the partition, or none where this store appears to be its only
+        writer: then the partition as this store last wrote it.
+
+        Serving memory is always safe: every writer moves the head's version (commits, series
+        updates, accepted schemas) and a commit judged on an older version is refused, so the run is
+        judged again. It only pays where the container that checks a source is the one that checked
+        it last (one container, or a source's checks landing on the same one); where checks of a
+        source move between containers, a refused commit would cost more than the read saves. So a
+        store serves memory only after a read found the partition exactly as the store's own last
+        write had left it (nobody wrote it in between), and goes back to reading when a commit on
+        memory is refused."""
+        with self._partitions_lock:
+            remembered = self._partitions.get(source)
+            if remembered is not None and source in self._sole_writer:
+                return remembered.context()
+            written = source in self._written
+        partition = self._read_partition(source)
+        if remembered is not None and written and remembered.version == partition.version:
+            with self._partitions_lock:
+                self._sole_writer.add(source)
+        return partition.context()
 
     def _head_writes(
         self, partition: _Partition, body: bytes, writes: list[_Write], *, reserved: int
@@ -625,25 +658,37 @@ class DynamoStore(Store):
     def _tail_sk(fingerprint: str, start: int) -> str:
         return f"{_TAIL}{fingerprint}#{_at(_from_micros(start))}"
 
-    def _update_tails(self, source: str, updates: Mapping[str, _Updates]) -> None:
-        """Write series changes outside a run (backfill, labels) on a fresh read of the partition,
-        again if another writer moved it meanwhile."""
+    def _update_partition(
+        self,
+        source: str,
+        updates: Mapping[str, _Updates],
+        writes: Sequence[_Write] = (),
+        baselines: Mapping[str, SchemaBaseline] | None = None,
+    ) -> None:
+        """Change a source's partition outside a run (backfill, labels, an accepted schema) on a
+        fresh read of it, moving its head, again if another writer moved it meanwhile."""
         for _ in range(_COMMIT_ATTEMPTS):
             partition = self._read_partition(source)
-            writes, after = self._tail_writes(partition, updates)
+            tail_writes, after = self._tail_writes(partition, updates)
             if len(after.head_body()) > _HEAD_BYTES:
-                writes, after = self._tail_writes(partition, updates, seal_all=True)
-            transactions = self._head_writes(partition, after.head_body(), writes, reserved=0)
-            after = replace(after, version=partition.version + len(transactions))
+                tail_writes, after = self._tail_writes(partition, updates, seal_all=True)
+            transactions = self._head_writes(
+                partition, after.head_body(), [*writes, *tail_writes], reserved=0
+            )
+            after = replace(
+                after,
+                version=partition.version + len(transactions),
+                baselines={**partition.baselines, **(baselines or {})},
+            )
             try:
                 for transaction in transactions:
                     self._transact(transaction)
             except _Cancelled:
                 self._forget(source)
                 continue
-            self._remember(after)
+            self._remember(after, written=True)
             return
-        raise StateConflict(f"source {source!r} kept changing while its series were updated; try again")
+        raise StateConflict(f"source {source!r} kept changing while it was updated; try again")
 
     # ------------------------------------------------------------------ runs
     def commit_run(self, commit: RunCommit) -> bool:
@@ -661,6 +706,7 @@ class DynamoStore(Store):
         for _ in range(_COMMIT_ATTEMPTS):
             stale = self._stale_state(commit, partition)
             if stale and not fresh:  # what this store remembers may be old: judge on a fresh read
+                self._forget(run.source)
                 partition, fresh = self._read_partition(run.source), True
                 stale = self._stale_state(commit, partition)
             if stale:
@@ -671,7 +717,7 @@ class DynamoStore(Store):
             try:
                 for transaction in plan.writes_in_transactions:
                     self._transact(transaction)
-            except _Cancelled:
+            except _Cancelled as cancelled:
                 # Something moved since the read: the run was committed, a state or the tails
                 # changed, or an insert-once item exists. Nothing of this attempt was written
                 # (unless a commit above the transaction limits crashed or lost a race halfway).
@@ -679,14 +725,24 @@ class DynamoStore(Store):
                 if self.get_run(run.source, run.scheduled_time) is not None:
                     return False
                 partition, fresh = self._read_partition(run.source), True
+                stale = self._stale_state(commit, partition)
+                if stale:  # judged on what is no longer there (the run is not committed: just read)
+                    raise StateConflict(stale) from cancelled
                 existing = self._existing(plan.once)
                 continue
-            self._remember(plan.after)
+            self._remember(plan.after, written=True)
             return True
         raise StateConflict(f"source {run.source!r} kept changing during the commit; run the check again")
 
     def _stale_state(self, commit: RunCommit, partition: _Partition) -> str:
-        """Why the commit's states are not based on the partition's, or "" if they are."""
+        """Why the commit is not based on the partition (the version it was judged on, or its states'
+        versions), or "" if it is."""
+        judged_on = commit.context_version
+        if judged_on is not None and judged_on != partition.version:
+            return (
+                f"source {partition.source!r} changed since the run read it (version {judged_on}, now "
+                f"{partition.version}): the run is judged again on what is current"
+            )
         for state in commit.states:
             stored = partition.states.get(state.fingerprint)
             version = stored.version if stored is not None else 0
@@ -875,7 +931,7 @@ class DynamoStore(Store):
         for p in points:
             by_source.setdefault(p.key.source, []).append(p)
         for source, some in by_source.items():
-            self._update_tails(source, _updates(some))
+            self._update_partition(source, _updates(some))
 
     def label_points(self, key: CheckKey, start: datetime, end: datetime, label: PointLabel) -> int:
         first, last = _micros(start), _micros(end)
@@ -883,7 +939,7 @@ class DynamoStore(Store):
         points = [p for s in self._history(key.fingerprint) for p in s.points] + list(tail.open)
         relabelled = {t: (v, label.value) for t, v, _ in points if first <= t <= last}
         if relabelled:
-            self._update_tails(key.source, {key.fingerprint: relabelled})
+            self._update_partition(key.source, {key.fingerprint: relabelled})
         return len(relabelled)
 
     # ------------------------------------------------------------------ alert state
@@ -920,7 +976,11 @@ class DynamoStore(Store):
         return {b.table: b for b in baselines}
 
     def put_schema_baseline(self, baseline: SchemaBaseline) -> None:
-        self._baseline_item(baseline).save()
+        """Replace the baseline and move the source's head, so a run judged on the old one (a warm
+        container's remembered partition, a check in flight) is refused at commit and judged again."""
+        self._update_partition(
+            baseline.source, {}, [_Write(self._baseline_item(baseline))], {baseline.table: baseline}
+        )
 
     # ------------------------------------------------------------------ silences
     def put_silence(self, silence: Silence) -> None:
