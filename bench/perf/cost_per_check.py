@@ -6,7 +6,9 @@ The real handler (functions/check/handler.py, Powertools idempotency and all) ru
 (`mock_aws`) against the real local PostgreSQL: one source of 5 event tables (freshness and hourly
 volume by timestamp, learned schema), its password in Secrets Manager. Checks run every 15 minutes of
 logical time, three new rows per table landing before each, so the source stays quiet; the 1st check
-backfills history, the 3rd and later are steady state. Every AWS call is counted where all of them
+backfills history, the 3rd and later are steady state. Then the same source's checks alternate
+between that container and a second one (another warm container of the function): what a check
+costs when the container running it did not check the source last. Every AWS call is counted where all of them
 pass, `botocore.client.BaseClient._make_api_call`; DynamoDB capacity is computed from the items
 each request reads and writes, by DynamoDB's sizing rules (moto's ConsumedCapacity is a constant);
 SQL round trips are the collector's own counters (Snapshot.round_trips, TableSnapshot.round_trips).
@@ -41,6 +43,7 @@ TABLES = 5
 CHECK_EVERY = timedelta(minutes=15)
 NEW_ROWS_PER_CHECK = 3  # one every five minutes, as the history
 STEADY_FROM = 3  # the 3rd check onwards
+ALTERNATING = 6  # then checks alternating between two containers, the new one first
 BUDGET_AWS_CALLS = 3
 BUDGET_ROUND_TRIPS_PER_TABLE = 2
 REGION = "eu-west-1"
@@ -173,8 +176,15 @@ def counting_calls() -> Iterator[CallLog]:
     original = BaseClient._make_api_call
 
     def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        response = original(client, operation, params)
         service = client.meta.service_model.service_name
+        try:
+            response = original(client, operation, params)
+        except Exception:
+            # A refused call (a cancelled transaction, a failed condition) is a call too; it is
+            # charged as if it had written, which DynamoDB does for a cancelled transaction's items.
+            reads, writes = capacity(operation, params, {}) if service == "dynamodb" else (0.0, 0.0)
+            log.calls.append(Call(service, operation, purpose(service, params) + " (refused)", reads, writes))
+            raise
         reads, writes = capacity(operation, params, response) if service == "dynamodb" else (0.0, 0.0)
         log.calls.append(Call(service, operation, purpose(service, params), reads, writes))
         return response
@@ -281,6 +291,12 @@ class CheckCost:
     anomalies: int
     duration_ms: float  # the engine's own run time (collect, detect, decide, commit), under moto
     log_bytes: int  # what the handler wrote to stdout: CloudWatch Logs ingestion (logs + EMF metrics)
+    container: str = "A"
+
+    @property
+    def aws_calls(self) -> int:
+        """Calls other than Secrets Manager's (a new container fetches the secret once)."""
+        return sum(c.service != "secretsmanager" for c in self.calls)
 
     @property
     def read_units(self) -> float:
@@ -294,9 +310,11 @@ class CheckCost:
 def measure(quick: bool) -> list[CheckCost]:
     from moto import mock_aws
 
+    from driftguard import lambda_runtime
     from driftguard.collect import collector as collector_module
 
     checks = 4 if quick else 8
+    alternating = 2 if quick else ALTERNATING
     engine = pg.admin_engine()
     names = [f"events_{i}" for i in range(TABLES)]
     snapshots: list[Any] = []
@@ -320,8 +338,15 @@ def measure(quick: bool) -> list[CheckCost]:
             handler = load_handler()
             handler.runtime.runtime.cache_clear()  # built per container: this one's config and tables
             collector_module.Collector.collect = keep_snapshot  # type: ignore[method-assign]
+            built = lambda_runtime.runtime
+            containers: dict[str, Any] = {}
             try:
-                for number in range(1, checks + 1):
+                for number in range(1, checks + alternating + 1):
+                    # Container A runs the first `checks`; then B (a new one), A, B, ... take turns.
+                    name = "A" if number <= checks or (number - checks) % 2 == 0 else "B"
+                    if name not in containers:
+                        containers[name] = built.__wrapped__()
+                    lambda_runtime.runtime = lambda name=name: containers[name]  # type: ignore[assignment]
                     land_rows(engine, schema, names, first, number)
                     at = first + (number - 1) * CHECK_EVERY
                     event = {"source": SOURCE, "scheduled_time": at.isoformat()}
@@ -340,9 +365,11 @@ def measure(quick: bool) -> list[CheckCost]:
                             result["anomalies"],
                             result["duration_ms"],
                             len(captured.getvalue().encode()),
+                            name,
                         )
                     )
             finally:
+                lambda_runtime.runtime = built  # type: ignore[assignment]
                 collector_module.Collector.collect = collect  # type: ignore[method-assign]
                 handler.runtime.runtime.cache_clear()
                 from driftguard.collect.connect import dispose_engines
@@ -352,6 +379,14 @@ def measure(quick: bool) -> list[CheckCost]:
     return costs
 
 
+def steady_state(costs: list[CheckCost]) -> tuple[list[CheckCost], list[CheckCost]]:
+    """The steady-state checks: those in the one container that checked the source last, and those
+    of containers taking turns, after each container's first turn."""
+    turns_from = min((c.number for c in costs if c.container == "B"), default=costs[-1].number + 1)
+    one = [c for c in costs if STEADY_FROM <= c.number < turns_from]
+    return one, [c for c in costs if c.number >= turns_from + 2]
+
+
 def run(quick: bool = False) -> Report:
     report = Report("Cost per check: AWS calls, DynamoDB capacity, SQL round trips", quick)
     try:
@@ -359,9 +394,13 @@ def run(quick: bool = False) -> Report:
     except Unavailable as e:
         report.problems.append(f"cost per check NOT MEASURED: {e}")
         return report
+    steady, settled = steady_state(costs)
+    turns = [c for c in costs if c.number > steady[-1].number]
     per_check = report.table(
-        f"Each check of one source of {TABLES} tables (check 1 backfills; {STEADY_FROM}+ are steady state)",
+        f"Each check of one source of {TABLES} tables (check 1 backfills; {STEADY_FROM}-{steady[-1].number} are "
+        f"steady state in one container, A; then containers B and A take turns)",
         "check",
+        "container",
         "status",
         "findings",
         "anomalies",
@@ -377,6 +416,7 @@ def run(quick: bool = False) -> Report:
     for c in costs:
         per_check.add(
             c.number,
+            c.container,
             c.status,
             c.findings,
             c.anomalies,
@@ -390,9 +430,8 @@ def run(quick: bool = False) -> Report:
             c.log_bytes,
         )
 
-    steady = [c for c in costs if c.number >= STEADY_FROM]
     breakdown = report.table(
-        f"Where a steady-state check's AWS calls go (mean over checks {STEADY_FROM}-{costs[-1].number})",
+        f"Where a steady-state check's AWS calls go (mean over checks {STEADY_FROM}-{steady[-1].number})",
         "service",
         "operation",
         "for",
@@ -425,12 +464,19 @@ def run(quick: bool = False) -> Report:
             trips <= BUDGET_ROUND_TRIPS_PER_TABLE,
         )
     )
+    if turns:
+        report.notes.append(
+            "checks alternating between two containers (B new): AWS calls per check, not counting a new "
+            f"container's one Secrets Manager call: {' / '.join(str(c.aws_calls) for c in turns)} "
+            f"(checks {turns[0].number}-{turns[-1].number}); median after each container's first turn: "
+            f"{statistics.median(c.aws_calls for c in settled or turns):g}"
+        )
     own = statistics.median(sum("Powertools" not in c.purpose for c in k.calls) for k in steady)
     first_services = dict(Counter(c.service for c in costs[0].calls))
-    later_secrets = sum(c.service == "secretsmanager" for k in costs[1:] for c in k.calls)
+    later_secrets = sum(c.service == "secretsmanager" for k in costs[1 : steady[-1].number] for c in k.calls)
     report.notes += [
-        f"check 1 made {len(costs[0].calls)} AWS calls {first_services}; Secrets Manager calls after it: "
-        f"{later_secrets} (Powertools parameters cache, max_age 300 s)",
+        f"check 1 made {len(costs[0].calls)} AWS calls {first_services}; Secrets Manager calls in container "
+        f"A after it: {later_secrets} (Powertools parameters cache, max_age 300 s)",
         f"a steady check's own calls, without the Powertools idempotency record (conditional put, then "
         f"update): {own:g} (median)",
         "RCU/WCU are computed from item sizes (requests' items for writes, responses' items for reads; a "
@@ -439,6 +485,10 @@ def run(quick: bool = False) -> Report:
         "'per table (counter)' is TableSnapshot.round_trips; 'all / tables' divides every statement of the "
         "check (connection setup, catalog, tables) by the number of tables",
         "the Lambda's EMF metrics and logs go to stdout (CloudWatch Logs), not API calls; X-Ray is off here",
+        "a container answers a check's read of its source from memory only after a read found the source as "
+        "it had left it (nobody else wrote in between), and reads again once a commit on memory is refused: "
+        "where a source's checks move between containers each check reads (one Query), and the check that "
+        "finds its memory overtaken pays for one refused transaction (see DynamoStore.load_source)",
     ]
     return report
 

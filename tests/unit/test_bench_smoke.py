@@ -102,8 +102,8 @@ def test_cost_per_check_quick(_pg_admin: sa.Engine) -> None:
     figures = assert_well_formed(report, tables=2)
     assert not figures["problems"]
     per_check, breakdown = report.tables
-    assert [row[0] for row in per_check.rows] == [1, 2, 3, 4]
-    assert all(isinstance(row[4], int) and row[4] > 0 for row in per_check.rows)  # AWS calls were counted
+    assert [row[:2] for row in per_check.rows] == [[1, "A"], [2, "A"], [3, "A"], [4, "A"], [5, "B"], [6, "A"]]
+    assert all(isinstance(row[5], int) and row[5] > 0 for row in per_check.rows)  # AWS calls were counted
     assert {row[0] for row in breakdown.rows} <= {"dynamodb", "secretsmanager"}
 
 
