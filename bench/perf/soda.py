@@ -2,18 +2,21 @@
 
 .venv/bin/python -m bench.perf.soda [--quick] [--json PATH]
 
-100 PostgreSQL tables (quick: 10) of 10,080 rows each, in a schema of their own. Soda Core (the
-current `soda-core` and `soda-postgres` from PyPI, installed by this benchmark into .bench/soda-venv,
-a virtualenv of its own) verifies one data contract per table (`schema` with the four columns and
-their types, `row_count`, `freshness` of updated_at under 24 hours) through its Python API in ONE
-process over ONE open connection (the fastest way to run it, rather than a `soda contract verify`
-process per contract), telemetry off. DriftGuard runs `driftguard run` on one source of the same
-tables: `volume: {exact: true}` (a count(*), as Soda's row_count; DriftGuard's default reads planner
-statistics instead), `freshness: {column: updated_at, max_age: 24h}`, `schema: {expected: [...]}`.
-DriftGuard's first run also backfills each table's history (once per table), so both its first and
-its steady runs are shown; both tools start a fresh interpreter each time, and both read compiled
-bytecode as a pip install leaves it (`cli_runs.installed_env`: this checkout's editable install
-would otherwise compile DriftGuard from source in every process). Medians of repeats, interleaved.
+100 PostgreSQL tables, then 500 (quick: 10 only) of 10,080 rows each, in a schema of their own per
+size. Soda Core (the current `soda-core` and `soda-postgres` from PyPI, installed by this benchmark
+into .bench/soda-venv, a virtualenv of its own) verifies one data contract per table (`schema` with
+the four columns and their types, `row_count`, `freshness` of updated_at under 24 hours) through its
+Python API in ONE process over ONE open connection (the fastest way to run it, rather than a `soda
+contract verify` process per contract), telemetry off. DriftGuard runs `driftguard run` on one
+source of the same tables: `volume: {exact: true}` (a count(*), as Soda's row_count; DriftGuard's
+default reads planner statistics instead), `freshness: {column: updated_at, max_age: 24h}`, `schema:
+{expected: [...]}`. DriftGuard's first run also backfills each table's history (once per table), so
+both its first and its steady runs are shown; both tools start a fresh interpreter each time, and
+both read compiled bytecode as a pip install leaves it (`cli_runs.installed_env`: this checkout's
+editable install would otherwise compile DriftGuard from source in every process). Medians of
+repeats, interleaved. With two sizes, a last table gives each tool's cost per further table (the
+difference of its median walls over the difference in tables): start-up cancels out, so its ratio is
+the one a large estate tends to.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 
 from bench.perf import pg
@@ -148,9 +152,18 @@ def run_soda(python: Path, files: list[Path]) -> tuple[Measured, dict[str, int]]
     return done, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+SIZES = (100, 500)  # full mode; the larger one shows how the ratio moves as start-up amortises
+QUICK_SIZES = (10,)
+ROWS = (
+    ("Soda Core (one process, one connection)", "soda"),
+    ("DriftGuard, first run (backfills history)", "first"),
+    ("DriftGuard, steady run", "steady"),
+)
+
+
 def run(quick: bool = False, install: bool = True) -> Report:
     report = Report("DriftGuard vs Soda Core: row count, freshness, schema", quick)
-    count, repeats = (10, 1) if quick else (100, 3)
+    sizes, repeats = (QUICK_SIZES, 1) if quick else (SIZES, 3)
     soda: tuple[Path, str] | None = None
     try:
         soda = soda_python(install)
@@ -162,7 +175,30 @@ def run(quick: bool = False, install: bool = True) -> Report:
     except Unavailable as e:
         report.problems.append(f"DriftGuard vs Soda NOT MEASURED: {e}")
         return report
+    walls_by_size: dict[int, dict[str, list[float]]] = {}
+    for count in sizes:
+        # The first (smallest) size keeps the budget names it always had; larger ones are labelled.
+        walls_by_size[count] = _measure(report, engine, soda, count, repeats, labelled=count != sizes[0])
+    engine.dispose()
+    if len(sizes) > 1:
+        _per_table_cost(report, walls_by_size)
+    report.notes.append(
+        "start-up: a fresh interpreter importing the tool's modules (Soda: its contract API and data source "
+        "base; DriftGuard: cli, engine, collect, SQLite store), measured separately"
+    )
+    return report
 
+
+def _measure(
+    report: Report,
+    engine: sa.Engine,
+    soda: tuple[Path, str] | None,
+    count: int,
+    repeats: int,
+    *,
+    labelled: bool,
+) -> dict[str, list[float]]:
+    """Both tools on `count` fresh tables: one table of figures and the budget verdicts; the walls."""
     walls: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     starts: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
     memory: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
@@ -192,7 +228,6 @@ def run(quick: bool = False, install: bool = True) -> Report:
                     memory[run_name].append(done.peak_rss_mb)
                     if repeat == 0:
                         outcomes[run_name] = _driftguard_outcomes(document, count)
-    engine.dispose()
 
     table = report.table(
         f"{count} tables x 3 checks, each tool in a fresh process (wall s and peak RSS: median (min-max, n))",
@@ -205,12 +240,7 @@ def run(quick: bool = False, install: bool = True) -> Report:
         "outcomes",
     )
     soda_wall = statistics.median(walls["soda"]) if walls["soda"] else None
-    rows = (
-        ("Soda Core (one process, one connection)", "soda"),
-        ("DriftGuard, first run (backfills history)", "first"),
-        ("DriftGuard, steady run", "steady"),
-    )
-    for label, key in rows:
+    for label, key in ROWS:
         if not walls[key]:
             table.add(label, "NOT RUN", None, None, None, None, "see the problems above")
             continue
@@ -218,26 +248,43 @@ def run(quick: bool = False, install: bool = True) -> Report:
         ratio = f"{soda_wall / wall:.2f}" if soda_wall else "-"
         figures = (spread(walls[key]), spread(memory[key]), 3 * count / wall, spread(starts[key]))
         table.add(label, *figures, ratio, str(outcomes[key]))
+    size = f", {count} tables" if labelled else ""
     for key, label in (("steady", "steady run"), ("first", "first run")):
+        name = f"DriftGuard {label} vs Soda Core{size}"
         if soda_wall is None:
-            report.budgets.append(
-                Budget(f"DriftGuard {label} vs Soda Core", f">= {BUDGET_SPEEDUP}x faster", "-", None)
-            )
+            report.budgets.append(Budget(name, f">= {BUDGET_SPEEDUP}x faster", "-", None))
             continue
         speedup = soda_wall / statistics.median(walls[key])
         report.budgets.append(
-            Budget(
-                f"DriftGuard {label} vs Soda Core",
-                f">= {BUDGET_SPEEDUP}x faster",
-                f"{speedup:.2f}x",
-                speedup >= BUDGET_SPEEDUP,
-            )
+            Budget(name, f">= {BUDGET_SPEEDUP}x faster", f"{speedup:.2f}x", speedup >= BUDGET_SPEEDUP)
         )
-    report.notes.append(
-        "start-up: a fresh interpreter importing the tool's modules (Soda: its contract API and data source "
-        "base; DriftGuard: cli, engine, collect, SQLite store), measured separately"
+    return walls
+
+
+def _per_table_cost(report: Report, walls_by_size: dict[int, dict[str, list[float]]]) -> None:
+    """What each further table costs: the difference of the median walls of two sizes, per table.
+    Start-up and other fixed costs cancel out, so this is the ratio a large estate tends to."""
+    small, large = min(walls_by_size), max(walls_by_size)
+    table = report.table(
+        f"Cost per further table, from {small} to {large} tables (difference of the median walls)",
+        "tool",
+        "ms per table",
+        "Soda / this",
     )
-    return report
+    per_table: dict[str, float] = {}
+    for _, key in ROWS:
+        if walls_by_size[small][key] and walls_by_size[large][key]:
+            grown = statistics.median(walls_by_size[large][key]) - statistics.median(
+                walls_by_size[small][key]
+            )
+            per_table[key] = grown / (large - small) * 1000
+    for label, key in ROWS:
+        if key not in per_table:
+            table.add(label, "NOT RUN", None)
+            continue
+        soda_ms = per_table.get("soda")
+        ratio = f"{soda_ms / per_table[key]:.2f}" if soda_ms and per_table[key] > 0 else "-"
+        table.add(label, per_table[key], ratio)
 
 
 def _driftguard_outcomes(document: dict[str, Any], count: int) -> dict[str, int]:
