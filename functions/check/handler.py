@@ -11,26 +11,31 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from driftguard import lambda_runtime as runtime
+from driftguard.lambda_init import long_lived
 
 if TYPE_CHECKING:
     from driftguard.store.base import Store
     from driftguard.store.dynamodb import DynamoStore
 
-logger = Logger()
-metrics = Metrics()
-# Patch only what a check calls: Tracer() alone patches every library X-Ray knows, and its
-# SQLAlchemy patch imports sqlalchemy.orm at init (about 0.7 s of cold start, bench/perf/cold_start).
-# botocore now; the database drivers once the config says which ones its sources use (container()).
-tracer = Tracer(patch_modules=("botocore",))
+# What the container keeps for its life is imported and built with the garbage collector paused,
+# then frozen (driftguard.lambda_init: about 30 ms of a cold start).
+with long_lived():
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from driftguard import lambda_runtime as runtime
+
+    logger = Logger()
+    metrics = Metrics()
+    # Patch only what a check calls: Tracer() alone patches every library X-Ray knows, and its
+    # SQLAlchemy patch imports sqlalchemy.orm at init (about 0.7 s of cold start, bench/perf/cold_start).
+    # botocore now; the database drivers once the config says which ones its sources use (container()).
+    tracer = Tracer(patch_modules=("botocore",))
 
 # Two executions for the same source and scheduled time (Express is at-least-once; operators
 # re-run schedules) collect once: the second waits for or reuses the first's result.

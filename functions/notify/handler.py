@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from driftguard.lambda_init import long_lived
 
-from driftguard import lambda_runtime as runtime
+# What the container keeps for its life is imported and built with the garbage collector paused,
+# then frozen (driftguard.lambda_init).
+with long_lived():
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-metrics = Metrics()
-# What Tracer() patched by default that this function calls: botocore (SNS, SES, Secrets Manager) and
-# PynamoDB (delivery records). Patching everything X-Ray knows imported SQLAlchemy's ORM and the
-# database drivers, which a delivery never uses: import 0.55 -> 0.30 s (medians of 7, interleaved).
-tracer = Tracer(patch_modules=("botocore", "pynamodb"))
+    from driftguard import lambda_runtime as runtime
+
+    logger = Logger()
+    metrics = Metrics()
+    # What Tracer() patched by default that this function calls: botocore (SNS, SES, Secrets Manager)
+    # and PynamoDB (delivery records). Patching everything X-Ray knows imported SQLAlchemy's ORM and
+    # the database drivers, which a delivery never uses: import 0.55 -> 0.30 s (medians of 7, interleaved).
+    tracer = Tracer(patch_modules=("botocore", "pynamodb"))
 
 
 @logger.inject_lambda_context(clear_state=True)
