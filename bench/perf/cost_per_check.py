@@ -397,8 +397,8 @@ def run(quick: bool = False) -> Report:
     steady, settled = steady_state(costs)
     turns = [c for c in costs if c.number > steady[-1].number]
     per_check = report.table(
-        f"Each check of one source of {TABLES} tables (check 1 backfills; {STEADY_FROM}-{steady[-1].number} are "
-        f"steady state in one container, A; then containers B and A take turns)",
+        f"Each check of one source of {TABLES} tables (check 1 backfills; {STEADY_FROM}-{steady[-1].number} "
+        f"are steady state in one container, A; then containers B and A take turns)",
         "check",
         "container",
         "status",
