@@ -10,6 +10,7 @@ import importlib.util
 import json
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -129,7 +130,13 @@ class World:
 
 def _dispatcher(handlers: dict[str, Callable[..., Any]], world_ref: dict[str, World]) -> Callable[..., bytes]:
     """Replaces moto's LambdaBackend.invoke: run the real handler; an exception becomes a Lambda
-    FunctionError whose errorType is the class name, exactly what the state machine's Retry matches."""
+    FunctionError whose errorType is the class name, exactly what the state machine's Retry matches.
+
+    moto runs a Map's iterations in threads, but a Lambda container runs one invocation at a time,
+    and the handlers' module-level Powertools objects rely on it (Metrics flushes and clears its
+    set at the end of each invocation; two at once in one process race on it). So each function's
+    invocations take turns here, as in one container."""
+    turns = {name: threading.Lock() for name in handlers}
 
     def invoke(
         _backend: Any,
@@ -147,7 +154,8 @@ def _dispatcher(handlers: dict[str, Callable[..., Any]], world_ref: dict[str, Wo
             faults = world.faults.get(str(event.get("source")), []) if name == "check" else []
             if faults and "action" not in event:
                 raise faults.pop(0)
-            result = handlers[name](event, LambdaContext())
+            with turns[name]:
+                result = handlers[name](event, LambdaContext())
             payload = json.dumps(result).encode()
         except Exception as e:
             response_headers["x-amz-function-error"] = "Unhandled"
