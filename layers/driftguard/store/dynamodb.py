@@ -324,6 +324,17 @@ class _Partition:
         return zlib.compress(json.dumps(tails, separators=(",", ":")).encode(), 6)
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """What a store remembers of one source's partition."""
+
+    partition: _Partition
+    written: bool  # as this store's own write left it, not as read
+    # A read found the partition as this store had written it (nobody else wrote in between), and
+    # no commit on memory was refused since: `load_source` answers from memory.
+    sole_writer: bool = False
+
+
 @dataclass
 class _CommitPlan:
     """A commit's writes in transactions, each moving the head, and the partition they leave."""
@@ -369,13 +380,7 @@ class DynamoStore(Store):
         # Each source's partition as this store last read or wrote it: a commit builds on it without
         # reading again, and its transaction's condition on the head version proves it still current.
         # The most recent few only: a Lambda container checks thousands of sources in its life.
-        self._partitions: OrderedDict[str, _Partition] = OrderedDict()
-        # Sources whose remembered partition is what this store itself wrote (not what it read).
-        self._written: set[str] = set()
-        # Sources whose partition nobody else has written lately, as far as this store has seen (a
-        # read found it as this store had written it, and no commit on memory was refused since):
-        # their loads are answered from memory. See `load_source`.
-        self._sole_writer: set[str] = set()
+        self._partitions: OrderedDict[str, _Memory] = OrderedDict()
         self._partitions_lock = threading.Lock()
 
     @property
@@ -518,26 +523,25 @@ class DynamoStore(Store):
         return partition
 
     def _remember(self, partition: _Partition, *, written: bool = False) -> None:
-        """Keep `partition` as read (`written` False) or as this store's own write left it."""
+        """Keep `partition` as read (`written` False) or as this store's own write left it; whether
+        this store is the source's only writer is kept as it was."""
         with self._partitions_lock:
-            self._partitions[partition.source] = partition
+            previous = self._partitions.get(partition.source)
+            sole = previous is not None and previous.sole_writer
+            self._partitions[partition.source] = _Memory(partition, written, sole)
             self._partitions.move_to_end(partition.source)
-            (self._written.add if written else self._written.discard)(partition.source)
             while len(self._partitions) > _REMEMBERED_SOURCES:
-                dropped, _ = self._partitions.popitem(last=False)
-                self._written.discard(dropped)
-                self._sole_writer.discard(dropped)
+                self._partitions.popitem(last=False)
 
     def _remembered(self, source: str) -> _Partition | None:
         with self._partitions_lock:
-            return self._partitions.get(source)
+            memory = self._partitions.get(source)
+        return None if memory is None else memory.partition
 
     def _forget(self, source: str) -> None:
         """Someone else moved the source: drop what this store remembers of it, and read it from now on."""
         with self._partitions_lock:
             self._partitions.pop(source, None)
-            self._written.discard(source)
-            self._sole_writer.discard(source)
 
     def load_source(self, source: str) -> SourceContext:
         """One consistent Query of the partition, or none where this store appears to be its only
@@ -552,14 +556,15 @@ class DynamoStore(Store):
         write had left it (nobody wrote it in between), and goes back to reading when a commit on
         memory is refused."""
         with self._partitions_lock:
-            remembered = self._partitions.get(source)
-            if remembered is not None and source in self._sole_writer:
-                return remembered.context()
-            written = source in self._written
+            memory = self._partitions.get(source)
+        if memory is not None and memory.sole_writer:
+            return memory.partition.context()
         partition = self._read_partition(source)
-        if remembered is not None and written and remembered.version == partition.version:
+        if memory is not None and memory.written and memory.partition.version == partition.version:
             with self._partitions_lock:
-                self._sole_writer.add(source)
+                current = self._partitions.get(source)
+                if current is not None and current.partition is partition:
+                    self._partitions[source] = replace(current, sole_writer=True)
         return partition.context()
 
     def _head_writes(
