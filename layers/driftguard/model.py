@@ -235,6 +235,28 @@ class MetricPoint(Frozen):
         return self.label != PointLabel.NONE
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def stored_point(key: CheckKey, ts: datetime, value: float, label: PointLabel) -> MetricPoint:
+    """A point read back from a store, built without validating it again.
+
+    Every stored point was a validated MetricPoint when it was written, and the stores hand back
+    the field types (an aware UTC datetime, a float, a PointLabel). Validating them again was most
+    of the cost of a check's history reads (1.45 us a point against 0.73 us here, datetime included;
+    a steady check of 100 hourly tables reads some 86,000). This sets what
+    `BaseModel.model_construct` sets, without its per-field walk, which made it slower (2.0 us);
+    the store contract checks that such points behave like validated ones.
+    """
+    point = _new_object(MetricPoint)
+    _set_attribute(point, "__dict__", {"key": key, "ts": ts, "value": value, "label": label})
+    _set_attribute(point, "__pydantic_fields_set__", {"key", "ts", "value", "label"})
+    _set_attribute(point, "__pydantic_extra__", None)
+    _set_attribute(point, "__pydantic_private__", None)
+    return point
+
+
 # --------------------------------------------------------------------------- decisions
 
 

@@ -22,7 +22,7 @@ from typing import TypeVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from driftguard.errors import StateConflict
 from driftguard.model import (
@@ -585,6 +585,36 @@ class StoreContract:
         if window is not None:  # None: this store's tail cannot tell, and the engine asks `series`
             assert window == store.series(key, before=T0 + before * step, limit=limit)
         assert loaded.series(check_key(source, table="other"), before=T0, limit=5) in (None, [])
+
+    def test_points_read_back_behave_like_validated_points(self, store: Store) -> None:
+        """Stores build the points they read back without validating them again (`stored_point`):
+        they must still be ordinary MetricPoints (equal, hashable, frozen, dumped and copied like
+        points built the usual way), through `series` and through a loaded tail alike."""
+        key = CheckKey(source="reread", table="orders", check=CheckKind.FRESHNESS, metric="last_modified")
+        written = [
+            MetricPoint(key=key, ts=T0, value=1.5),
+            MetricPoint(key=key, ts=T0 + timedelta(hours=1), value=2.5, label=PointLabel.ANOMALY),
+        ]
+        store.put_points(written)
+
+        reads = [store.series(key, before=T0 + timedelta(days=1))]
+        loaded = store.load_source("reread").series(key, before=T0 + timedelta(days=1), limit=10)
+        if loaded is not None:  # None: this store hands over no tails
+            reads.append(loaded)
+        for read in reads:
+            assert read == written
+            assert [hash(p) for p in read] == [hash(p) for p in written]
+            assert [p.model_dump() for p in read] == [p.model_dump() for p in written]
+            assert [p.model_fields_set for p in read] == [{"key", "ts", "value", "label"}] * 2
+            relabelled = read[1].model_copy(update={"label": PointLabel.NONE})
+            assert (relabelled.label, read[1].label, relabelled.model_fields_set) == (
+                PointLabel.NONE,
+                PointLabel.ANOMALY,
+                {"key", "ts", "value", "label"},
+            )
+            with pytest.raises(ValidationError):
+                read[0].value = 3.0  # type: ignore[misc]
+            assert read[0].ts.tzinfo is UTC
 
     # ------------------------------------------------------------------ alert states
     def test_new_state_is_stored_at_version_one_and_each_update_adds_one(self, store: Store) -> None:

@@ -11,16 +11,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 import driftguard.store.sqlite as sqlite_store
 from contract.store_contract import T0, StoreContract, full_commit, hours, run_commit, run_in_threads
 from driftguard.errors import ConfigError, StateConflict
-from driftguard.model import CheckKey, CheckKind, MetricPoint, PointLabel, Transition
+from driftguard.model import Transition
 from driftguard.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 
@@ -274,35 +273,3 @@ def test_two_processes_commit_each_run_once(tmp_path: Path) -> None:
     committed = [json.loads(out) for out, _ in outputs]
     assert [a + b for a, b in zip(*committed, strict=True)] == [1] * run_count
     assert row_counts(path)["runs"] == run_count
-
-
-# --------------------------------------------------------------------------- series read back
-
-
-def test_points_read_back_behave_like_validated_points(tmp_path: Path) -> None:
-    """`series` builds its points without validating them again: they must still be ordinary
-    MetricPoints (equal, hashable, frozen, dumped and copied like points built the usual way)."""
-    key = CheckKey(source="shop", table="orders", check=CheckKind.FRESHNESS, metric="last_modified")
-    written = [
-        MetricPoint(key=key, ts=T0, value=1.5),
-        MetricPoint(key=key, ts=T0 + timedelta(hours=1), value=2.5, label=PointLabel.ANOMALY),
-    ]
-    store = open_at(tmp_path)
-    store.put_points(written)
-
-    read = store.series(key, before=T0 + timedelta(days=1))
-
-    assert read == written
-    assert [hash(p) for p in read] == [hash(p) for p in written]
-    assert [p.model_dump() for p in read] == [p.model_dump() for p in written]
-    assert [p.model_fields_set for p in read] == [{"key", "ts", "value", "label"}] * 2
-    relabelled = read[1].model_copy(update={"label": PointLabel.NONE})
-    assert (relabelled.label, read[1].label, relabelled.model_fields_set) == (
-        PointLabel.NONE,
-        PointLabel.ANOMALY,
-        {"key", "ts", "value", "label"},
-    )
-    with pytest.raises(ValidationError):
-        read[0].value = 3.0  # type: ignore[misc]
-    assert read[0].ts.tzinfo is UTC
-    store.close()

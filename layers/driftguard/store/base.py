@@ -30,13 +30,15 @@ from driftguard.model import (
     Silence,
     Snapshot,
     Transition,
+    stored_point,
     utc,
 )
 
 
 @dataclass(frozen=True)
 class SeriesTail:
-    """The newest points of one series, oldest first, as (ts, value, label).
+    """The newest points of one series, oldest first, as (ts, value, label): an aware UTC time, a
+    float and a PointLabel, as a store read them back (they are not validated again).
 
     `complete` says these are all of the series' points; otherwise older ones exist that the tail
     no longer holds, and a window reaching past its start must be read with `Store.series`.
@@ -52,10 +54,7 @@ class SeriesTail:
         end = bisect.bisect_left(self.points, utc(before), key=lambda p: p[0])
         if end < limit and not self.complete:
             return None
-        return [
-            MetricPoint(key=key, ts=t, value=v, label=lab)
-            for t, v, lab in self.points[max(0, end - limit) : end]
-        ]
+        return [stored_point(key, t, v, lab) for t, v, lab in self.points[max(0, end - limit) : end]]
 
 
 @dataclass(frozen=True)

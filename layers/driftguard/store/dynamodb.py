@@ -55,6 +55,7 @@ from driftguard.model import (
     Silence,
     Snapshot,
     Transition,
+    stored_point,
     utc,
 )
 from driftguard.store.base import SeriesTail, SourceContext, Store
@@ -925,7 +926,7 @@ class DynamoStore(Store):
                 break
             found.update((t, (v, label)) for t, v, label in _unpack(item.body) if t < end)
         return [
-            MetricPoint(key=key, ts=_from_micros(t), value=v, label=PointLabel(label))
+            stored_point(key, _from_micros(t), v, PointLabel(label))
             for t, (v, label) in sorted(found.items())[-limit:]
         ]
 
