@@ -148,3 +148,14 @@ def test_the_retried_error_names_are_the_retryable_classes_of_errors_py(basic_sy
     assert set(contracts.retryable_error_names()) <= retried
     for name in retried - set(contracts.retryable_error_names()):
         assert name.startswith("Lambda."), f"{name} is retried but not retryable in driftguard.errors"
+
+
+@pytest.mark.slow
+def test_the_notify_functions_payload_is_its_event(basic_synth: Synthesized) -> None:
+    (notify,) = [
+        st["Parameters"]
+        for st in machine_states(basic_synth).values()
+        if st.get("Type") == "Task" and "<NotificationsNotifyFunction" in st["Resource"]
+    ]
+    fields = {key.removesuffix(".$") for key in notify}
+    assert fields == set(contracts.NotifyEvent.model_fields)
