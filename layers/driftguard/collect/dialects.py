@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from driftguard.collect.changes import change_marker
 from driftguard.collect.types import Dialect
 from driftguard.errors import ErrorKind
 from driftguard.model import utc
@@ -32,6 +33,7 @@ class CatalogRow:
     raw_type: str
     nullable: bool
     row_estimate: float | None  # engine statistics; None where the engine has none
+    change_marker: int | None = None  # collect.changes: equal markers mean no writes in between
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class DialectRules:
                 raw_type=r[3] or "",
                 nullable=bool(r[4]),
                 row_estimate=self._row_estimate(r[5], r[6]),
+                change_marker=change_marker([r[8]]) if len(r) > 8 else None,
             )
             for r in connection_rows
         ]
@@ -110,7 +113,8 @@ class PostgresRules(DialectRules):
     has_percentile_cont = True
     # pg_catalog rather than information_schema: the latter hides tables the user may not
     # read, which would turn "permission denied" into "does not exist". A partitioned table has
-    # no statistics of its own: its estimate is the sum of its partitions'.
+    # no statistics of its own: its estimate is the sum of its partitions'. The last column is
+    # what collect.changes hashes into a plain table's change marker (write counters, relfilenode).
     catalog_sql = """
         SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
                CASE WHEN c.relkind = 'p' THEN (
@@ -120,7 +124,10 @@ class PostgresRules(DialectRules):
                    LEFT JOIN pg_catalog.pg_stat_all_tables cs ON cs.relid = ch.oid
                    WHERE i.inhparent = c.oid
                ) ELSE c.reltuples END,
-               s.n_live_tup, current_schema()
+               s.n_live_tup, current_schema(),
+               CASE WHEN c.relkind = 'r' AND s.relid IS NOT NULL THEN
+                   concat_ws(':', s.n_tup_ins, s.n_tup_upd, s.n_tup_del, c.relfilenode)
+               END
         FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

@@ -28,7 +28,7 @@ from driftguard.collect.sql_checks import json_safe
 from driftguard.collect.types import NUMBER_FAMILIES, TIME_FAMILIES
 from driftguard.config import ColumnCheck, TableConfig
 from driftguard.errors import CheckDefinitionError
-from driftguard.model import ColumnInfo, ColumnProfile, PeriodCount, utc
+from driftguard.model import ColumnInfo, ColumnProfile, LastRead, PeriodCount, utc
 
 QUANTILES = (("p25", 0.25), ("p50", 0.5), ("p75", 0.75))
 ORDERED_FAMILIES = NUMBER_FAMILIES | TIME_FAMILIES | {"text"}
@@ -69,6 +69,7 @@ class TableTarget:
     columns: list[ColumnInfo]
     row_estimate: float | None
     where: str  # "source s, table t" for messages
+    change_marker: int | None = None  # collect.changes
 
     def sa_table(self) -> sa.TableClause:
         return sa.table(self.config.name, schema=self.schema)
@@ -105,6 +106,9 @@ class TableQuery:
     target: TableTarget
     rules: DialectRules
     scheduled_time: datetime
+    # The last full read, when the table's write counters have not moved since (collect.changes):
+    # freshness and the whole-table count are taken from it instead of read again.
+    reuse: LastRead | None = None
     statement: sa.Select[Any] | None = None
     _scan: dict[str, ColumnElement[Any]] = field(default_factory=dict)  # aggregates of one full scan
     _scalars: dict[str, ColumnElement[Any]] = field(default_factory=dict)  # independent subqueries
@@ -120,7 +124,9 @@ class TableQuery:
             )
             self._require_applicable(column_check, info)
             self._profiled.append((column_check, info))
-        if self._profiled or self._counts_every_row():
+        if self._profiled or not self._reuse_covers_the_checks():
+            self.reuse = None  # profiles scan the table anyway; a partial memory is no memory
+        if self._profiled or (self._counts_every_row() and self.reuse is None):
             self._scan["rows"] = sa.func.count()
             for i, (column_check, info) in enumerate(self._profiled):
                 self._scan.update(self._profile_aggregates(i, column_check, info))
@@ -168,6 +174,8 @@ class TableQuery:
         if freshness is None:
             return
         info = self.target.time_column(freshness.column, purpose="freshness.column", rules=self.rules)
+        if self.reuse is not None:
+            return
         latest = sa.func.max(self.rules.comparable_time(sa.column(info.name)))
         if self._scan:
             self._scan["last_modified"] = latest
@@ -185,6 +193,8 @@ class TableQuery:
             info = self.target.time_column(volume.column, purpose="volume.column", rules=self.rules)
             self._period = latest_complete_period(self.scheduled_time, period)
             value = self.rules.comparable_time(sa.column(info.name))
+            if self._period_is_known_empty(volume.column):
+                return
             start, end = (self.rules.time_param(t, info.type) for t in self._period)
             in_period = sa.and_(value >= start, value < end)
             if self._scan:
@@ -193,6 +203,22 @@ class TableQuery:
                 count = sa.select(sa.func.count()).select_from(self.target.sa_table()).where(in_period)
                 self._scalars["period_count"] = count.scalar_subquery()
         # Otherwise an exact count is the scan's count(*) (`_counts_every_row`), or none is needed.
+
+    def _reuse_covers_the_checks(self) -> bool:
+        if self.reuse is None:
+            return True
+        if self.target.config.checks.freshness is not None and self.reuse.last_modified is None:
+            return False
+        return not self._counts_every_row() or self.reuse.row_count is not None
+
+    def _period_is_known_empty(self, column: str) -> bool:
+        """No write since the last full read, whose latest time on this column came before the
+        period: no row can be in it."""
+        freshness = self.target.config.checks.freshness
+        if self.reuse is None or freshness is None or freshness.column != column or self._period is None:
+            return False
+        latest = self.reuse.last_modified
+        return latest is not None and latest < self._period[0]
 
     def _counts_every_row(self) -> bool:
         """An exact count of the whole table: a full scan, into which freshness's max() folds."""
@@ -219,9 +245,15 @@ class TableQuery:
         checks = self.target.config.checks
         out: dict[str, Any] = {}
         if checks.freshness is not None:
-            out["last_modified"] = to_utc_datetime(values.get("last_modified"))
+            if self.reuse is not None:
+                out["last_modified"] = self.reuse.last_modified
+            else:
+                out["last_modified"] = to_utc_datetime(values.get("last_modified"))
         if checks.volume is not None:
             out.update(self._volume_fields(values))
+        if self.reuse is not None:
+            out["reused_from"] = self.reuse.at
+        out["change_marker"] = self.target.change_marker
         if checks.schema_ is not None:
             out["columns"] = self.target.columns
         if self._profiled:
@@ -237,6 +269,8 @@ class TableQuery:
                 "period_counts": [PeriodCount(start=self._period[0], count=count)],
             }
         volume = self.target.config.checks.volume
+        if self._counts_every_row() and self.reuse is not None:
+            return {"row_count": self.reuse.row_count, "row_count_method": "exact (no writes since)"}
         if volume is not None and volume.exact:
             return {"row_count": int(values["rows"]), "row_count_method": "exact"}
         if self._row_count_needs_scan():
