@@ -211,12 +211,7 @@ class Engine:
                 stored = self._backfill_new_tables(
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
-                history = self._history_reader(context, overlay)
-
-                def last_reads(table: str) -> LastRead | None:
-                    return detect.last_read(history, source.name, table, scheduled_time)
-
-                snapshot = col.collect(scheduled_time, last_reads)
+                snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
         except DriftGuardError as error:
             if self._raise_retryable and error.retryable:
                 raise
@@ -293,6 +288,22 @@ class Engine:
             return [merged[t] for t in sorted(merged)][-limit:]
 
         return read
+
+    def _last_reads(self, source: Source, context: SourceContext, at: datetime) -> LastReads:
+        """Tables' last full reads for collection, at no remote cost: a store that loads series tails
+        with the source (DynamoDB) answers from them alone, and a series they lack (or a window they
+        cannot tell) means no reuse this run: a full read, as without the feature. A store without
+        tails (SQLite) reads locally."""
+
+        def from_tails(key: CheckKey, before: datetime, limit: int) -> list[MetricPoint]:
+            return context.series(key, before=before, limit=limit) or []
+
+        history: detect.HistoryReader = from_tails if context.loads_tails else self._history_reader(context)
+
+        def last_read(table: str) -> LastRead | None:
+            return detect.last_read(history, source.name, table, at)
+
+        return last_read
 
     def _backfill_new_tables(
         self,
