@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import driftguard.store.sqlite as sqlite_store
 from contract.store_contract import T0, StoreContract, full_commit, hours, run_commit, run_in_threads
-from driftguard.errors import ConfigError, StateConflict
+from driftguard.errors import ConfigError, StateConflict, StateError
 from driftguard.model import Transition
 from driftguard.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -150,7 +150,7 @@ def test_a_failure_at_any_step_of_a_commit_leaves_nothing(tmp_path: Path, failin
         )
         commit = full_commit()
 
-        with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+        with pytest.raises(StateError, match=f"^state file {path} .*injected failure"):
             store.commit_run(commit)
 
         assert set(row_counts(path).values()) == {0}

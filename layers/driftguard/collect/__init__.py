@@ -31,6 +31,20 @@ are quoted by SQLAlchemy Core, never pasted into SQL; custom SQL must be one rea
 (`driftguard.collect.readonly_sql`).
 """
 
-from driftguard.collect.collector import Collector
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driftguard.collect.collector import Collector
 
 __all__ = ["Collector"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: validating a config uses readonly_sql, which must not cost an SQLAlchemy import.
+    if name == "Collector":
+        from driftguard.collect.collector import Collector
+
+        return Collector
+    raise AttributeError(name)
