@@ -80,7 +80,9 @@ MAX_DURATION = timedelta(days=3660)  # ten years: no setting of DriftGuard means
 
 def _bounded(seconds: float) -> timedelta:
     if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"a duration must be at most {MAX_DURATION.days} days; write e.g. '30s', '2h' or '7d'")
+        raise ValueError(
+            f"a duration must be at most {MAX_DURATION.days} days; write e.g. '30s', '2h' or '7d'"
+        )
     return timedelta(seconds=seconds)
 
 

@@ -213,7 +213,9 @@ class Engine:
         except Exception as raised:
             # Whatever stopped the collection (a cut connection at any step, a driver error no
             # rule classifies) is this source's failed run, never the end of everyone's run.
-            error = raised if isinstance(raised, DriftGuardError) else UnexpectedSourceError.of(source, raised)
+            error = (
+                raised if isinstance(raised, DriftGuardError) else UnexpectedSourceError.of(source, raised)
+            )
             if self._raise_retryable and error.retryable:
                 raise
             return self._record_source_error(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 _CHUNK = 65536
 _IDLE = 0.2  # seconds between checks of the stop flag while a socket is quiet
@@ -96,7 +96,11 @@ class CuttingProxy:
             self._spawn(self._pump, server, client, pair, False)
 
     def _pump(
-        self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, socket.socket], upstream: bool
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        pair: tuple[socket.socket, socket.socket],
+        upstream: bool,
     ) -> None:
         src.settimeout(_IDLE)
         while not self._stop.is_set():
@@ -118,10 +122,8 @@ class CuttingProxy:
             except OSError:
                 break
         for sock in pair:
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         with self._lock:
             if pair in self._pairs:
                 self._pairs.remove(pair)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from driftguard.collect.connect import (
+    bound_socket_reads,
     build_url,
     connect_args,
-    bound_socket_reads,
     dispose_engines,
     lease_pool,
     open_pools,
@@ -108,13 +108,9 @@ def test_sqlite_opens_read_only_through_a_file_uri(tmp_path: Path) -> None:
 
 
 def test_timeouts_and_supported_options_become_driver_arguments() -> None:
-    pg = connect_args(
-        source(connect_timeout="3s", options={"application_name": "dg", "sslmode": "require"})
-    )
+    pg = connect_args(source(connect_timeout="3s", options={"application_name": "dg", "sslmode": "require"}))
     assert pg["timeout"] == 3 and pg["application_name"] == "dg" and pg["ssl_context"].check_hostname is False
-    my = connect_args(
-        source("mysql", connect_timeout="4s", options={"charset": "utf8mb4", "ssl": "true"})
-    )
+    my = connect_args(source("mysql", connect_timeout="4s", options={"charset": "utf8mb4", "ssl": "true"}))
     assert (my["connect_timeout"], my["charset"]) == (4, "utf8mb4")
     assert my["ssl"] == {} and my["ssl_verify_cert"] is True
 

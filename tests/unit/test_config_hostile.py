@@ -37,7 +37,9 @@ def test_a_cron_that_never_fires_is_refused(cron: str) -> None:
     assert problem.startswith("dg.yaml:5: ") and "never fires" in problem
 
 
-@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "-5", "0", "1e308", "'99999999999d'", "P99999999999D"])
+@pytest.mark.parametrize(
+    "value", [".inf", "-.inf", ".nan", "-5", "0", "1e308", "'99999999999d'", "P99999999999D"]
+)
 def test_out_of_range_durations_are_config_errors(value: str) -> None:
     (problem,) = problems_of(f"defaults: {{statement_timeout: {value}}}\n")
     assert problem.startswith("dg.yaml:1: defaults.statement_timeout: ")
@@ -113,7 +115,7 @@ def test_credentials_in_a_webhook_query_string_are_refused() -> None:
     ],
 )
 def test_custom_sql_that_is_not_one_read_only_query_fails_validate(sql: str) -> None:
-    extra = f"    sql_checks:\n      - name: bad\n        sql: \"{sql}\"\n"
+    extra = f'    sql_checks:\n      - name: bad\n        sql: "{sql}"\n'
     (problem,) = problems_of(source(extra))
     assert problem.startswith("dg.yaml:2: ") and "sql_checks[0] (bad)" in problem
 
@@ -177,7 +179,9 @@ _cron = st.one_of(
     _junk,
 )
 _schedule = st.one_of(
-    st.fixed_dictionaries({"cron": _cron}, optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "Mars/Base"])}),
+    st.fixed_dictionaries(
+        {"cron": _cron}, optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "Mars/Base"])}
+    ),
     st.fixed_dictionaries({"rate": _duration}, optional={"flexible_window": _duration}),
     _junk,
 )
@@ -205,9 +209,12 @@ _table = st.fixed_dictionaries(
         "checks": st.fixed_dictionaries(
             {},
             optional={
-                "freshness": st.fixed_dictionaries({"column": st.just("ts")}, optional={"max_age": _duration}),
+                "freshness": st.fixed_dictionaries(
+                    {"column": st.just("ts")}, optional={"max_age": _duration}
+                ),
                 "volume": st.one_of(
-                    st.booleans(), st.fixed_dictionaries({}, optional={"column": st.just("ts"), "period": _duration})
+                    st.booleans(),
+                    st.fixed_dictionaries({}, optional={"column": st.just("ts"), "period": _duration}),
                 ),
                 "schema": st.booleans(),
                 "columns": st.lists(st.fixed_dictionaries({"name": st.just("c")}), max_size=2),
@@ -216,7 +223,13 @@ _table = st.fixed_dictionaries(
     },
 )
 _sql = st.sampled_from(
-    ["select 'OK' as status", "delete from t", "select 1; select 2", "with x as (select 1) select * from x", ""]
+    [
+        "select 'OK' as status",
+        "delete from t",
+        "select 1; select 2",
+        "with x as (select 1) select * from x",
+        "",
+    ]
 )
 _source = st.fixed_dictionaries(
     {
@@ -230,7 +243,8 @@ _source = st.fixed_dictionaries(
         "tables": st.lists(_table, max_size=2),
         "sql_checks": st.lists(
             st.fixed_dictionaries(
-                {"name": st.sampled_from(["c", "d"]), "sql": _sql}, optional={"max_rows": st.integers(-1, 10**6)}
+                {"name": st.sampled_from(["c", "d"]), "sql": _sql},
+                optional={"max_rows": st.integers(-1, 10**6)},
             ),
             max_size=2,
         ),
@@ -240,7 +254,11 @@ _source = st.fixed_dictionaries(
 _channel = st.one_of(
     st.fixed_dictionaries({"name": st.just("console"), "type": st.just("console")}),
     st.fixed_dictionaries(
-        {"name": st.just("hook"), "type": st.just("webhook"), "url": st.sampled_from(["https://h/x", "https://u:p@h/x", "ftp://h"])}
+        {
+            "name": st.just("hook"),
+            "type": st.just("webhook"),
+            "url": st.sampled_from(["https://h/x", "https://u:p@h/x", "ftp://h"]),
+        }
     ),
     st.fixed_dictionaries(
         {
@@ -250,7 +268,9 @@ _channel = st.one_of(
                 st.fixed_dictionaries(
                     {
                         "protocol": st.sampled_from(["https", "email", "fax"]),
-                        "endpoint": st.sampled_from(["https://h/x?token=1", "ops@example.com", "https://h/x"]),
+                        "endpoint": st.sampled_from(
+                            ["https://h/x?token=1", "ops@example.com", "https://h/x"]
+                        ),
                     }
                 ),
                 max_size=2,
@@ -270,7 +290,9 @@ _config = st.fixed_dictionaries(
         ),
         "sources": st.lists(_source, max_size=3),
         "channels": st.lists(_channel, max_size=3),
-        "route": st.fixed_dictionaries({"receivers": st.lists(st.sampled_from(["console", "hook", "topic"]), max_size=2)}),
+        "route": st.fixed_dictionaries(
+            {"receivers": st.lists(st.sampled_from(["console", "hook", "topic"]), max_size=2)}
+        ),
         "state": st.fixed_dictionaries({}, optional={"path": st.just("s.db"), "retention": _duration}),
         "aws": st.fixed_dictionaries({}, optional={"retention_days": st.integers(-1, 1000)}),
     },

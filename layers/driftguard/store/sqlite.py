@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -298,10 +298,8 @@ class SqliteStore(Store):
                 yield self._conn
                 self._conn.commit()
             except BaseException as e:
-                try:
+                with suppress(sqlite3.Error):  # SQLite already rolled back (e.g. SQLITE_FULL)
                     self._conn.rollback()
-                except sqlite3.Error:
-                    pass  # SQLite already rolled back (e.g. SQLITE_FULL) or the file is gone
                 if isinstance(e, sqlite3.Error):
                     raise state_fault(self.path, e) from None
                 raise
@@ -368,7 +366,11 @@ class SqliteStore(Store):
         """Delete what of the committed source is older than `before_us`: each statement walks an
         index prefix, so a commit's pruning costs about what its own writes do."""
         source = commit.run.source
-        for table, column in (("runs", "scheduled_us"), ("snapshots", "scheduled_us"), ("transitions", "at_us")):
+        for table, column in (
+            ("runs", "scheduled_us"),
+            ("snapshots", "scheduled_us"),
+            ("transitions", "at_us"),
+        ):
             db.execute(f"DELETE FROM {table} WHERE source = ? AND {column} < ?", (source, before_us))  # noqa: S608 - fixed names
         fingerprints = {fingerprint for fingerprint, _ in _fingerprinted(commit.points)}
         db.executemany(
