@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.fault.proxy import CuttingProxy, cutting_proxy
 
 from driftguard.collect.connect import dispose_engines
 from driftguard.config import Config
 from driftguard.engine import Engine
 from driftguard.model import RunStatus
 from driftguard.store.sqlite import SqliteStore
-from tests.fault.proxy import CuttingProxy, cutting_proxy
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
