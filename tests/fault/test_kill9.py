@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def check_invariants(state: Path) -> dict[str, int]:
     for t in transitions:
         by_fingerprint.setdefault(t["fingerprint"], []).append(t)
     for chain in by_fingerprint.values():
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in pairwise(chain):
             assert before["to_state"] == after["from_state"], "transitions do not chain"
     return {"runs": len(runs), "snapshots": len(snapshots), "transitions": len(transitions)}
 
@@ -147,8 +148,9 @@ def test_kill_9_at_random_points_never_loses_or_doubles_anything(tmp_path: Path)
     duplicates = sum(o.duplicate for o in outcomes)
     assert after["runs"] == (KILLS + 1) * SOURCES  # every check of every time, once
     assert after["runs"] - before_repair["runs"] == len(outcomes) - duplicates
+    elapsed = time.monotonic() - started
     print(
-        f"\n{time.monotonic() - started:.0f}s; {KILLS} kill -9 ({killed_mid_run} mid-run; an uninterrupted run takes {full_run:.1f}s): "
+        f"\n{elapsed:.0f}s; {KILLS} kill -9 ({killed_mid_run} mid-run; a whole run takes {full_run:.1f}s): "
         f"before repair {before_repair}, after {after}; repair re-checked {len(outcomes) - duplicates}, "
         f"skipped {duplicates} completed"
     )
