@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.contract.store_contract import T0, full_commit, run_commit
 
+from contract.store_contract import T0, full_commit, run_commit
 from driftguard.errors import StateError, StateMissing
 from driftguard.store import sqlite as sqlite_store
 from driftguard.store.sqlite import SqliteStore
