@@ -3,7 +3,8 @@
 Public API
 ----------
 `Collector(source, *, statement_timeout, secrets=None)` - one per source, a context manager
-that reuses one connection (from a per-process engine cache) for all tables of the source.
+that reuses one connection (from its database server's shared, bounded pool: see
+`driftguard.collect.connect`) for all tables of the source.
 
 - `collect(scheduled_time) -> Snapshot`: for every `source.tables` entry a `TableSnapshot`
   (row_count + row_count_method "statistics" | "exact" | "exact (no statistics)" | "period",

@@ -268,7 +268,8 @@ def open_pools() -> dict[ServerKey, sa.Engine]:
 
 
 def dispose_engines() -> None:
-    """Close every pool (tests, shutdown); leases still held become no-ops on release."""
+    """Close every pool (tests, shutdown). A lease still held keeps its engine, which opens
+    connections again if used; its release then closes that engine alone."""
     with _pools_lock:
         for pool in _pools.values():
             pool.engine.dispose()

@@ -72,7 +72,11 @@ class SourceSession:
         except sa.exc.DBAPIError as e:
             raise self._translate(e, where=f"source {source_name}", rules=rules_for(engine.dialect)) from e
         except sa.exc.TimeoutError as e:  # the pool is exhausted
-            raise SourceUnavailable(f"source {source_name}: no free connection in the pool: {e}") from e
+            raise SourceUnavailable(
+                f"source {source_name}: every connection its database server allows "
+                "(connection.max_connections) stayed busy with other checks too long; raise it, or "
+                "run fewer checks at once"
+            ) from e
         except OSError as e:  # a socket error the driver did not wrap
             raise SourceUnavailable(f"source {source_name}: cannot connect: {e}") from e
         except sa.exc.SQLAlchemyError as e:  # e.g. a pooled connection the server closed meanwhile
