@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
@@ -133,3 +136,37 @@ def test_the_cli_prints_a_state_fault_as_one_line(
     assert result.returncode != 0 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert str(tmp_path / "state.db") in line and "move it aside" in line
+
+
+def test_a_run_whose_state_file_is_deleted_midway_fails_loudly(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    # a check that takes a few seconds, so the file goes while the run is collecting
+    slow = (
+        "with recursive r(n) as (select 1 union all select n + 1 from r where n < 3000000)"
+        " select 'OK' as status, count(*) as actual from r"
+    )
+    (tmp_path / "data.db").touch()
+    config = tmp_path / "dg.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: orders, kind: sqlite, connection: {path: data.db},\n"
+        f'     sql_checks: [{{name: slow, sql: "{slow}"}}]}}\n'
+        "state: {path: state.db}\n"
+    )
+    state = tmp_path / "state.db"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("driftguard")), "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # past opening: the run is collecting now
+    state.unlink()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0, "the run's results were lost silently"
+    (line,) = stderr.strip().splitlines()
+    assert str(state) in line and "deleted or replaced" in line

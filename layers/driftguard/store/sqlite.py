@@ -210,6 +210,8 @@ class SqliteStore(Store):
         try:
             self._open()
             self._identity = self._file_identity()
+            if self._identity is None:
+                raise StateError(f"state file {self.path} was deleted while it was being opened; run again")
         except BaseException:
             self._conn.close()
             raise
