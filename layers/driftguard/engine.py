@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol
 
 from driftguard import alerts, detect
 from driftguard.config import ChannelConfig, Config, Source, TableConfig
-from driftguard.errors import DriftGuardError, StateConflict
+from driftguard.errors import DriftGuardError, SourceUnavailable, StateConflict, UnexpectedSourceError
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -212,7 +212,12 @@ class Engine:
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
                 snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
-        except DriftGuardError as error:
+        except Exception as raised:
+            # Whatever stopped the collection (a cut connection at any step, a driver error no
+            # rule classifies) is this source's failed run, never the end of everyone's run.
+            error = (
+                raised if isinstance(raised, DriftGuardError) else UnexpectedSourceError.of(source, raised)
+            )
             if self._raise_retryable and error.retryable:
                 raise
             return self._record_source_error(
@@ -329,6 +334,8 @@ class Engine:
             window = self.config.detection_for(source).training_window
             try:
                 history = collector.backfill(table, since=scheduled_time - window, until=scheduled_time)
+            except SourceUnavailable:
+                raise  # the source itself is gone: its run fails, not only this table's history
             except DriftGuardError:
                 # The table's own check will report the problem with full context; a failed
                 # backfill only means this table learns from scratch.

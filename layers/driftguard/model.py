@@ -159,7 +159,8 @@ class SqlCheckResult(Frozen):
     actual: float | str | None = None
     threshold: float | str | None = None
     context: list[dict[str, Any]] = Field(default_factory=list)  # other columns of (up to 20) returned rows
-    rows: int = 0
+    rows: int = 0  # rows read: at most the check's max_rows
+    truncated: bool = False  # the result had more rows than max_rows; they were not read
 
 
 class TableSnapshot(Frozen):

@@ -69,7 +69,7 @@ class CliContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.resolved_state_url)
+            self._store = open_store(self.resolved_state_url, retention=self.config.state.retention)
         return self._store
 
     def close(self) -> None:

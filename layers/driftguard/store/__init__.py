@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 from driftguard.errors import ConfigError
@@ -14,7 +15,9 @@ from driftguard.store.base import Store
 __all__ = ["Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, retention: timedelta | None = None, create: bool = True) -> Store:
+    """The store at `url`. For SQLite: `retention` prunes history as runs commit; `create=False`
+    refuses to create a missing file (StateMissing). DynamoDB expires history by its own TTL."""
     if url.startswith("dynamodb://"):
         parsed = urlparse(url)
         table = parsed.netloc or parsed.path.lstrip("/")
@@ -27,4 +30,4 @@ def open_store(url: str) -> Store:
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     from driftguard.store.sqlite import SqliteStore
 
-    return SqliteStore(path)
+    return SqliteStore(path, retention=retention, create=create)
