@@ -60,6 +60,13 @@ class FailedError(click.ClickException):
     exit_code = Exit.FAILURE
 
 
+def say_failed(message: str) -> None:
+    """One line on stderr for a failure the command reports and goes on from (exit 3 follows)."""
+    from driftguard.cli.text import clean
+
+    click.echo(f"error: {clean(message)}", err=True)
+
+
 def now() -> datetime:
     """The CLI's clock: every command reads the time here, once."""
     return utcnow()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from driftguard.cli.common import CliContext, Exit, json_option, pass_cli, print_json
+from driftguard.cli.common import CliContext, Exit, json_option, pass_cli, print_json, say_failed
 from driftguard.cli.text import clean
 from driftguard.config import Config, Source, TableConfig
 from driftguard.errors import CheckDefinitionError, DriftGuardError, PermissionDenied
@@ -186,7 +186,9 @@ def test_connection(cli: CliContext, source: str | None, as_json: bool) -> None:
                 click.echo(f"  {'ok  ' if s.ok else 'FAIL'} {clean(s.name)}: {s.detail}")
                 if s.fix:
                     click.echo(f"       fix: {s.fix}")
-    blocking = [s for r in reports for s in r.steps if not s.ok and s.name != "read-only"]
+    blocking = [(r, s) for r in reports for s in r.steps if not s.ok and s.name != "read-only"]
+    for r, s in blocking:
+        say_failed(f"source {r.source}: {s.name}: {s.detail}" + (f"; fix: {s.fix}" if s.fix else ""))
     if blocking:
         sys.exit(Exit.FAILURE)
     if any(not r.ok for r in reports):

@@ -19,6 +19,21 @@ _AWS_HINTS = {
 }
 
 
+def _aws_hint(error: BaseException) -> str | None:
+    """The hint for the first AWS SDK error in the chain (PynamoDB wraps botocore's)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        for cls in type(seen).__mro__:
+            if cls.__name__ in _AWS_HINTS and cls.__module__.split(".")[0] in (
+                "botocore",
+                "boto3",
+                "pynamodb",
+            ):
+                return _AWS_HINTS[cls.__name__]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def describe_failure(error: Exception) -> tuple[Exit, str]:
     """The exit code and the one line for an error that reached the top of a command."""
     message = clean(str(error)).strip() or type(error).__name__
@@ -26,9 +41,8 @@ def describe_failure(error: Exception) -> tuple[Exit, str]:
         return Exit.USAGE, f"error: {message}"
     if isinstance(error, DriftGuardError):
         return Exit.FAILURE, f"error ({error.kind.value}): {message}"
-    for cls in type(error).__mro__:
-        if cls.__name__ in _AWS_HINTS and cls.__module__.split(".")[0] in ("botocore", "boto3", "pynamodb"):
-            return Exit.FAILURE, f"error (state): {_AWS_HINTS[cls.__name__]} ({message})"
+    if hint := _aws_hint(error):
+        return Exit.FAILURE, f"error (state): {hint} ({message})"
     if isinstance(error, sqlite3.Error):
         return Exit.FAILURE, f"error (state): the SQLite state failed: {message}"
     if isinstance(error, OSError):

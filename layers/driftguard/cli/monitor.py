@@ -28,6 +28,7 @@ from driftguard.cli.common import (
     parse_time,
     pass_cli,
     print_json,
+    say_failed,
 )
 from driftguard.cli.text import clean
 from driftguard.config import Source, json_schema
@@ -72,8 +73,16 @@ def _failed(run: RunRecord, deliveries: Iterable[DeliveryRecord] = ()) -> bool:
 
 
 def exit_code_for_runs(outcomes: list[RunOutcome], fail_on: str) -> Exit:
-    """3 when a source, a check or a delivery failed; else 1 when a check needs attention (per
-    --fail-on); else 0. A run already recorded counts as it was recorded."""
+    """3 when a source, a check or a delivery failed (each said on stderr); else 1 when a check
+    needs attention (per --fail-on); else 0. A run already recorded counts as it was recorded."""
+    for o in outcomes:
+        _say_run_failed(o.run)
+        for d in o.deliveries:
+            if d.status == DeliveryStatus.FAILED:
+                say_failed(
+                    f"notification {d.notification_id} to {d.channel} failed and was parked: {d.error} "
+                    "(driftguard deliveries --failed)"
+                )
     if any(_failed(o.run, o.deliveries) for o in outcomes):
         return Exit.FAILURE
     if any(_needs_attention(o.findings or o.run.results, fail_on) for o in outcomes):
@@ -81,11 +90,28 @@ def exit_code_for_runs(outcomes: list[RunOutcome], fail_on: str) -> Exit:
     return Exit.OK
 
 
+def _say_run_failed(run: RunRecord) -> None:
+    when = f"{run.scheduled_time:%Y-%m-%d %H:%M} UTC"
+    if run.status == RunStatus.FAILED:
+        say_failed(f"source {run.source} failed in the run of {when}: {run.error}")
+    elif run.status == RunStatus.PARTIAL:
+        broken = [f for f in run.results if f.status == FindingStatus.ERROR]
+        first = f": {broken[0].key.label}: {broken[0].explanation.reason}" if broken else ""
+        say_failed(
+            f"source {run.source}: {len(broken) or 'some'} check(s) failed in the run of {when}{first}"
+        )
+
+
 def exit_code_for_status(
     report: list[tuple[RunRecord | None, list[AlertState]]], parked: list[DeliveryRecord], fail_on: str
 ) -> Exit:
     """3 when a source's latest run failed or deliveries are parked; else 1 when an alert fires
     (per --fail-on); else 0."""
+    for run, _ in report:
+        if run is not None:
+            _say_run_failed(run)
+    if parked:
+        say_failed(f"{len(parked)} notification(s) failed and are parked (driftguard deliveries --failed)")
     if parked or any(run is not None and _failed(run) for run, _ in report):
         return Exit.FAILURE
     firing = [s for _, states in report for s in states if s.state == AlertStateName.FIRING]
@@ -845,7 +871,10 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
     records = engine.deliver([n for n in notes if n is not None], retry_parked=True)
     if replay_all:
         records += engine.flush_outbox()
-    code = Exit.FAILURE if any(r.status == DeliveryStatus.FAILED for r in records) else Exit.OK
+    still_failing = [r for r in records if r.status == DeliveryStatus.FAILED]
+    for r in still_failing:
+        say_failed(f"notification {r.notification_id} to {r.channel} failed again: {r.error}")
+    code = Exit.FAILURE if still_failing else Exit.OK
     if as_json:
         print_json({"deliveries": [r.model_dump(mode="json", exclude={"notification"}) for r in records]})
         sys.exit(code)
@@ -885,6 +914,7 @@ def test_channel(cli: CliContext, channel: str, as_json: bool) -> None:
             )
         )
     if record.status != DeliveryStatus.DELIVERED:
+        say_failed(f"channel {channel} failed: {record.error}")
         sys.exit(Exit.FAILURE)
 
 
