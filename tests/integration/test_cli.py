@@ -215,7 +215,9 @@ def test_dry_run_changes_no_state_and_status_history_explain_report(tmp_path: Pa
     missing = driftguard("--config", str(cfg), "status", "--json", check=False)
     assert missing.returncode == 2 and "state.db does not exist" in missing.stderr
     real = as_json(
-        driftguard("--config", str(cfg), "check", "shop", "--at", at.isoformat(), "--json", "--fail-on", "never")
+        driftguard(
+            "--config", str(cfg), "check", "shop", "--at", at.isoformat(), "--json", "--fail-on", "never"
+        )
     )
     assert not real["dry_run"] and real["status"] == "ok"
     status = as_json(driftguard("--config", str(cfg), "status", "--json"))
