@@ -427,8 +427,8 @@ def run(
     if due and at:
         raise click.UsageError("--due checks each source's latest scheduled time; --at another: give one")
     clock = now()
-    engine = _engine(cli, dry_run=dry_run)
     replay_of = parse_past_time(at, now=clock, param="--at") if at else None
+    engine = _engine(cli, dry_run=dry_run)
     if due:
         plan = list(due_runs(config, engine.store, clock, sources or None))
     else:
