@@ -107,3 +107,26 @@ def format_time(at: datetime) -> str:
 def format_count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 value', '3 values': never '1 values'."""
     return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def format_schema_change(change: dict[str, object]) -> str:
+    """One schema change as words: 'removed lifetime_value', 'type of amount: INTEGER → TEXT'."""
+    kind = str(change.get("change", "changed")).replace("_", " ")
+    column = change.get("column", "?")
+    before, after = change.get("before"), change.get("after")
+    if kind == "added":
+        return f"added {column}" + (f" ({after})" if after else "")
+    if kind == "removed":
+        return f"removed {column}"
+    what = kind.removesuffix(" changed")
+    if before is not None or after is not None:
+        return f"{what} of {column}: {before or 'none'} → {after or 'none'}"
+    return f"{kind}: {column}"
+
+
+def format_schema_changes(details: dict[str, object]) -> str:
+    """What changed in a schema finding's details, or '' when nothing did."""
+    changes = details.get("changes")
+    if not isinstance(changes, list):
+        return ""
+    return "; ".join(format_schema_change(c) for c in changes if isinstance(c, dict))

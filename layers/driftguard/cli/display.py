@@ -14,11 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from driftguard.cli.text import clean
-from driftguard.formatting import format_duration, format_expected, format_value
+from driftguard.formatting import format_duration, format_expected, format_schema_changes, format_value
 from driftguard.model import (
     AlertState,
     AlertStateName,
     CheckKey,
+    CheckKind,
     Explanation,
     Finding,
     FindingStatus,
@@ -47,6 +48,19 @@ STATE_STYLE = {
 def plain(value: object) -> Text:
     """Outside text as a Rich cell: never parsed as markup, control characters removed."""
     return Text(clean(value))
+
+
+def fmt_observed(f: Finding) -> str:
+    """What was observed; for a schema, what changed (its column counts say nothing)."""
+    if f.key.check == CheckKind.SCHEMA:
+        return format_schema_changes(f.explanation.details) or "as accepted"
+    return fmt_value(f.explanation.observed, f.key)
+
+
+def fmt_expected_of(f: Finding) -> str:
+    if f.key.check == CheckKind.SCHEMA:
+        return "the accepted schema"
+    return fmt_expected(f.explanation, f.key)
 
 
 def fmt_value(value: object, key: CheckKey) -> str:
@@ -92,15 +106,14 @@ def findings_table(findings: list[Finding], *, title: str | None = None, show_ok
     for f in sorted(findings, key=lambda f: (order.get(f.status, 3), f.key.label)):
         if not show_ok and f.status == FindingStatus.OK:
             continue
-        e = f.explanation
         status = Text(f.status.value.upper(), style=STATUS_STYLE[f.status])
         if f.status == FindingStatus.ANOMALY:
             status.append(f" {f.severity.value}", style="red")
         table.add_row(
             plain(f.key.label),
             status,
-            plain(fmt_value(e.observed, f.key)),
-            plain(fmt_expected(e, f.key)),
+            plain(fmt_observed(f)),
+            plain(fmt_expected_of(f)),
             plain(why(f)),
         )
     return table
@@ -116,14 +129,13 @@ def states_table(states: list[AlertState], now: datetime, latest: dict[str, Find
     rank = {AlertStateName.FIRING: 0, AlertStateName.ERROR: 1, AlertStateName.PENDING: 2}
     for s in sorted(states, key=lambda s: (rank.get(s.state, 3), s.key.label)):
         finding = (latest or {}).get(s.fingerprint) or s.last_finding
-        e = finding.explanation if finding else Explanation()
         table.add_row(
             plain(s.key.label),
             Text(s.state.value, style=STATE_STYLE[s.state]),
             s.severity.value if s.state in (AlertStateName.FIRING, AlertStateName.PENDING) else "",
             fmt_time(s.since, now),
-            plain(fmt_value(e.observed, s.key)),
-            plain(fmt_expected(e, s.key)),
+            plain(fmt_observed(finding) if finding else "-"),
+            plain(fmt_expected_of(finding) if finding else "-"),
             plain(why(finding) if finding and finding.status != FindingStatus.OK else ""),
         )
     return table
@@ -135,9 +147,14 @@ def explanation_lines(f: Finding) -> list[str]:
     lines = [f"{clean(f.key.label)}: {f.status.value.upper()} ({f.severity.value})"]
     if e.reason:
         lines.append(f"  why:       {clean(e.reason)}")
-    lines.append(f"  observed:  {fmt_value(e.observed, f.key)}")
-    if e.expected is not None or e.lower is not None or e.upper is not None:
-        lines.append(f"  expected:  {fmt_expected(e, f.key)}")
+    lines.append(f"  observed:  {fmt_observed(f)}")
+    if (
+        f.key.check == CheckKind.SCHEMA
+        or e.expected is not None
+        or e.lower is not None
+        or e.upper is not None
+    ):
+        lines.append(f"  expected:  {fmt_expected_of(f)}")
     if e.method:
         lines.append(f"  method:    {clean(e.method)}")
     if e.training_points:
@@ -156,7 +173,8 @@ def explanation_lines(f: Finding) -> list[str]:
     if e.needed_points:
         lines.append(f"  learning:  {e.needed_points} more point(s) needed")
     for k, v in e.details.items():
-        lines.append(f"  {clean(k)}: {describe_detail(v)}")
+        if not (f.key.check == CheckKind.SCHEMA and k == "changes"):  # shown as observed
+            lines.append(f"  {clean(k)}: {describe_detail(v)}")
     return lines
 
 

@@ -677,6 +677,7 @@ def explain(
 
     from driftguard.cli.display import explanation_lines, fmt_time, sparkline
     from driftguard.cli.text import esc
+    from driftguard.formatting import format_count
 
     src = cli.config.source(source)
     if table is not None:
@@ -712,7 +713,8 @@ def explain(
         if f.key.check not in (CheckKind.SCHEMA, CheckKind.SQL, CheckKind.SOURCE):
             recent = store.series(f.key, before=f.ts, limit=24)
             if recent:
-                cli.console.print(f"  recent:    {sparkline(recent)}  ({len(recent)} points before this run)")
+                before = format_count(len(recent), "point")
+                cli.console.print(f"  recent:    {sparkline(recent)}  ({before} before this run)")
         cli.console.print()
 
 

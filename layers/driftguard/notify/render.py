@@ -26,10 +26,11 @@ from driftguard.formatting import (
     format_duration,
     format_estimate,
     format_range,
+    format_schema_changes,
     format_time,
     format_value,
 )
-from driftguard.model import AlertNotice, NoticeKind, Notification, Severity, utc
+from driftguard.model import AlertNotice, CheckKind, NoticeKind, Notification, Severity, utc
 
 MAX_LISTED_ALERTS = 20  # beyond this, every format ends with "and N more"
 MAX_RECENT_VALUES = 12
@@ -121,7 +122,14 @@ def alert_view(notice: AlertNotice, run_time: datetime) -> AlertView:
     else:
         began = notice.active_since or notice.since
         fields.append(("Since", f"{format_time(began)} ({format_duration(utc(run_time) - utc(began))} ago)"))
-    if explanation is not None:
+    if explanation is not None and notice.key.check == CheckKind.SCHEMA:
+        # Column counts say nothing ("Observed 5, Expected 5"): say what changed.
+        changed = format_schema_changes(explanation.details)
+        if changed:
+            fields.append(("Schema", f"{changed} (against the accepted schema)"))
+        if explanation.reason:
+            fields.append(("Why", explanation.reason))
+    elif explanation is not None:
         seconds, rate = notice.key.measures_time, notice.key.is_rate
         if explanation.observed is not None:
             observed = format_value(explanation.observed, seconds=seconds, rate=rate)
