@@ -60,6 +60,17 @@ def _grant(source: Source, table: TableConfig, user: str, default_schema: str) -
     return f"make {source.connection.path} readable by the user running DriftGuard"
 
 
+def _login_fix(source: Source, message: str) -> str:
+    """MySQL refuses the login itself to a user with no privilege on the database: the table
+    grants fix that; anything else is the user or password."""
+    if source.kind == "mysql" and "to database" in message:
+        user = f"{source.connection.user or 'USER'}@%"
+        return " ".join(_grant(source, t, user, "") for t in source.tables) or (
+            f"GRANT SELECT ON `{source.connection.database}`.* TO '{source.connection.user}'@'%';"
+        )
+    return "check the user and password (login refused)"
+
+
 def _writes_postgres(session: Any) -> list[str]:
     row = session.execute_text(
         "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, "
@@ -108,7 +119,7 @@ def test_source(config: Config, source: Source) -> Report:
     try:
         session = SourceSession(source.name, engine, timeout)
     except PermissionDenied as e:
-        report.steps.append(Step("connect", False, clean(e), "check the user and password (login refused)"))
+        report.steps.append(Step("connect", False, clean(e), _login_fix(source, str(e))))
         return report
     except DriftGuardError as e:
         report.steps.append(
