@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner, Result
+from tests.conftest import Database
 
 from driftguard.cli import main
 from driftguard.collect.connect import dispose_engines
-from tests.conftest import Database
 
 
 def _config(tmp_path: Path, db: Database, user: str, **connection: Any) -> Path:
