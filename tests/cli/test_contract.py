@@ -319,3 +319,26 @@ def test_verbose_logs_each_sql_statement_and_its_time(shop: Shop) -> None:
     sql = [line for line in result.stderr.splitlines() if line.startswith("sql ")]
     assert sql and all(" ms: " in line for line in sql)
     assert any("orders" in line for line in sql)
+
+
+def test_a_terminal_shows_which_table_is_being_read(shop: Shop) -> None:
+    import io
+
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from driftguard.cli.common import CliContext
+    from driftguard.cli.monitor import check, run
+
+    load_orders(shop.db, {T0 - timedelta(hours=1): 100})
+    for command, args in ((check, ["shop", "--at", (T0 - timedelta(hours=1)).isoformat()]), (run, [])):
+        screen = io.StringIO()
+        cli = CliContext(
+            config_path=str(shop.config), _err_console=Console(file=screen, force_terminal=True, width=120)
+        )
+        try:
+            result = CliRunner().invoke(command, args, obj=cli)
+        finally:
+            cli.close()
+        assert result.exit_code == 0, result.output
+        assert "shop: table orders" in screen.getvalue(), (command.name, screen.getvalue())

@@ -30,6 +30,7 @@ from driftguard.cli.common import (
     print_json,
     say_failed,
 )
+from driftguard.cli.progress import TableProgress
 from driftguard.cli.text import clean
 from driftguard.config import Source, json_schema
 from driftguard.engine import Engine, RunOutcome, due_runs
@@ -278,9 +279,17 @@ def _stdout_for_reports(as_json: bool) -> AbstractContextManager[object]:
     return redirect_stdout(sys.stderr) if as_json else nullcontext()
 
 
-def _engine(cli: CliContext, *, dry_run: bool = False) -> Engine:
+def _engine(cli: CliContext, *, dry_run: bool = False, progress: TableProgress | None = None) -> Engine:
     # A dry run stores nothing, so it never creates a state: without one it judges on empty history.
-    return Engine(cli.config, cli.scratch_store_if_missing() if dry_run else cli.store)
+    store = cli.scratch_store_if_missing() if dry_run else cli.store
+    if progress is None:
+        return Engine(cli.config, store)
+    return Engine(cli.config, store, collector_factory=progress.collector_factory())
+
+
+def _progress(cli: CliContext, as_json: bool) -> TableProgress | None:
+    """Progress is for people watching a terminal: never with --json, never in a log."""
+    return TableProgress() if not as_json and cli.err_console.is_terminal else None
 
 
 def _replay_note(outcome: RunOutcome, replay_of: datetime | None) -> str:
@@ -379,7 +388,9 @@ def check(
     when = _scheduled_or_replay(cli, src.name, at, now())
     replay_of = when if at is not None else None
     with _stdout_for_reports(as_json):
-        outcome = _check_with_progress(cli, _engine(cli, dry_run=dry_run), src.name, when, dry_run, as_json)
+        progress = _progress(cli, as_json)
+        engine = _engine(cli, dry_run=dry_run, progress=progress)
+        outcome = _check_with_progress(cli, engine, src.name, when, dry_run, progress)
     if as_json:
         print_json(_outcome_json(outcome, replay_of))
     else:
@@ -388,14 +399,20 @@ def check(
 
 
 def _check_with_progress(
-    cli: CliContext, engine: Engine, source: str, when: datetime, dry_run: bool, quiet: bool
+    cli: CliContext,
+    engine: Engine,
+    source: str,
+    when: datetime,
+    dry_run: bool,
+    progress: TableProgress | None,
 ) -> RunOutcome:
-    """One check; on a terminal a spinner names the source while it runs."""
-    if quiet or not cli.err_console.is_terminal:
+    """One check; on a terminal a spinner names the source and the table being read."""
+    if progress is None:
         return engine.check(source, when, dry_run=dry_run)
     from driftguard.cli.text import esc
 
-    with cli.err_console.status(f"checking {esc(source)}…"):
+    with cli.err_console.status(f"checking {esc(source)}…") as spinner:
+        progress.listener = lambda src, table: spinner.update(f"checking {esc(src)}: table {esc(table)}")
         return engine.check(source, when, dry_run=dry_run)
 
 
@@ -428,7 +445,8 @@ def run(
         raise click.UsageError("--due checks each source's latest scheduled time; --at another: give one")
     clock = now()
     replay_of = parse_past_time(at, now=clock, param="--at") if at else None
-    engine = _engine(cli, dry_run=dry_run)
+    progress = _progress(cli, as_json)
+    engine = _engine(cli, dry_run=dry_run, progress=progress)
     if due:
         plan = list(due_runs(config, engine.store, clock, sources or None))
     else:
@@ -438,7 +456,9 @@ def run(
             if not sources or s.name in sources
         ]
     with _stdout_for_reports(as_json):
-        outcomes = _run_plan(cli, engine, plan, workers=workers, dry_run=dry_run, quiet=as_json)
+        outcomes = _run_plan(
+            cli, engine, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
+        )
     if as_json:
         print_json({"runs": [_outcome_json(o, replay_of) for o in outcomes], "checked": len(outcomes)})
     else:
@@ -450,13 +470,22 @@ def run(
 
 
 def _run_plan(
-    cli: CliContext, engine: Engine, plan: list[tuple[str, Any]], *, workers: int, dry_run: bool, quiet: bool
+    cli: CliContext,
+    engine: Engine,
+    plan: list[tuple[str, Any]],
+    *,
+    workers: int,
+    dry_run: bool,
+    quiet: bool,
+    progress: TableProgress | None = None,
 ) -> list[RunOutcome]:
     if quiet or not cli.err_console.is_terminal:
         return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=lambda _name: None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(
+    from driftguard.cli.text import esc
+
+    display = Progress(
         TextColumn("checking"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -465,14 +494,16 @@ def _run_plan(
         console=cli.err_console,
         transient=True,
     )
-    with progress:
-        task = progress.add_task("", total=len(plan))
+    with display:
+        task = display.add_task("", total=len(plan))
 
         def advance(name: str) -> None:
-            from driftguard.cli.text import esc
+            display.update(task, advance=1, description=f"done: {esc(name)}")
 
-            progress.update(task, advance=1, description=f"done: {esc(name)}")
-
+        if progress is not None:
+            progress.listener = lambda src, table: display.update(
+                task, description=f"{esc(src)}: table {esc(table)}"
+            )
         return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=advance)
 
 
