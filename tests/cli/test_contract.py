@@ -342,3 +342,11 @@ def test_a_terminal_shows_which_table_is_being_read(shop: Shop) -> None:
             cli.close()
         assert result.exit_code == 0, result.output
         assert "shop: table orders" in screen.getvalue(), (command.name, screen.getvalue())
+
+
+def test_a_run_with_anomalies_never_reads_ok(shop: Shop) -> None:
+    load_orders(shop.db, {T0 - timedelta(hours=1): 3})
+    head = shop.cli("check", "shop").stdout.splitlines()[0]
+    assert head.startswith("shop @ 2026-11-17 11:00 UTC: 1 anomaly"), head
+    assert "last run 2026-11-17 11:00 UTC" in shop.cli("status").stdout
+    assert ": ok" not in shop.cli("status").stdout.splitlines()[0]

@@ -301,6 +301,18 @@ def _replay_note(outcome: RunOutcome, replay_of: datetime | None) -> str:
     )
 
 
+def verdict(run: RunRecord) -> str:
+    """A run in a word or three: never "ok" beside anomalies."""
+    if run.status == RunStatus.FAILED:
+        return "failed"
+    if run.status == RunStatus.PARTIAL:
+        broken = sum(f.status == FindingStatus.ERROR for f in run.results)
+        return f"partial, {broken} check(s) failed" if broken else "partial"
+    if run.anomalies:
+        return f"{run.anomalies} anomal{'y' if run.anomalies == 1 else 'ies'}"
+    return "ok"
+
+
 def fmt_time_short(t: datetime) -> str:
     return f"{t:%Y-%m-%d %H:%M} UTC"
 
@@ -315,11 +327,11 @@ def _print_outcome(
     source = esc(outcome.source)
     if outcome.duplicate:
         cli.console.print(
-            f"[dim]{source}: already checked for {when} ({outcome.run.status.value}); nothing "
+            f"[dim]{source}: already checked for {when} ({verdict(outcome.run)}); nothing "
             "changed. Use --at to check another time.[/dim]"
         )
         return
-    head = f"{source} @ {when}: {outcome.run.status.value}{_replay_note(outcome, replay_of)}"
+    head = f"{source} @ {when}: {verdict(outcome.run)}{_replay_note(outcome, replay_of)}"
     if outcome.dry_run:
         head += " (dry run: nothing stored, nothing sent)"
     cli.console.print(f"[bold]{head}[/bold]")
@@ -588,7 +600,7 @@ def status(cli: CliContext, source: str | None, fail_on: str, as_json: bool) -> 
         sys.exit(code)
     for name, run_rec, states, latest in report:
         last = (
-            f"last run {fmt_time(run_rec.scheduled_time, clock)}: {run_rec.status.value}"
+            f"last run {fmt_time(run_rec.scheduled_time, clock)}: {verdict(run_rec)}"
             if run_rec
             else "never run"
         )
@@ -735,7 +747,7 @@ def explain(
         cli.console.print(f"nothing decided yet for {esc(src.name)}: run `driftguard check {esc(src.name)}`")
         return
     if run_rec is not None:
-        cli.console.print(f"[dim]run of {fmt_time(run_rec.scheduled_time)}: {run_rec.status.value}[/dim]")
+        cli.console.print(f"[dim]run of {fmt_time(run_rec.scheduled_time)}: {verdict(run_rec)}[/dim]")
     for f in findings:
         lines = explanation_lines(f)
         cli.console.print(Text(lines[0], style="bold"))
