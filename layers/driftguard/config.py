@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -75,6 +76,31 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '15m', '2h', '1d' or '1w'")
 
 
+def _any_case(pattern: str) -> str:
+    """`pattern` matching letters in either case, for JSON Schema (whose patterns take no flags)."""
+    out, escaped = [], False
+    for ch in pattern:
+        if escaped or not ch.isalpha():
+            out.append(ch)
+        else:
+            out.append(f"[{ch.lower()}{ch.upper()}]")
+        escaped = ch == "\\" and not escaped
+    return "".join(out)
+
+
+# The schema says what `parse_duration` takes, as users write it: '4h', '15 minutes', seconds, or
+# ISO 8601 ('PT4H'), so an editor and `jsonschema` accept and refuse what the loader does.
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": _any_case(_DURATION_RE.pattern)},
+        {"type": "string", "pattern": _ISO_DURATION_RE.pattern},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+    "description": "a duration: '30s', '15m', '2h', '1d', '1w', a number of seconds, or ISO 8601",
+}
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
 MAX_DURATION = timedelta(days=3660)  # ten years: no setting of DriftGuard means anything longer
 
 
@@ -86,11 +112,11 @@ def _bounded(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 MAX_STATEMENT_TIMEOUT = timedelta(hours=6)
 StatementTimeout = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    WithJsonSchema(_DURATION_SCHEMA),
     Field(le=MAX_STATEMENT_TIMEOUT, description="how long one statement may run before it is cancelled"),
 ]
 
@@ -356,11 +382,18 @@ def _true_means_defaults(v: Any) -> Any:
     return {} if v is True else (None if v is False else v)
 
 
+def _true_allowed(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a check that `true` switches on with its defaults (`schema: true`)."""
+    schema.setdefault("anyOf", []).append({"type": "boolean"})
+
+
 class TableChecks(Strict):
     freshness: FreshnessCheck | None = None
-    volume: Annotated[VolumeCheck | None, BeforeValidator(_true_means_defaults)] = None
+    volume: Annotated[VolumeCheck | None, BeforeValidator(_true_means_defaults)] = Field(
+        default=None, json_schema_extra=_true_allowed
+    )
     schema_: Annotated[SchemaCheck | None, BeforeValidator(_true_means_defaults)] = Field(
-        default=None, alias="schema"
+        default=None, alias="schema", json_schema_extra=_true_allowed
     )
     columns: list[ColumnCheck] = Field(default_factory=list)
 

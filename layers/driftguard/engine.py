@@ -459,6 +459,7 @@ class Engine:
             findings=len(findings),
             anomalies=sum(f.status == FindingStatus.ANOMALY for f in findings),
             notifications=len(notifications),
+            results=findings,
         )
 
     def _with_recent_values(

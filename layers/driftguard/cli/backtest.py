@@ -29,6 +29,7 @@ from typing import TextIO
 
 import click
 
+from driftguard.cli.common import FailedError, json_option, print_json
 from driftguard.config import parse_duration
 from driftguard.detect.backtest import backtest_freshness, backtest_volume
 from driftguard.detect.stats import typical_gap
@@ -148,8 +149,15 @@ def evaluation_times(updates: list[datetime], every: timedelta) -> list[datetime
 @click.option(
     "--max-age", default=None, help="Freshness: a hard limit on top of the learned cadence, e.g. 6h."
 )
+@json_option
 def backtest(
-    check: str, input_path: str, output_path: str, period: str, eval_every: str | None, max_age: str | None
+    check: str,
+    input_path: str,
+    output_path: str,
+    period: str,
+    eval_every: str | None,
+    max_age: str | None,
+    as_json: bool,
 ) -> None:
     """Replay a CSV series through detection; write one verdict per row (or per evaluation time).
 
@@ -160,8 +168,11 @@ def backtest(
                output timestamp,lag_seconds,expected_max_lag,score,anomaly
 
     Each verdict uses only the rows before it. expected/lower/upper (expected_max_lag) are empty
-    while learning; score >= 0, larger is more anomalous; anomaly is 0 or 1.
+    while learning; score >= 0, larger is more anomalous; anomaly is 0 or 1. With --json the
+    summary is printed on stdout as JSON (the CSV then needs --output FILE).
     """
+    if as_json and output_path == "-":
+        raise click.UsageError("--json prints the summary on stdout: write the CSV with --output FILE")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     with _open_input(input_path) as handle:
@@ -200,7 +211,11 @@ def backtest(
         try:
             Path(output_path).write_text(buffer.getvalue(), encoding="utf-8")
         except OSError as e:
-            raise click.ClickException(f"{output_path}: cannot write the output: {e.strerror or e}") from None
+            raise FailedError(f"{output_path}: cannot write the output: {e.strerror or e}") from None
+    if as_json:
+        summary = {"check": check, "rows": total, "anomalies": flagged, "learning": learning}
+        print_json({**summary, "output": output_path})
+        return
     where = "" if output_path == "-" else f" -> {output_path}"
     click.echo(
         f"backtest {check}: {total} rows, {flagged} anomalies, {learning} while learning{where}", err=True
