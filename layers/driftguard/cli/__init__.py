@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "driftguard.cli.silences",
     "driftguard.cli.backtest",
     "driftguard.cli.aws",
+    "driftguard.cli.report",
 )
 
 
