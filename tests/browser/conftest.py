@@ -7,22 +7,16 @@ Every request the page makes is recorded (and refused): the report must need no 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.browser.support import CHROMIUM, IN_CI, DemoReport, Page
 
 from driftguard.cli import main
 
-CHROMIUM = os.environ.get("DRIFTGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# what a CI run keeps as artifacts (the repository's .driftguard/, as `make demo` uses)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".driftguard" / "report-screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",  # CI runs as root, where chromium's sandbox refuses to start
@@ -42,13 +36,6 @@ def _missing(what: str) -> None:
     pytest.skip(f"!!! SKIPPED: {msg}")
 
 
-@dataclass
-class DemoReport:
-    path: Path
-    config: Path
-    size: int
-
-
 @pytest.fixture(scope="session")
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
     """`make demo`'s two steps: the demo's state, then its report."""
@@ -61,16 +48,6 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
     written = runner.invoke(main, ["-c", str(config), "report", "--output", str(out)])
     assert written.exit_code == 0, written.output
     return DemoReport(out, config, out.stat().st_size)
-
-
-@dataclass
-class Page:
-    """A page of the report with what it said on the console and every request it tried."""
-
-    page: Any
-    url: str
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +77,7 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def report_page(browser_context: Any, demo_report: DemoReport) -> Iterator[Page]:
     url = demo_report.path.as_uri()
     page = browser_context.new_page()
+    page.add_init_script("try { localStorage.removeItem('driftguard-theme'); } catch (e) {}")  # light first
     opened = Page(page, url)
 
     def on_request(route: Any) -> None:

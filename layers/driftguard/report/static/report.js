@@ -224,7 +224,7 @@
   }
 
   function redrawAll() {
-    for (const [id, plot] of charts) {
+    for (const [id, plot] of [...charts]) {  // a copy: draw() adds to the map
       const box = plot.root.parentElement;
       plot.destroy();
       box.querySelector(".tooltip").remove();
