@@ -412,3 +412,62 @@ def build_report(
             )
         )
     return report
+
+
+@dataclass(frozen=True)
+class ReplayedPoint:
+    """One verdict of `driftguard backtest`, as drawn: the band is the replay's own, point by point."""
+
+    ts: datetime
+    value: float
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    anomaly: bool
+
+
+def backtest_report(
+    check: str, input_name: str, replayed: Sequence[ReplayedPoint], *, unit: str, now: datetime
+) -> Report:
+    """A report of one replayed series, so a person sees why each point was flagged."""
+    xs = [p.ts.timestamp() for p in replayed]
+    shown = display_indices(
+        xs, [p.value for p in replayed], DISPLAY_POINTS, [i for i, p in enumerate(replayed) if p.anomaly]
+    )
+    chart = Chart(points_total=len(replayed), unit=unit, band="band: the replay's own, at every shown point")
+    for i in shown:
+        p = replayed[i]
+        chart.t.append(xs[i])
+        chart.value.append(p.value)
+        chart.expected.append(p.expected)
+        chart.lower.append(p.lower)
+        chart.upper.append(p.upper)
+        chart.anomaly.append(int(p.anomaly))
+    flagged = sum(p.anomaly for p in replayed)
+    learning = sum(p.upper is None for p in replayed)
+    view = CheckView(
+        id="backtest",
+        source=input_name,
+        table="",
+        check=check,
+        metric=check,
+        column="",
+        label=f"{input_name} {check}",
+        state="backtest",
+        severity="",
+        since=xs[0] if xs else None,
+        owner="",
+        tags=[],
+        reason=f"{len(replayed)} points replayed: {flagged} flagged, {learning} while learning. "
+        "Each verdict used only the points before it.",
+        method="backtest",
+        chart=chart if replayed else None,
+    )
+    return Report(
+        title=f"DriftGuard backtest: {input_name}",
+        generated_at=now.timestamp(),
+        since=xs[0] if xs else now.timestamp(),
+        until=xs[-1] if xs else now.timestamp(),
+        state=f"backtest of {input_name}",
+        checks=[view],
+    )

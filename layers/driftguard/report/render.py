@@ -47,6 +47,7 @@ _PAGE = """<!doctype html>
 </noscript>
 <section aria-labelledby="h-overview">
   <h2 id="h-overview">Overview <span id="shown" class="muted"></span></h2>
+  <div id="sources"></div>
   <div class="filters">
     <label>State <select id="f-state"><option value="">all</option></select></label>
     <label>Source <select id="f-source"><option value="">all</option></select></label>

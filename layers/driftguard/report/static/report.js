@@ -87,6 +87,16 @@
     cards.append(card);
     byId.set(c.id, { check: c, row, card, haystack: [c.label, c.reason, c.owner, c.state, ...c.tags].join(" ").toLowerCase() });
   }
+  for (const source of uniq(checks.map((c) => c.source))) {
+    const mine = checks.filter((c) => c.source === source);
+    const counts = {};
+    for (const c of mine) counts[c.state] = (counts[c.state] || 0) + 1;
+    const tables = uniq(mine.map((c) => c.table)).length;
+    $("#sources").append(el("div", { class: "source" }, el("strong", {}, source),
+      ` ${tables} table(s), ${mine.length} check(s): `,
+      ...Object.keys(counts).sort((a, b) => mine.findIndex((c) => c.state === a) - mine.findIndex((c) => c.state === b))
+        .map((state) => el("span", {}, badge(state), ` ${counts[state]} `))));
+  }
   if (!checks.length) rows.append(el("tr", {}, el("td", { colSpan: 7, class: "empty" }, "No checks in this state.")));
 
   function applyFilters() {
@@ -181,12 +191,23 @@
     return lines;
   }
 
+  // 24-hour UTC labels: hours within two days, dates beyond (a date where a short range crosses midnight)
+  function timeLabels(splits, range) {
+    return splits.map((t, n) => {
+      const d = new Date(t * 1000), date = `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+      if (range > 2 * 86400) return date;
+      const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+      return n === 0 || (d.getUTCHours() === 0 && d.getUTCMinutes() === 0) ? `${date}\n${hm}` : hm;
+    });
+  }
+
   function draw(box) {
     const c = byId.get(box.dataset.id).check, ch = c.chart;
     const tip = el("div", { class: "tooltip" });
     box.append(tip);
     const anomalies = ch.value.map((v, i) => (ch.anomaly[i] ? v : null));
     const axis = { stroke: css("--muted"), grid: { stroke: css("--line"), width: 1 }, ticks: { stroke: css("--line") } };
+    const timeAxis = { ...axis, values: (u, splits) => timeLabels(splits, u.scales.x.max - u.scales.x.min) };
     const width = Math.max(box.clientWidth, 200);
     const opts = {
       width, height: width < 500 ? 180 : 220,
@@ -194,7 +215,7 @@
       legend: { show: false },
       cursor: { drag: { x: true, y: false }, points: { size: 7 } },
       scales: { x: { time: true } },
-      axes: [axis, { ...axis, size: 64, values: (u, vals) => vals.map((v) => number(v, ch.unit)) }],
+      axes: [timeAxis, { ...axis, size: 64, values: (u, vals) => vals.map((v) => number(v, ch.unit)) }],
       series: [
         {},
         { label: "lower", stroke: "transparent", points: { show: false } },
