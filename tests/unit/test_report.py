@@ -5,51 +5,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.browser.support import Demo, embedded, run_demo
 
 from driftguard.alerts.silences import new_silence, parse_matcher
 from driftguard.cli import main
-from driftguard.config import Config, load_config
-from driftguard.demo import break_things, build_database, demo_clock, demo_paths, write_config
-from driftguard.engine import Engine
 from driftguard.model import CheckKind, PointLabel
 from driftguard.report.downsample import display_indices, lttb_indices
 from driftguard.report.model import DISPLAY_POINTS, STATE_ORDER, CheckView, build_report
 from driftguard.report.render import render_html
 from driftguard.store import Store, open_store
-
-
-@dataclass
-class Demo:
-    config: Config
-    config_path: Path
-    state: Path
-    now: datetime
-
-
-def run_demo(directory: Path, store_url: str | None = None) -> Demo:
-    """The demo's story (two runs around a broken load), on SQLite or on the store given."""
-    paths = demo_paths(directory)
-    now = demo_clock(datetime(2026, 12, 2, 9, tzinfo=UTC))
-    build_database(paths, now)
-    write_config(paths)
-    config = load_config(paths.config)
-    config = config.model_copy(update={"channels": [c for c in config.channels if c.type == "file"]})
-    store = open_store(store_url or str(paths.state))
-    try:
-        engine = Engine(config, store)
-        engine.check("shop", now - timedelta(hours=1))
-        break_things(paths, now)
-        engine.check("shop", now)
-    finally:
-        store.close()
-    return Demo(config, paths.config, paths.state, now)
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +167,6 @@ def test_without_a_config_the_report_still_draws_and_says_what_it_lacks(store: S
 
 
 # ---------------------------------------------------------------------------- HTML and commands
-
-
-def embedded(html: str) -> dict[str, Any]:
-    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
-    assert match is not None
-    data: dict[str, Any] = json.loads(match.group(1))
-    return data
 
 
 def test_the_html_is_self_contained_and_names_cannot_break_out_of_it(store: Store, demo: Demo) -> None:
