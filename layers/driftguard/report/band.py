@@ -5,9 +5,11 @@ stored points before each shown time (labels included, as production reads them)
 point; only the times the band is drawn at are thinned.
 
 - Seasonal series (volume per period, column metrics, growth of a table's total): the detector's own
-  baseline (`choose_baseline`, `band_of`) fitted on the clean points of the training window, refit
-  once a day of display: a judgement refits on every run, which costs some 15 ms a point, so 300 shown
-  points of 100 checks would take minutes; a daily refit gives the same band shape within a day.
+  baseline (`choose_baseline`, `fit_baseline`, `band_of`) fitted on the clean points of the training
+  window before each block of shown time, and drawn across the block. A judgement refits on every
+  run, some 15 ms (3 seasonalities tried); 300 shown points of 500 checks would take half an hour,
+  so a chart is refit at most `MAX_REFITS` times (daily for a week, weekly for 8 weeks), with the
+  seasonality the newest fit chose wherever the earlier window is long enough to support it.
   Left out, as they concern single judgements: re-admitting alerted points, level-shift adoption,
   the sustained-drift rule and hard limits (the markers show what actually alerted).
 - Freshness: the exact judgement of the arrival cadence at each shown time (cheap): no lag up to the
@@ -19,19 +21,26 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from driftguard.config import DetectionSettings
-from driftguard.detect.baseline import Baseline, candidate_seasonalities, choose_baseline
+from driftguard.detect.baseline import (
+    Baseline,
+    Seasonality,
+    candidate_seasonalities,
+    choose_baseline,
+    fit_baseline,
+)
 from driftguard.detect.evaluate import LAG_SECONDS, LAST_MODIFIED, ROW_COUNT
 from driftguard.detect.freshness import CadenceStrategy
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS, SeasonalStrategy, band_of
 from driftguard.detect.stats import typical_gap
 from driftguard.model import CheckKey, CheckKind, FindingStatus, MetricPoint, PointLabel
 
-REFIT_EVERY = timedelta(days=1)
+MAX_REFITS = 8
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -87,21 +96,31 @@ def _fit(
     times: list[datetime],
     at: datetime,
     settings: DetectionSettings,
+    seasonality: Seasonality | None,
 ) -> Baseline | None:
-    """The baseline learned from the clean points of the training window before `at`, if enough."""
+    """The baseline learned from the clean points of the training window before `at`, if enough:
+    with `seasonality` when the window spans two of its cycles, else the one the detector picks."""
     end = bisect.bisect_left(times, at)
     start = at - settings.training_window
     window = learned[max(0, end - 2 * MAX_TRAINING_POINTS) : end]
     clean = [p for p in window if p.ts >= start and p.label == PointLabel.NONE][-MAX_TRAINING_POINTS:]
     if len(clean) < settings.min_points:
         return None
+    secs, values = [p.ts.timestamp() for p in clean], [p.value for p in clean]
+    if seasonality is not None and secs[-1] - secs[0] >= 2 * seasonality.cycle:
+        return fit_baseline(secs, values, seasonality, counts=strategy.counts)
     period = strategy.period or typical_gap([p.ts for p in clean]) or timedelta(hours=1)
-    return choose_baseline(
-        [p.ts.timestamp() for p in clean],
-        [p.value for p in clean],
-        candidate_seasonalities(period, settings.seasonality),
-        counts=strategy.counts,
-    )
+    options = candidate_seasonalities(period, settings.seasonality)
+    return choose_baseline(secs, values, options, counts=strategy.counts)
+
+
+def _refit_times(asked: Sequence[tuple[datetime, float]]) -> list[datetime]:
+    """The start of the refit block of each asked time: whole days, at most MAX_REFITS blocks."""
+    if not asked:
+        return []
+    span = asked[-1][0] - asked[0][0]
+    block = max(timedelta(days=1), timedelta(days=math.ceil(span / timedelta(days=1) / MAX_REFITS)))
+    return [at - (at - _EPOCH) % block for at, _ in asked]
 
 
 def _seasonal_bands(
@@ -115,13 +134,17 @@ def _seasonal_bands(
     totals = [p.ts for p in learned]
     series = _increments(learned) if growth else list(learned)
     times = [p.ts for p in series]
+    refits = _refit_times(asked)
+    if not refits:
+        return []
+    newest = _fit(strategy, series, times, refits[-1], settings, None)
+    seasonality = newest.seasonality if newest else None
+    baselines: dict[datetime, Baseline | None] = {refits[-1]: newest}
     out: list[BandPoint] = []
-    fitted_at: datetime | None = None
-    baseline: Baseline | None = None
-    for at, _ in asked:
-        day = at - (at - _EPOCH) % REFIT_EVERY
-        if day != fitted_at:
-            fitted_at, baseline = day, _fit(strategy, series, times, day, settings)
+    for (at, _), refit in zip(asked, refits, strict=True):
+        if refit not in baselines:
+            baselines[refit] = _fit(strategy, series, times, refit, settings, seasonality)
+        baseline = baselines[refit]
         if baseline is None:
             out.append(NO_BAND)
             continue

@@ -87,6 +87,20 @@ class Chart:
     band: str = ""  # how the band was obtained, shown under the chart
     unit: str = ""  # "s" for durations
 
+    def add(self, t: float, value: float, band: BandPoint, anomaly: bool) -> None:
+        """One displayed point; the band is rounded to 4 significant digits (a chart cannot show
+        more, and it halves the file), the value is kept as observed."""
+        self.t.append(int(t) if t.is_integer() else t)
+        self.value.append(value)
+        self.expected.append(_drawn(band.expected))
+        self.lower.append(_drawn(band.lower))
+        self.upper.append(_drawn(band.upper))
+        self.anomaly.append(int(anomaly))
+
+
+def _drawn(x: float | None) -> float | None:
+    return None if x is None else float(f"{x:.4g}")
+
 
 @dataclass
 class CheckView:
@@ -241,12 +255,7 @@ def _chart(
         )
     for n, (i, band) in enumerate(zip(shown, bands, strict=True)):
         p = points[i]
-        chart.t.append(xs[i])
-        chart.value.append(p.value)
-        chart.expected.append(band.expected)
-        chart.lower.append(band.lower)
-        chart.upper.append(band.upper)
-        chart.anomaly.append(int(p.label == PointLabel.ANOMALY))
+        chart.add(xs[i], p.value, band, p.label == PointLabel.ANOMALY)
         if i in said:
             chart.notes[n] = said[i]
     return chart
@@ -437,12 +446,7 @@ def backtest_report(
     chart = Chart(points_total=len(replayed), unit=unit, band="band: the replay's own, at every shown point")
     for i in shown:
         p = replayed[i]
-        chart.t.append(xs[i])
-        chart.value.append(p.value)
-        chart.expected.append(p.expected)
-        chart.lower.append(p.lower)
-        chart.upper.append(p.upper)
-        chart.anomaly.append(int(p.anomaly))
+        chart.add(xs[i], p.value, BandPoint(p.expected, p.lower, p.upper), p.anomaly)
     flagged = sum(p.anomaly for p in replayed)
     learning = sum(p.upper is None for p in replayed)
     view = CheckView(
