@@ -26,7 +26,7 @@ from driftguard.model import (
     Silence,
     Transition,
 )
-from driftguard.report.band import NO_BAND, BandPoint, band_kind, bands_at, judged_series_key
+from driftguard.report.band import NO_BAND, BandPoint, SeriesBand, band_kind, bands_at, judged_series_key
 from driftguard.report.downsample import display_indices
 from driftguard.store.base import Store
 
@@ -217,6 +217,18 @@ def _label_spans(points: Sequence[MetricPoint]) -> list[Span]:
     return spans
 
 
+def _judged_band(state: AlertState, kind: SeriesBand) -> BandPoint | None:
+    """The band the latest run judged with, where its explanation holds one (a learned series)."""
+    finding = state.last_finding
+    if finding is None or kind.seasonal is None:
+        return None
+    explained = finding.explanation
+    expected = explained.expected if isinstance(explained.expected, int | float) else None
+    if expected is None or explained.lower is None or explained.upper is None:
+        return None
+    return BandPoint(float(expected), explained.lower, explained.upper)
+
+
 def _chart(
     key: CheckKey,
     points: list[MetricPoint],
@@ -250,6 +262,9 @@ def _chart(
     else:
         asked = [(points[i].ts, points[i].value) for i in shown]
         bands = bands_at(kind, learned, asked, settings)
+        judged = _judged_band(state, kind)
+        if judged is not None and shown[-1] == len(points) - 1:
+            bands[-1] = judged  # the newest point: the band its run stored, not a recomputation
         chart.band = "band: the range the detector learns from the stored points before each shown time" + (
             "" if config is not None else " (default detection settings: no config was given)"
         )

@@ -53,11 +53,12 @@ _PAGE = """<!doctype html>
     <label>Source <select id="f-source"><option value="">all</option></select></label>
     <label>Owner <select id="f-owner"><option value="">all</option></select></label>
     <label>Tag <select id="f-tag"><option value="">all</option></select></label>
-    <label>Search <input id="search" type="search" placeholder="table, metric, reason ..."></label>
+    <label class="search">Search
+      <input id="search" type="search" placeholder="table, metric, reason ..."></label>
   </div>
   <div class="table-wrap"><table>
-    <thead><tr><th>Source</th><th>Table</th><th>Check</th><th>State</th><th>Since</th>
-      <th class="wide">Owner</th><th class="wide">Tags</th></tr></thead>
+    <thead><tr><th class="wide">Source</th><th>Table</th><th>Check</th><th>State</th>
+      <th class="wide">Since</th><th class="wide">Owner</th><th class="wide">Tags</th></tr></thead>
     <tbody id="overview-rows"></tbody>
   </table></div>
 </section>

@@ -77,9 +77,9 @@
   for (const c of checks) {
     const tags = el("td", { class: "wide" }, ...c.tags.map((t) => el("span", { class: "tag" }, t)));
     const row = el("tr", { class: "row", "data-id": c.id },
-      el("td", {}, c.source), el("td", {}, c.table || "–"),
+      el("td", { class: "wide" }, c.source), el("td", {}, c.table || "–"),
       el("td", {}, c.check + (c.metric !== c.check ? `/${c.metric}` : "") + (c.column ? `[${c.column}]` : "")),
-      el("td", {}, badge(c.state)), el("td", {}, when(c.since)),
+      el("td", {}, badge(c.state)), el("td", { class: "wide" }, when(c.since)),
       el("td", { class: "wide" }, c.owner || "–"), tags);
     row.addEventListener("click", () => document.getElementById(`check-${c.id}`).scrollIntoView({ behavior: "smooth" }));
     rows.append(row);
