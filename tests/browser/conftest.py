@@ -41,7 +41,7 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
     """`make demo`'s two steps: the demo's state, then its report."""
     directory = tmp_path_factory.mktemp("demo")
     runner = CliRunner()
-    built = runner.invoke(main, ["demo", "--dir", str(directory), "--json"])
+    built = runner.invoke(main, ["demo", "--dir", str(directory)])
     assert built.exit_code == 0, built.output
     config = directory / "driftguard-demo.yaml"
     out = directory / "report.html"

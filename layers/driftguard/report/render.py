@@ -3,8 +3,8 @@ inlined, the fonts are the system's, and a Content-Security-Policy forbids every
 the file opens the same from a mail attachment, a laptop without network or an S3 link.
 
 Charts: uPlot (MIT, github.com/leeoniya/uPlot), vendored in report/static with its licence: 51 kB
-minified against about 4.6 MB for plotly.min.js, so a report of 100 checks still fits in a mail, and
-it draws 8 weeks of hourly points on a canvas in a few milliseconds a chart.
+minified against 4.8 MB for the plotly wheel's plotly.min.js, so a report of 100 checks still fits
+in a mail, and it draws 8 weeks of hourly points on a canvas in milliseconds (docs/report.md).
 """
 
 from __future__ import annotations
