@@ -169,17 +169,12 @@ class _Owners:
         return self.sources.get(name)
 
     def labels(self, key: CheckKey, state: AlertState) -> Labels:
+        """What silences match on; a source the config does not name has no owner and no tags."""
         src = self.sources.get(key.source)
-        return Labels(
-            source=key.source,
-            table=key.table,
-            check=key.check.value,
-            metric=key.metric,
-            column=key.column or "",
-            severity=state.severity.value,
-            owner=(src.owner or "") if src else "",
-            tags=tuple(src.tags) if src else (),
-        )
+        if src is not None:
+            return Labels.of(key, state.severity, src)
+        column, severity = key.column or "", state.severity.value
+        return Labels(key.source, key.table, key.check.value, key.metric, column, severity, "", ())
 
 
 def _settings_and_period(config: Config | None, key: CheckKey) -> tuple[DetectionSettings, timedelta | None]:
@@ -217,10 +212,10 @@ def _label_spans(points: Sequence[MetricPoint]) -> list[Span]:
     return spans
 
 
-def _judged_band(state: AlertState, kind: SeriesBand) -> BandPoint | None:
-    """The band the latest run judged with, where its explanation holds one (a learned series)."""
+def _judged_band(state: AlertState, kind: SeriesBand, newest: datetime) -> BandPoint | None:
+    """The band the latest run judged the `newest` point with, where its explanation holds one."""
     finding = state.last_finding
-    if finding is None or kind.seasonal is None:
+    if finding is None or kind.seasonal is None or finding.ts < newest:
         return None
     explained = finding.explanation
     expected = explained.expected if isinstance(explained.expected, int | float) else None
@@ -262,7 +257,7 @@ def _chart(
     else:
         asked = [(points[i].ts, points[i].value) for i in shown]
         bands = bands_at(kind, learned, asked, settings)
-        judged = _judged_band(state, kind)
+        judged = _judged_band(state, kind, points[-1].ts)
         if judged is not None and shown[-1] == len(points) - 1:
             bands[-1] = judged  # the newest point: the band its run stored, not a recomputation
         chart.band = "band: the range the detector learns from the stored points before each shown time" + (
