@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "driftguard.cli.backtest",
     "driftguard.cli.aws",
     "driftguard.cli.connection",
+    "driftguard.cli.report",
 )
 
 # The options every command accepts before or after its name: `driftguard validate -c x.yaml`.
