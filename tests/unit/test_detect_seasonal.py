@@ -277,3 +277,15 @@ def test_too_little_history_for_a_seasonality_is_said() -> None:
     assert asked.seasonality.startswith("daily seasonality not learned yet: needs 2 days")
     assert "seasonality" not in asked.method  # judged without it rather than guessed
     assert judge(flat(15 * 24), 500.0).seasonality == ""
+
+
+def test_overdispersed_counts_get_a_skewed_negative_binomial_band() -> None:
+    rng = random.Random(2)
+    values = [_negative_binomial(rng, 50.0, 20.0) for _ in range(28 * 24)]
+    j = judge(values, 50.0)
+    assert j.noise.startswith("negative binomial counts, variance")
+    assert j.lower is not None and j.upper is not None and j.expected is not None
+    assert j.upper - j.expected > 2 * (j.expected - j.lower)  # counts are skewed: the upper tail is long
+    assert judge(values, 6 * j.expected).status == FindingStatus.ANOMALY
+    # an empty hour happens now and then at this much noise: one alone is not an anomaly
+    assert judge(values, 0.0).status == FindingStatus.OK
