@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -273,6 +274,25 @@ class Schedule(Strict):
 # --------------------------------------------------------------------------- detection settings
 
 
+def _known_calendar(v: str) -> str:
+    from driftguard.detect.calendar import check_calendar  # the holidays library loads only when used
+
+    check_calendar(v)
+    return v
+
+
+def _known_timezone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'America/New_York'") from None
+    return v
+
+
+CalendarName = Annotated[str, AfterValidator(_known_calendar)]
+TimezoneName = Annotated[str, AfterValidator(_known_timezone)]
+
+
 class DetectionSettings(Strict):
     """How a learned baseline judges a series. Every field has a sensible default."""
 
@@ -294,6 +314,17 @@ class DetectionSettings(Strict):
     level_shift_confirm_runs: int = Field(
         default=6, ge=1, description="a shift that persists this many runs becomes the new normal"
     )
+    calendar: CalendarName | None = Field(
+        default=None,
+        description="public holidays of this country, as the `holidays` library names it ('US', 'GB', "
+        "'DE-BY' for a subdivision): kept out of training and judged against their own kind of day",
+    )
+    special_days: tuple[date, ...] = Field(
+        default=(), description="more dates treated like holidays (sales, closures), as YYYY-MM-DD"
+    )
+    calendar_timezone: TimezoneName = Field(
+        default="UTC", description="the time zone in which holidays are dates"
+    )
 
 
 class DetectionOverrides(Strict):
@@ -307,6 +338,9 @@ class DetectionOverrides(Strict):
     min_points: int | None = Field(default=None, ge=3)
     seasonality: Literal["auto", "none", "daily", "weekly"] | None = None
     level_shift_confirm_runs: int | None = Field(default=None, ge=1)
+    calendar: CalendarName | None = None
+    special_days: tuple[date, ...] | None = None
+    calendar_timezone: TimezoneName | None = None
 
     def apply(self, base: DetectionSettings) -> DetectionSettings:
         return base.model_copy(update=self.model_dump(exclude_none=True))

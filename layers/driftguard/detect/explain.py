@@ -51,6 +51,14 @@ def series_reason(subject: str, j: Judgement) -> str:
 
 
 def explanation(j: Judgement, reason: str, details: dict[str, Any] | None = None) -> Explanation:
+    """The explanation of `j`; the noise model and calendar rule it used join `details`."""
+    details = dict(details or {})
+    if j.noise:
+        details["noise"] = j.noise
+    if j.calendar:
+        details["calendar"] = j.calendar
+    if j.seasonality:
+        details["seasonality"] = j.seasonality
     return Explanation(
         observed=j.observed,
         expected=j.expected,
@@ -66,5 +74,5 @@ def explanation(j: Judgement, reason: str, details: dict[str, Any] | None = None
         direction=j.direction,
         needed_points=j.needed_points if j.status == FindingStatus.LEARNING else None,
         reason=reason,
-        details=details or {},
+        details=details,
     )
