@@ -6,7 +6,6 @@ driftguard.lambda_runtime (the same engine as the CLI, with AWS adapters).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -29,6 +28,7 @@ with long_lived():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from driftguard import lambda_runtime as runtime
+    from driftguard.contracts import CheckEnvironment, check_event
 
     logger = Logger()
     metrics = Metrics()
@@ -59,7 +59,7 @@ def idempotent_check(store: Store) -> Callable[..., dict[str, Any]]:
     botocore client, so botocore lists its services and loads DynamoDB's model and endpoint rules
     once per container instead of once for each (about 60-80 ms of a cold start)."""
     persistence = DynamoDBPersistenceLayer(
-        table_name=os.environ.get("DRIFTGUARD_IDEMPOTENCY_TABLE", "driftguard-idempotency"),
+        table_name=CheckEnvironment.from_environ().idempotency_table,
         boto3_client=cast("DynamoStore", store).client,  # the runtime's store is a DynamoStore
     )
     guard = idempotent_function(
@@ -79,7 +79,7 @@ def checked(event: dict[str, Any]) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    action = event.get("action", "check")
+    action = check_event(event).action
     rt = container()
     if "source" in event:
         logger.set_correlation_id(f"{event['source']}@{event.get('scheduled_time')}")
@@ -91,10 +91,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return result
     if action == "record_deliveries":
         return runtime.record_deliveries(rt, event, metrics=metrics)
-    if action != "check":
-        raise runtime.errors.ConfigError(
-            f"unknown action {action!r}: use plan, check, record_failure, record_deliveries"
-        )
     idempotency.register_lambda_context(context)
     key = {"source": event.get("source"), "scheduled_time": event.get("scheduled_time")}
     summary = idempotent_check(rt.store)(event=key)

@@ -7,12 +7,10 @@ Check function: asset = functions/check plus the compiled config as `driftguard.
 handler `handler.handler`; the shared layer carries driftguard and its runtime dependencies
 (boto3/botocore come from the Lambda runtime, see infra/constructs/layer.py). Environment:
 
-    DRIFTGUARD_CONFIG=driftguard.json       POWERTOOLS_SERVICE_NAME=driftguard
-    POWERTOOLS_METRICS_NAMESPACE=DriftGuard LOG_LEVEL=INFO
-    DRIFTGUARD_STATE_TABLE                  the store's table (pk/sk, TTL expires_at)
-    DRIFTGUARD_IDEMPOTENCY_TABLE            Powertools' table (id, TTL expiration: its defaults)
-    DRIFTGUARD_ALERTS_TOPIC_ARN             the stack's alerts topic (SNS channels without topic_arn)
-    DRIFTGUARD_DLQ_URL                      the delivery dead-letter queue (the function may send to it)
+    driftguard.contracts.CheckEnvironment (infra sets it, the handler reads it back): the config
+    file, the state and idempotency tables, the alerts topic, Powertools' service (the stack's name)
+    and namespace. The events below are its models (`action` discriminates), and the retried error
+    names are contracts.retryable_error_names (the `retryable` classes of driftguard.errors).
 
 Events (a state machine execution starts with the schedule's input
 `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "max_concurrency": C}`):
@@ -84,7 +82,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -94,25 +92,26 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 
 from constructs import Construct
 from driftguard.config import Config
+from driftguard.contracts import CheckEnvironment, retryable_error_names
 from driftguard.errors import ConfigError
 from driftguard.schedules import ScheduleGroup, plan_schedules
 from infra.constructs.common import (
-    AWS_MANAGED_POLICY,
     FunctionSpec,
     ShippedConfig,
     acknowledge,
     dead_letter_queue,
+    environment,
     grant_secrets,
     log_group,
     nag_arn,
     python_function,
 )
 from infra.constructs.notifications import Notifications, external_topic_arns
-from infra.constructs.state import StateTables
+from infra.constructs.state import IDEMPOTENCY_ACTIONS, STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 CHECK_TIMEOUT = Duration.seconds(90)
 EXPRESS_LIMIT = Duration.minutes(5)
-RETRYABLE_CHECK_ERRORS = ["SourceUnavailable", "QueryTimeout", "StateConflict"]
+RETRYABLE_CHECK_ERRORS = retryable_error_names()
 LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.SdkClientException"]
 LAMBDA_THROTTLED = ["Lambda.TooManyRequestsException"]
 RETRYABLE_DELIVERY_ERRORS = ["RetryableDeliveryError"]
@@ -156,12 +155,13 @@ class Checks(Construct):
                 memory_mb=config.aws.check_memory_mb,
                 timeout=CHECK_TIMEOUT,
                 reserved_concurrency=config.aws.check_reserved_concurrency or config.aws.map_concurrency,
-                environment={
-                    "DRIFTGUARD_STATE_TABLE": state.state.table_name,
-                    "DRIFTGUARD_IDEMPOTENCY_TABLE": state.idempotency.table_name,
-                    "DRIFTGUARD_ALERTS_TOPIC_ARN": notifications.topic.topic_arn,
-                    "DRIFTGUARD_DLQ_URL": notifications.dead_letter_queue.queue_url,
-                },
+                environment=environment(
+                    CheckEnvironment,
+                    self,
+                    state_table=state.state.table_name,
+                    idempotency_table=state.idempotency.table_name,
+                    alerts_topic_arn=notifications.topic.topic_arn,
+                ),
             ),
             config=config,
             shipped=shipped,
@@ -169,9 +169,8 @@ class Checks(Construct):
         )
         if config.aws.vpc is not None:
             self._place_in_vpc(config.aws.vpc.subnet_ids, config.aws.vpc.security_group_ids)
-        state.state.grant_read_write_data(self.function)
-        state.idempotency.grant_read_write_data(self.function)
-        notifications.dead_letter_queue.grant_send_messages(self.function)
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
+        state.idempotency.grant(self.function, *IDEMPOTENCY_ACTIONS)
         grant_secrets(self.function, [s.connection.password_secret or "" for s in config.sources])
 
         self.state_machine = sfn.StateMachine(
@@ -212,16 +211,28 @@ class Checks(Construct):
         cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             subnet_ids=subnet_ids, security_group_ids=security_group_ids
         )
-        assert self.function.role is not None
-        self.function.role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+        # What AWSLambdaVPCAccessExecutionRole grants for the ENIs, without its logs:* on every group.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
         )
+        assert self.function.role is not None
         acknowledge(
-            self.function,
-            "AwsSolutions-IAM4",
-            "AWSLambdaVPCAccessExecutionRole is what Lambda needs "
-            "to manage the function's ENIs in the configured subnets.",
-            [f"{AWS_MANAGED_POLICY}/AWSLambdaVPCAccessExecutionRole"],
+            self.function.role,
+            "AwsSolutions-IAM5",
+            "Lambda manages the function's ENIs with these EC2 actions; the Describe actions take no "
+            "resource, and the ENIs do not exist before Lambda creates them (the set of "
+            "AWSLambdaVPCAccessExecutionRole, without its logs on every log group).",
+            ["Resource::*"],
         )
 
     def _definition(
@@ -456,8 +467,25 @@ class Checks(Construct):
 
     def _schedule(self, groups: list[ScheduleGroup]) -> None:
         """One EventBridge Scheduler schedule per (cadence, shard), each starting the state machine."""
-        group = scheduler.ScheduleGroup(self, "ScheduleGroup")
-        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        # Deleted with the stack (schedules are configuration, not data): a retained group with its
+        # generated name would make the next deploy of the same stack fail on "already exists".
+        group = scheduler.ScheduleGroup(self, "ScheduleGroup", removal_policy=RemovalPolicy.DESTROY)
+        self.schedule_group = group
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": group.schedule_group_arn,
+                    }
+                },
+            ),
+        )
         for g in groups:
             scheduler.Schedule(
                 self,

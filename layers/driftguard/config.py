@@ -786,7 +786,9 @@ class VpcSettings(Strict):
 class AwsSettings(Strict):
     """Settings the CDK stack and the Lambda runtime read."""
 
-    stack_name: str = "DriftGuard"
+    stack_name: str | None = Field(
+        default=None, description="the CloudFormation stack: one per deployment, required to deploy"
+    )
     retention_days: int = Field(default=400, ge=1, description="TTL of snapshots and history")
     log_retention_days: int = Field(default=90, ge=1)
     alarm_email: str | None = None
@@ -797,6 +799,11 @@ class AwsSettings(Strict):
         default=None, ge=1, le=10000, description="checks at once, all schedules; default map_concurrency"
     )
     ses_identity: str | None = Field(default=None, description="domain or address to verify for SES")
+    ses_create_identity: bool = Field(
+        default=True,
+        description="false when ses_identity is already verified in the account (by another stack or "
+        "by hand): the stack then only grants sending from it",
+    )
 
 
 class Config(Strict):

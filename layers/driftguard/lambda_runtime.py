@@ -33,6 +33,7 @@ from typing import Any
 
 from driftguard import errors
 from driftguard.config import Config, SnsChannel, load_config
+from driftguard.contracts import CRITICAL_TAG, CheckEnvironment, FunctionEnvironment, NotifyEnvironment
 from driftguard.errors import DeliveryError, DriftGuardError
 from driftguard.model import DeliveryRecord, DeliveryStatus, Notification, utc, utcnow
 from driftguard.secrets import SecretResolver
@@ -60,8 +61,7 @@ class Runtime:
     secrets: SecretResolver
 
 
-def _config_path() -> Path:
-    name = os.environ.get("DRIFTGUARD_CONFIG", "driftguard.json")
+def _config_path(name: str) -> Path:
     path = Path(name)
     if not path.is_absolute():
         path = Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / path
@@ -71,15 +71,11 @@ def _config_path() -> Path:
 @cache
 def runtime() -> Runtime:
     """Built once per container: config, store and secret resolver are reused by warm invocations."""
-    config = load_config(_config_path())
-    table = os.environ.get("DRIFTGUARD_STATE_TABLE")
-    if not table:
-        raise errors.ConfigError(
-            "DRIFTGUARD_STATE_TABLE is not set: the check function needs its state table"
-        )
+    env = FunctionEnvironment.from_environ()
+    config = load_config(_config_path(env.config_file))
     from driftguard.store.dynamodb import DynamoStore
 
-    store = DynamoStore(table_name=table, retention_days=config.aws.retention_days)
+    store = DynamoStore(table_name=env.state_table, retention_days=config.aws.retention_days)
     return Runtime(config=config, store=store, secrets=SecretResolver())
 
 
@@ -212,9 +208,10 @@ def undelivered(rt: Runtime, summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def emit_check_metrics(metrics: Any, rt: Runtime, summary: dict[str, Any]) -> None:
-    """The documented custom metrics (namespace DriftGuard, dimension service). Sources with
-    `dashboard: true` also get ChecksRun/Anomalies with a `source` dimension: custom metrics
-    cost money, so per-source series exist only where a team asked for them."""
+    """The documented custom metrics (namespace DriftGuard, dimension service = the stack's name),
+    ChecksRun by cadence for the heartbeats; sources with `dashboard: true` also get
+    ChecksRun/Anomalies with a `source` dimension, sources tagged critical CheckFailures: custom
+    metrics cost money, so per-source series exist only where a team asked for them."""
     if summary.get("duplicate"):
         return
     failed = summary["status"] == "failed"
@@ -225,12 +222,25 @@ def emit_check_metrics(metrics: Any, rt: Runtime, summary: dict[str, Any]) -> No
     _add(metrics, "AlertsFiring", summary["firing"])
     _add(metrics, "CheckDurationMs", summary["duration_ms"], unit="Milliseconds")
     source = next((s for s in rt.config.sources if s.name == summary["source"]), None)
-    if source is not None and source.dashboard:
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    if source is None:
+        return
+    from driftguard.schedules import cadence_id
 
-        for name, value in (("ChecksRun", 1), ("Anomalies", summary["anomalies"])):
-            with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=_namespace()) as m:
-                m.add_dimension(name="source", value=source.name)
+    # The per-cadence heartbeat, per-source panels and the alarm of a critical source
+    # (infra/constructs/monitoring.py): one series each, only where the stack watches it.
+    series = [("ChecksRun", 1, "cadence", cadence_id(rt.config.schedule_of(source)))]
+    if source.dashboard:
+        series += [
+            ("ChecksRun", 1, "source", source.name),
+            ("Anomalies", summary["anomalies"], "source", source.name),
+        ]
+    if CRITICAL_TAG in source.tags:
+        series.append(("CheckFailures", 1 if failed else 0, "source", source.name))
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    for name, value, dimension, key in series:
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=_namespace()) as m:
+            m.add_dimension(name=dimension, value=key)
 
 
 def _namespace() -> str:
@@ -251,7 +261,7 @@ def dispatch_item(rt: Runtime, n: Notification) -> dict[str, Any]:
     channel = rt.config.channel(n.channel)
     topic = ""
     if isinstance(channel, SnsChannel):
-        topic = channel.topic_arn or os.environ.get("DRIFTGUARD_ALERTS_TOPIC_ARN", "")
+        topic = channel.topic_arn or CheckEnvironment.from_environ().alerts_topic_arn or ""
     direct_sns = bool(topic) and not topic.endswith(".fifo")
     item: dict[str, Any] = {
         "id": n.id,
@@ -310,7 +320,11 @@ def notify(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     done = rt.store.delivery(notification.id)
     if done is not None and done.status == DeliveryStatus.DELIVERED:
         return {"id": notification.id, "channel": channel_name, "status": "delivered", "duplicate": True}
-    adapter = channels.build_channel(rt.config.channel(channel_name), secrets=rt.secrets)
+    adapter = channels.build_channel(
+        rt.config.channel(channel_name),
+        secrets=rt.secrets,
+        ses_configuration_set=NotifyEnvironment.from_environ().ses_configuration_set,
+    )
     started = time.perf_counter()
     try:
         adapter.send(notification, idempotency_key=notification.id)
