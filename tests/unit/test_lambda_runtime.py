@@ -80,8 +80,8 @@ def test_a_check_feeds_its_cadences_heartbeat_and_a_critical_sources_alarm(
     config = parse_config(
         "sources:\n"
         "  - {name: pg, kind: postgres, tags: [critical], schedule: {cron: '0 6 * * 1-5'},"
-        " connection: {host: h, database: d}}\n"
-        "  - {name: pg-2, kind: postgres, connection: {host: h, database: e}}\n"
+        " connection: {host: h, database: d, user: u}}\n"
+        "  - {name: pg-2, kind: postgres, connection: {host: h, database: e, user: u}}\n"
     )
     rt = SimpleNamespace(config=config)
     summary = {"duplicate": False, "findings": 1, "anomalies": 0, "firing": 0, "duration_ms": 5.0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -102,19 +103,27 @@ def _user(source: Source, session: Any) -> str:
 
 def test_source(config: Config, source: Source) -> Report:
     """Run the steps in order; a step that cannot run because an earlier one failed is left out."""
-    from driftguard.collect.connect import engine_for
-    from driftguard.collect.session import SourceSession
+    from driftguard.collect.connect import lease_pool
     from driftguard.secrets import SecretResolver
 
     report = Report(source.name, source.kind)
     timeout = config.statement_timeout_of(source)
     try:
-        engine = engine_for(source, statement_timeout=timeout, resolver=SecretResolver())
+        lease = lease_pool(source, resolver=SecretResolver())
     except DriftGuardError as e:
         report.steps.append(
             Step("credentials", False, clean(e), "set the password variable or secret the config names")
         )
         return report
+    try:
+        return _steps(report, source, lease.engine, timeout)
+    finally:
+        lease.release()  # the server's pool closes with its last lease
+
+
+def _steps(report: Report, source: Source, engine: Any, timeout: timedelta) -> Report:
+    from driftguard.collect.session import SourceSession
+
     report.steps.append(Step("credentials", True, "resolved"))
     try:
         session = SourceSession(source.name, engine, timeout)

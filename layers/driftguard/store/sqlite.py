@@ -192,13 +192,15 @@ class SqliteStore(Store):
         self.path = Path(path).expanduser()
         self._busy_timeout = busy_timeout
         self.retention = retention
-        if not create and not self.path.exists():
+        in_memory = str(path) == ":memory:"  # a dry run's throw-away state: no file to guard
+        if not create and not in_memory and not self.path.exists():
             raise StateMissing(
                 f"no state file at {self.path}: nothing has been checked with it yet "
                 "(`driftguard run` creates it; --state or state.path may point elsewhere)"
             )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not in_memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: the module must not open transactions behind our back; we BEGIN.
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -209,6 +211,8 @@ class SqliteStore(Store):
         self._identity: tuple[int, int] | None = None  # known once opening has created the file
         try:
             self._open()
+            if in_memory:
+                return
             self._identity = self._file_identity()
             if self._identity is None:
                 raise StateError(f"state file {self.path} was deleted while it was being opened; run again")
