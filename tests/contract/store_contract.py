@@ -1079,6 +1079,7 @@ def full_commit() -> RunCommit:
             findings=4,
             anomalies=1,
             notifications=1,
+            results=[found],
         ),
         snapshot=Snapshot(
             source="shöp",
