@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from driftguard.config import Source, TableConfig
@@ -29,9 +29,10 @@ class TableProgress:
         progress = self
 
         class ReportingCollector(Collector):
-            def _collect_table(self, table: TableConfig, catalog: Any, scheduled_time: datetime) -> Any:
+            # Only the table matters here: the rest is passed on as the collector takes it.
+            def _collect_table(self, table: TableConfig, *args: Any, **kwargs: Any) -> Any:
                 progress.table_started(self.source.name, table.name)
-                return super()._collect_table(table, catalog, scheduled_time)
+                return super()._collect_table(table, *args, **kwargs)
 
         def factory(source: Source, timeout: timedelta, secrets: SecretResolver) -> Any:
             return ReportingCollector(source, statement_timeout=timeout, secrets=secrets)
