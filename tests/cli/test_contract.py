@@ -146,6 +146,13 @@ def test_ctrl_c_records_no_half_checked_run(shop: Shop, monkeypatch: pytest.Monk
 
 def test_sigterm_stops_like_ctrl_c(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        pytest.skip("the CLI installs its SIGTERM handler only in a main thread that has none")
 
     def terminated(*_args: object, **_kwargs: object) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # delivered to the CLI's handler
@@ -350,3 +357,14 @@ def test_a_run_with_anomalies_never_reads_ok(shop: Shop) -> None:
     assert head.startswith("shop @ 2026-11-17 11:00 UTC: 1 anomaly"), head
     assert "last run 2026-11-17 11:00 UTC" in shop.cli("status").stdout
     assert ": ok" not in shop.cli("status").stdout.splitlines()[0]
+
+
+def test_a_replay_that_could_not_reach_its_source_is_not_recorded(shop: Shop) -> None:
+    """It did not check that time, so it must not stand for the real run of it."""
+    load_orders(shop.db, {T0 - timedelta(hours=1): 100})
+    hidden = shop.db.rename(shop.root / "away.db")
+    replay = shop.cli("check", "shop", "--at", T0.isoformat())
+    assert replay.exit_code == 3 and "not recorded" in replay.stderr
+    hidden.rename(shop.db)
+    real = shop.json("run", "--due")
+    assert real["checked"] == 1 and real["runs"][0]["status"] == "ok" and not real["runs"][0]["duplicate"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from types import FrameType
@@ -149,7 +150,9 @@ def main(ctx: click.Context, config_path: str, state_url: str | None, verbose: b
         from driftguard.cli.verbose import log_sql_statements
 
         log_sql_statements()
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    # Signal handlers belong to the main thread (a CLI embedded in a worker thread keeps its own).
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
         ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext, redirect_stdout
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -34,7 +34,7 @@ from driftguard.cli.progress import TableProgress
 from driftguard.cli.text import clean
 from driftguard.config import Source, json_schema
 from driftguard.engine import Engine, RunOutcome, due_runs
-from driftguard.errors import ConfigError
+from driftguard.errors import ConfigError, DriftGuardError
 from driftguard.model import (
     AlertState,
     AlertStateName,
@@ -279,12 +279,44 @@ def _stdout_for_reports(as_json: bool) -> AbstractContextManager[object]:
     return redirect_stdout(sys.stderr) if as_json else nullcontext()
 
 
-def _engine(cli: CliContext, *, dry_run: bool = False, progress: TableProgress | None = None) -> Engine:
+def _engine(
+    cli: CliContext, *, dry_run: bool = False, progress: TableProgress | None = None, replay: bool = False
+) -> Engine:
     # A dry run stores nothing, so it never creates a state: without one it judges on empty history.
     store = cli.scratch_store_if_missing() if dry_run else cli.store
-    if progress is None:
-        return Engine(cli.config, store)
-    return Engine(cli.config, store, collector_factory=progress.collector_factory())
+    factory = progress.collector_factory() if progress is not None else None
+    return Engine(cli.config, store, collector_factory=factory, raise_retryable=replay)
+
+
+class Checker(Protocol):
+    def check(self, source_name: str, scheduled_time: datetime, *, dry_run: bool = False) -> RunOutcome: ...
+
+
+class Replays:
+    """Checks of a past time (`--at`). One that could not reach its source (a retryable failure:
+    down, timed out) is reported and not recorded: it did not check that time, so it must not
+    stand for the real run of it. Its engine raises those failures instead of recording them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check(self, source_name: str, scheduled_time: datetime, *, dry_run: bool = False) -> RunOutcome:
+        try:
+            return self.engine.check(source_name, scheduled_time, dry_run=dry_run)
+        except DriftGuardError as error:
+            if not error.retryable:
+                raise
+            at = now()
+            run = RunRecord(
+                source=source_name,
+                scheduled_time=scheduled_time,
+                started_at=at,
+                finished_at=at,
+                status=RunStatus.FAILED,
+                error=f"{error} (this replay was not recorded: run it again when the source is back)",
+                error_kind=error.kind.value,
+            )
+            return RunOutcome(source_name, scheduled_time, run, dry_run=dry_run)
 
 
 def _progress(cli: CliContext, as_json: bool) -> TableProgress | None:
@@ -401,8 +433,9 @@ def check(
     replay_of = when if at is not None else None
     with _stdout_for_reports(as_json):
         progress = _progress(cli, as_json)
-        engine = _engine(cli, dry_run=dry_run, progress=progress)
-        outcome = _check_with_progress(cli, engine, src.name, when, dry_run, progress)
+        engine = _engine(cli, dry_run=dry_run, progress=progress, replay=replay_of is not None)
+        checker: Checker = Replays(engine) if replay_of is not None else engine
+        outcome = _check_with_progress(cli, checker, src.name, when, dry_run, progress)
     if as_json:
         print_json(_outcome_json(outcome, replay_of))
     else:
@@ -412,7 +445,7 @@ def check(
 
 def _check_with_progress(
     cli: CliContext,
-    engine: Engine,
+    engine: Checker,
     source: str,
     when: datetime,
     dry_run: bool,
@@ -458,7 +491,7 @@ def run(
     clock = now()
     replay_of = parse_past_time(at, now=clock, param="--at") if at else None
     progress = _progress(cli, as_json)
-    engine = _engine(cli, dry_run=dry_run, progress=progress)
+    engine = _engine(cli, dry_run=dry_run, progress=progress, replay=replay_of is not None)
     if due:
         plan = list(due_runs(config, engine.store, clock, sources or None))
     else:
@@ -468,8 +501,9 @@ def run(
             if not sources or s.name in sources
         ]
     with _stdout_for_reports(as_json):
+        checker: Checker = Replays(engine) if replay_of is not None else engine
         outcomes = _run_plan(
-            cli, engine, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
+            cli, checker, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
         )
     if as_json:
         print_json({"runs": [_outcome_json(o, replay_of) for o in outcomes], "checked": len(outcomes)})
@@ -483,7 +517,7 @@ def run(
 
 def _run_plan(
     cli: CliContext,
-    engine: Engine,
+    engine: Checker,
     plan: list[tuple[str, Any]],
     *,
     workers: int,
@@ -520,7 +554,7 @@ def _run_plan(
 
 
 def _check_all(
-    engine: Engine,
+    engine: Checker,
     plan: list[tuple[str, Any]],
     *,
     workers: int,

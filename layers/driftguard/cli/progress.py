@@ -29,9 +29,10 @@ class TableProgress:
         progress = self
 
         class ReportingCollector(Collector):
-            def _collect_table(self, table: TableConfig, *args: Any) -> Any:
+            # Only the table matters here: the rest is passed on as the collector takes it.
+            def _collect_table(self, table: TableConfig, *args: Any, **kwargs: Any) -> Any:
                 progress.table_started(self.source.name, table.name)
-                return super()._collect_table(table, *args)
+                return super()._collect_table(table, *args, **kwargs)
 
         def factory(source: Source, timeout: timedelta, secrets: SecretResolver) -> Any:
             return ReportingCollector(source, statement_timeout=timeout, secrets=secrets)
