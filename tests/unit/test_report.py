@@ -91,6 +91,8 @@ def test_the_broken_load_is_drawn_below_its_band_and_says_why(store: Store, demo
     assert len(inside) > 200 and sum(inside) / len(inside) > 0.95
     assert any(m.to_state == "FIRING" for m in view.marks)
     assert any(s.kind == "training" for s in view.spans)
+    # the channels its notice went out for (the console's is parked here: no such channel), and when
+    assert view.notified == {"console": demo.now.timestamp(), "demo-file": demo.now.timestamp()}
 
 
 def test_long_series_are_thinned_for_display_only(store: Store, demo: Demo) -> None:
