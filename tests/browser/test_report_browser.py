@@ -73,6 +73,16 @@ def _draw_every_chart(page: Page) -> list[Any]:
     return charts
 
 
+def _show_chart(page: Page, check_id: str) -> Any:
+    """Scroll one check's chart into view and wait until it is drawn."""
+    chart = page.page.locator(f".chart[data-id='{check_id}']")
+    chart.scroll_into_view_if_needed()
+    page.page.wait_for_function(
+        f"() => document.querySelector(\".chart[data-id='{check_id}']\").dataset.rendered === '1'"
+    )
+    return chart
+
+
 def _visible_rows(page: Page) -> list[str]:
     rows = page.page.locator("#overview-rows tr.row:not(.hidden)").all()
     return [r.get_attribute("data-id") or "" for r in rows]
@@ -134,11 +144,7 @@ def test_every_chart_is_drawn_with_its_band_and_alerts(report_page: Page) -> Non
 def test_hovering_a_point_explains_it(report_page: Page) -> None:
     data = _report_data(report_page)
     check = next(c for c in data["checks"] if c["metric"] == "rows_per_period" and c["table"] == "orders")
-    chart = report_page.page.locator(f".chart[data-id='{check['id']}']")
-    chart.scroll_into_view_if_needed()
-    report_page.page.wait_for_function(
-        f"() => document.querySelector(\".chart[data-id='{check['id']}']\").dataset.rendered"
-    )
+    chart = _show_chart(report_page, check["id"])
     over = chart.locator(".u-over")
     box = over.bounding_box()
     assert box is not None
@@ -191,10 +197,7 @@ def test_screenshots_of_the_overview_and_of_an_alert(report_page: Page) -> None:
     _compare(report_page, "overview.png", report_page.page.screenshot())
     data = _report_data(report_page)
     alert = next(c for c in data["checks"] if c["state"] == "FIRING" and c["metric"] == "rows_per_period")
+    _show_chart(report_page, alert["id"])
     card = report_page.page.locator(f"#check-{alert['id']}")
-    card.scroll_into_view_if_needed()
-    report_page.page.wait_for_function(
-        f"() => document.querySelector(\"#check-{alert['id']} .chart\").dataset.rendered === '1'"
-    )
     report_page.page.mouse.move(0, 0)
     _compare(report_page, "alert.png", card.screenshot())

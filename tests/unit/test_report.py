@@ -91,6 +91,8 @@ def test_the_broken_load_is_drawn_below_its_band_and_says_why(store: Store, demo
     assert len(inside) > 200 and sum(inside) / len(inside) > 0.95
     assert any(m.to_state == "FIRING" for m in view.marks)
     assert any(s.kind == "training" for s in view.spans)
+    # the channels its notice went out for (the console's is parked here: no such channel), and when
+    assert view.notified == {"console": demo.now.timestamp(), "demo-file": demo.now.timestamp()}
 
 
 def test_long_series_are_thinned_for_display_only(store: Store, demo: Demo) -> None:
@@ -228,3 +230,15 @@ def test_backtest_report_draws_the_replay_with_its_verdicts(tmp_path: Path) -> N
     last = rows[-3].split(",")
     i = chart["t"].index((start + timedelta(hours=len(values) - 3)).timestamp())
     assert chart["value"][i] == 2.0 and chart["lower"][i] == pytest.approx(float(last[3]), rel=1e-3)
+
+
+def test_the_report_benchmark_builds_what_it_measures(tmp_path: Path) -> None:
+    from bench.report_html import build, make_state
+
+    make_state(tmp_path / "state.db", 14)
+    seconds, size, charts = build(tmp_path / "state.db", tmp_path / "report.html")
+    data = embedded((tmp_path / "report.html").read_text())
+    assert charts == 14 and size == (tmp_path / "report.html").stat().st_size and seconds > 0
+    firing = [c for c in data["checks"] if c["state"] == "FIRING"]
+    assert len(firing) == 2 and all(c["chart"]["anomaly"][-1] == 1 for c in firing)
+    assert all(c["chart"]["points_total"] == 8 * 7 * 24 for c in data["checks"])

@@ -119,6 +119,7 @@ class CheckView:
     reason: str
     method: str
     chart: Chart | None = None
+    notified: dict[str, float] = field(default_factory=dict)  # channel -> its last notice of this alert
     spans: list[Span] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
 
@@ -300,6 +301,7 @@ def _check_view(
         tags=list(src.tags) if src else [],
         reason=explanation.reason if explanation else "",
         method=explanation.method if explanation else "",
+        notified={channel: at.timestamp() for channel, at in sorted(state.notified_at.items())},
     )
     in_window = [t for t in transitions if since <= t.at <= until]
     view.marks = [

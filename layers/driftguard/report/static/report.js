@@ -122,7 +122,9 @@
       el("h3", {}, badge(c.state), el("span", {}, c.label)),
       el("div", { class: "muted" }, `${c.severity} · since ${when(c.since)}` + (c.method ? ` · ${c.method}` : "") +
         (c.owner ? ` · ${c.owner}` : "")),
-      c.reason ? el("p", { class: "reason" }, c.reason) : null);
+      c.reason ? el("p", { class: "reason" }, c.reason) : null,
+      Object.keys(c.notified).length ? el("div", { class: "muted" }, "last notice: " +
+        Object.entries(c.notified).map(([channel, t]) => `${channel} ${when(t)}`).join(", ")) : null);
     if (c.chart) {
       const chart = el("div", { class: "chart", "data-id": c.id });
       card.append(chart, legend(c),
