@@ -30,6 +30,7 @@ from driftguard.errors import ConfigError
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
+    acknowledge,
     dead_letter_queue,
     grant_secrets,
     python_function,
@@ -64,7 +65,10 @@ class Notifications(Construct):
         self._subscribe(config)
         self.dead_letter_queue = dead_letter_queue(self, "DeliveryDeadLetterQueue")
 
-        environment = {"DRIFTGUARD_STATE_TABLE": state.state.table_name}
+        environment = {
+            "DRIFTGUARD_STATE_TABLE": state.state.table_name,
+            "DRIFTGUARD_ALERTS_TOPIC_ARN": self.topic.topic_arn,
+        }
         ses_channels = [c for c in config.channels if isinstance(c, SesChannel)]
         configuration_set = self._ses(config) if ses_channels else None
         if configuration_set is not None:
@@ -83,10 +87,27 @@ class Notifications(Construct):
             shipped=shipped,
             layer=layer,
         )
-        state.state.grant_read_data(self.function)
+        # Read-write: the delivery ledger claims each notification before sending it and marks it after.
+        state.state.grant_read_write_data(self.function)
+        self._grant_publish(config)
         grant_secrets(self.function, channel_secrets(config))
         if configuration_set is not None:
             self._grant_send_email(config, configuration_set)
+
+    def _grant_publish(self, config: Config) -> None:
+        """SNS channels are published by the notify function: the alerts topic (and its key) and
+        any topic a channel names."""
+        self.topic.grant_publish(self.function)
+        acknowledge(
+            self.function,
+            "AwsSolutions-IAM5",
+            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
+            "on the topic key (SNS documentation); limited to that key.",
+            ["Action::kms:GenerateDataKey*"],
+        )
+        external = external_topic_arns(config)
+        if external:
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
 
     def _subscribe(self, config: Config) -> None:
         for channel in config.channels:
