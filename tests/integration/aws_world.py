@@ -13,7 +13,6 @@ containers at once, as in AWS.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import re
 import sys
@@ -73,9 +72,6 @@ class LambdaContext:
         return 60_000
 
 
-_copies = itertools.count()
-
-
 @dataclass
 class Container:
     """One Lambda container: its own copy of the handler module and, once built, its own runtime."""
@@ -87,7 +83,9 @@ class Container:
     @classmethod
     def start(cls, function: str) -> Container:
         path = HANDLERS[function]
-        spec = importlib.util.spec_from_file_location(f"driftguard_{function}_handler_{next(_copies)}", path)
+        # One module name for every copy, as every container of a function has its `handler` module:
+        # Powertools' idempotency keys start with the guarded function's module and name.
+        spec = importlib.util.spec_from_file_location(f"driftguard_{function}_handler", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

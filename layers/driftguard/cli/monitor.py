@@ -242,8 +242,11 @@ def check(
     src = config.source(source)
     now = utcnow()
     when = parse_time(at, now=now, param="--at") if at else config.schedule_of(src).latest_fire(now)
+    engine = _engine(cli)
     with _stdout_for_reports(as_json):
-        outcome = _engine(cli).check(src.name, when, dry_run=dry_run)
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
+        outcome = engine.check(src.name, when, dry_run=dry_run)
     if as_json:
         print_json(outcome.summary())
     else:
@@ -289,6 +292,8 @@ def run(
         ]
     engine = _engine(cli)
     with _stdout_for_reports(as_json):
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
         outcomes = _run_plan(cli, engine, plan, workers=workers, dry_run=dry_run, quiet=as_json)
     if as_json:
         print_json({"runs": [o.summary() for o in outcomes], "checked": len(outcomes)})
@@ -599,10 +604,9 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
     if unknown:
         raise click.ClickException(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
     engine = _engine(cli)
+    records = engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
     notes = [parked[i].notification for i in wanted if parked[i].notification is not None]
-    records = engine.deliver([n for n in notes if n is not None], retry_parked=True)
-    if replay_all:
-        records += engine.flush_outbox()
+    records += engine.deliver([n for n in notes if n is not None], retry_parked=True)
     if as_json:
         print_json({"deliveries": [r.model_dump(mode="json", exclude={"notification"}) for r in records]})
         return
