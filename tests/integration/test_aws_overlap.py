@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aws_world import T1, World, asl_template, one_order, seed_orders, state_store, world
+from aws_world import T1, World, asl_template, normal_hour, one_order, seed_orders, state_store, world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 __all__ = ["asl_template", "world"]  # fixtures this module uses, by name
@@ -192,3 +192,35 @@ def test_overlapping_executions_commit_once_and_send_each_alert_once_per_channel
     assert store.pending_notifications("shop") == [] and store.failed_deliveries() == []
     counts = sorted(set(per_alert.values()))
     print(f"\n{offset}, {executions} executions: messages per alert per channel {counts}")
+
+
+def test_a_failure_recorded_while_the_check_runs_elsewhere_reuses_the_real_outcome(
+    world: tuple[World, Any], pg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One execution's check fails for good (its retries exhausted) while another execution's check
+    of the same firing is committing: the failure is not recorded, the real outcome stands, and no
+    one is paged about a healthy source."""
+    from driftguard.errors import SourceUnavailable
+
+    w, _ = world
+    seed_orders(pg, T1)
+    w.execute(T1)
+    normal_hour(pg, T1)
+    w.sns_messages()
+    probe = Interleaving("commit", others=1)
+    _install(monkeypatch, probe)
+
+    healthy = w.start(T2)
+    probe.reached(lambda: probe.held)
+    w.faults["shop"] = [SourceUnavailable("connection reset")] * 4  # every attempt of the next check
+    failing = w.start(T2)
+    for arn in (healthy, failing):
+        w.wait(arn)
+
+    assert len([e for fn, e in w.invocations if e.get("action") == "record_failure"]) == 1
+    store = state_store()
+    assert [r.status.value for r in store.runs("shop", limit=10) if r.scheduled_time == T2] == ["ok"]
+    assert [s.scheduled_time for s in store.snapshots("shop", limit=10)] == [T2, T1]
+    source = [s for s in store.alert_states("shop") if s.key.check.value == "source"]
+    assert [s.state.value for s in source] == ["OK"]
+    assert w.sns_messages() == [] and probe.sent == []
