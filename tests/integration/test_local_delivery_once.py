@@ -227,3 +227,16 @@ def test_a_live_claim_of_another_process_is_left_to_it(tmp_path: Path, receiver:
 
     assert Engine(config, store).flush_outbox() == []
     assert receiver.received == Counter()
+
+
+def test_a_claim_is_judged_orphaned_only_for_a_process_of_this_host_that_has_exited() -> None:
+    from driftguard.engine import claimer_gone, local_claimer
+
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait(30)
+    host = local_claimer().split(":")[1]
+
+    assert not claimer_gone(local_claimer())  # this process
+    assert claimer_gone(f"local:{host}:{exited.pid}:abc")
+    assert not claimer_gone(f"local:another-host:{exited.pid}:abc")  # cannot tell: wait for the lease
+    assert not claimer_gone("lambda:0f3c")  # AWS claims expire with their lease
