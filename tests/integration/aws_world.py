@@ -159,6 +159,7 @@ class World:
     faults: dict[str, list[Exception]]  # source -> errors the next check invocations raise
     containers: Containers = field(default_factory=Containers)
     payload_bytes: list[int] = field(default_factory=list)  # every task input and result, as JSON
+    errors: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # what invocations raised
 
     def start(self, scheduled_time: datetime, name: str | None = None) -> str:
         """Start an execution of the firing of `scheduled_time` (the schedule's input) and return its ARN."""
@@ -193,7 +194,7 @@ class World:
         return self.wait(self.start(scheduled_time, name))
 
     def sns_messages(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.alerts_queue_url, MaxNumberOfMessages=10)
             msgs = got.get("Messages", [])
@@ -235,6 +236,7 @@ def _dispatcher(world_ref: dict[str, World]) -> Callable[..., bytes]:
                 raise faults.pop(0)
             payload = json.dumps(world.containers.invoke(name, event)).encode()
         except Exception as e:
+            world.errors.append((name, event, repr(e)))
             response_headers["x-amz-function-error"] = "Unhandled"
             payload = json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}).encode()
         world.payload_bytes.append(len(payload))
@@ -348,6 +350,19 @@ def world(
         "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
     }.items():
         monkeypatch.setenv(key, value)
+    from moto.dynamodb.responses import DynamoHandler
+
+    # DynamoDB applies each request atomically; moto checks a condition and writes in separate steps, so
+    # two containers' conditional writes (idempotency records, delivery claims) could both pass a
+    # condition only one of them can pass in DynamoDB. Serialise moto's requests as DynamoDB would.
+    serialised = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def atomic_call_action(handler: DynamoHandler) -> Any:
+        with serialised:
+            return call_action(handler)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         from driftguard import lambda_runtime
         from driftguard.moto_stack import create_stack_resources

@@ -11,6 +11,7 @@ claimed), then released.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -48,12 +49,18 @@ class Interleaving:
         with self._changed:
             assert self._changed.wait_for(what, HOLD_SECONDS), f"interleaving at {self.point} never happened"
 
-    def others_arrived(self) -> bool:
+    def arrivals(self) -> int:
+        """How many other executions reached their point: waiting for the held check, or refused the
+        held delivery's claim."""
         if self.point == "send":
-            return (
-                self.held_notification is not None and self.in_flight[self.held_notification] >= self.others
-            )
-        return len(self.waiting) >= self.others
+            return self.in_flight[self.held_notification] if self.held_notification else 0
+        return len(self.waiting)
+
+    def arrived(self, count: int) -> bool:
+        return self.arrivals() >= count
+
+    def others_arrived(self) -> bool:
+        return self.arrived(self.others)
 
     def at(self, point: str, notification_id: str | None = None) -> None:
         """Called by the hooks; holds the first caller at the chosen point."""
@@ -136,10 +143,7 @@ def _overlap(w: World, probe: Interleaving, executions: int) -> None:
     for started in range(1, executions):
         others.append(w.start(T2))
         if started < executions - 1:
-            if probe.point == "send":
-                probe.reached(lambda n=started: probe.in_flight[probe.held_notification or ""] >= n)
-            else:
-                probe.reached(lambda n=started: len(probe.waiting) >= n)
+            probe.reached(functools.partial(probe.arrived, started))
     for arn in [first, *others]:
         w.wait(arn)
 
@@ -175,14 +179,15 @@ def test_overlapping_executions_commit_once_and_send_each_alert_once_per_channel
     changes = [t.fingerprint for t in store.transitions("shop", limit=100) if t.at == T2]
     assert changes and len(changes) == len(set(changes))  # one transition per change
     # The held step and the later executions' same step really ran side by side, in containers of their own.
+    # (A later execution's step may reuse the container an earlier one's finished with.)
     overlapped = {"collect": "check", "commit": "check", "send": "notify"}.get(probe.point)
     if overlapped:
-        assert w.containers.started[overlapped] >= executions
+        assert w.containers.started[overlapped] >= 2
 
     # Every alert of the run in exactly one message on each channel, and nothing left waiting.
     (run,) = runs
     sent_ids = Counter(n.id for _, n in probe.sent)
-    assert len(sent_ids) == run.notifications and set(sent_ids.values()) == {1}
+    assert len(sent_ids) == run.notifications and set(sent_ids.values()) == {1}, (sent_ids, w.errors)
     per_alert = Counter((channel, a.key.fingerprint) for channel, n in probe.sent for a in n.alerts)
     assert per_alert and set(per_alert.values()) == {1}
     assert {channel for channel, _ in per_alert} == {"alerts", "audit"}
