@@ -94,9 +94,9 @@ def _install(monkeypatch: pytest.MonkeyPatch, probe: Interleaving) -> None:
 
     collect, commit, claim = Collector.collect, DynamoStore.commit_run, DynamoStore.claim_delivery
 
-    def held_collect(self: Any, scheduled_time: Any) -> Any:
+    def held_collect(self: Any, *args: Any, **kwargs: Any) -> Any:
         probe.at("collect")
-        return collect(self, scheduled_time)
+        return collect(self, *args, **kwargs)
 
     def held_commit(self: Any, run_commit: Any) -> Any:
         probe.at("commit")
