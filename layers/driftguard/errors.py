@@ -106,3 +106,11 @@ class DeliveryError(DriftGuardError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class CheckInProgress(DriftGuardError):
+    """Another execution is checking the same source and scheduled time and did not finish while
+    this one waited: the state machine retries (and then reuses its result); never a failure."""
+
+    kind = ErrorKind.INTERNAL
+    retryable = True

@@ -435,6 +435,8 @@ def check(
         progress = _progress(cli, as_json)
         engine = _engine(cli, dry_run=dry_run, progress=progress, replay=replay_of is not None)
         checker: Checker = Replays(engine) if replay_of is not None else engine
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
         outcome = _check_with_progress(cli, checker, src.name, when, dry_run, progress)
     if as_json:
         print_json(_outcome_json(outcome, replay_of))
@@ -501,6 +503,8 @@ def run(
             if not sources or s.name in sources
         ]
     with _stdout_for_reports(as_json):
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
         checker: Checker = Replays(engine) if replay_of is not None else engine
         outcomes = _run_plan(
             cli, checker, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
@@ -946,10 +950,9 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
     if unknown:
         raise UserError(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
     engine = Engine(cli.config, store)
+    records = engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
     notes = [parked[i].notification for i in wanted if parked[i].notification is not None]
-    records = engine.deliver([n for n in notes if n is not None], retry_parked=True)
-    if replay_all:
-        records += engine.flush_outbox()
+    records += engine.deliver([n for n in notes if n is not None], retry_parked=True)
     still_failing = [r for r in records if r.status == DeliveryStatus.FAILED]
     for r in still_failing:
         say_failed(f"notification {r.notification_id} to {r.channel} failed again: {r.error}")

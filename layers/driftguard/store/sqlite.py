@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from driftguard import ledger
 from driftguard.errors import ConfigError, StateConflict, StateError, StateMissing
 from driftguard.model import (
     AlertState,
@@ -53,7 +54,7 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import Store
+from driftguard.store.base import DeliveryBacklog, PendingDelivery, Store
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -95,6 +96,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             notification_id TEXT PRIMARY KEY, status TEXT NOT NULL, at_us INTEGER NOT NULL,
             body TEXT NOT NULL)""",
         "CREATE INDEX deliveries_by_status ON deliveries (status, at_us)",
+    ),
+    # The delivery ledger's claims (driftguard.ledger) live on the outbox entry they claim.
+    (
+        "ALTER TABLE outbox ADD COLUMN claimer TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until_us INTEGER",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -534,6 +540,11 @@ class SqliteStore(Store):
 
     def record_delivery(self, record: DeliveryRecord) -> None:
         with self._write() as db:
+            row = db.execute(
+                "SELECT status FROM deliveries WHERE notification_id = ?", (record.notification_id,)
+            ).fetchone()
+            if not ledger.may_record(DeliveryStatus(row[0]) if row else None, record.status):
+                return
             if record.status is DeliveryStatus.FAILED and record.notification is None:
                 # A parked delivery must be replayable, so keep the message even if the caller did not.
                 row = db.execute("SELECT body FROM outbox WHERE id = ?", (record.notification_id,)).fetchone()
@@ -545,6 +556,63 @@ class SqliteStore(Store):
                 " VALUES (?, ?, ?, ?)",
                 (record.notification_id, record.status.value, _micros(record.at), _encode(record)),
             )
+            db.execute(
+                "UPDATE outbox SET claimer = NULL, claimed_until_us = NULL WHERE id = ?",
+                (record.notification_id,),
+            )
+
+    def claim_delivery(self, notification_id: str, request: ledger.ClaimRequest) -> ledger.Claim:
+        # BEGIN IMMEDIATE holds every other writer, in this process or another, until the claim is
+        # written: the read and the write cannot interleave with another claim.
+        with self._write() as db:
+            outbox = db.execute(
+                "SELECT body, claimer, claimed_until_us FROM outbox WHERE id = ?", (notification_id,)
+            ).fetchone()
+            done = db.execute(
+                "SELECT body FROM deliveries WHERE notification_id = ?", (notification_id,)
+            ).fetchone()
+            record = DeliveryRecord.model_validate_json(done[0]) if done else None
+            entry = ledger.Entry(
+                exists=outbox is not None or record is not None,
+                status=record.status if record else None,
+                claimer=outbox[1] if outbox else None,
+                claimed_until=_from_micros(outbox[2]) if outbox and outbox[2] is not None else None,
+            )
+            verdict = ledger.decide(entry, request)
+            if verdict is not ledger.Verdict.SEND:
+                return ledger.Claim(verdict, record=record, holder=entry.claimer)
+            if outbox is None:  # a parked record whose outbox entry is gone has nothing to claim
+                return ledger.Claim(ledger.Verdict.UNKNOWN, record=record)
+            db.execute(
+                "UPDATE outbox SET claimer = ?, claimed_until_us = ? WHERE id = ?",
+                (request.claimer, _micros(request.until), notification_id),
+            )
+            notification = Notification.model_validate_json(outbox[0])
+            return ledger.Claim(verdict, notification=notification, record=record)
+
+    def release_delivery(self, notification_id: str, claimer: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET claimer = NULL, claimed_until_us = NULL WHERE id = ? AND claimer = ?",
+                (notification_id, claimer),
+            )
+
+    def delivery_backlog(self) -> DeliveryBacklog:
+        rows = self._read(
+            "SELECT body, claimer, claimed_until_us FROM outbox"
+            " WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE notification_id = outbox.id)"
+            " ORDER BY created_us, seq",
+            (),
+        )
+        pending = [
+            PendingDelivery(
+                Notification.model_validate_json(body),
+                claimer,
+                _from_micros(until) if until is not None else None,
+            )
+            for body, claimer, until in rows
+        ]
+        return DeliveryBacklog(pending=pending, parked=self.failed_deliveries())
 
     def delivery(self, notification_id: str) -> DeliveryRecord | None:
         rows = self._read("SELECT body FROM deliveries WHERE notification_id = ?", (notification_id,))
