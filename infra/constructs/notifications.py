@@ -132,8 +132,9 @@ class Notifications(Construct):
         """SNS channels are published by the notify function: the alerts topic (and its key) and
         any topic a channel names."""
         self.topic.grant_publish(self.function)
+        assert self.function.role is not None
         acknowledge(
-            self.function,
+            self.function.role,
             "AwsSolutions-IAM5",
             "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
             "on the topic key (SNS documentation); limited to that key.",

@@ -173,8 +173,10 @@ def check_event(event: Any) -> PlanEvent | CheckEvent | RecordFailureEvent | Rec
 
 
 class NotifyEvent(_Event):
+    """One notification by reference: the notify function reads its body from the store."""
+
+    id: str
     channel: str
-    notification: dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------ errors
