@@ -518,8 +518,8 @@ class Engine:
                 orphaned=claimer_gone,
             )
             claim, record = deliver_once(self.store, n.id, self._send, request)
-            if record is None:
-                record = claim.record
+            if record is None and claim.verdict != ledger.Verdict.IN_FLIGHT:
+                record = claim.record  # delivered or parked before: its outcome stands
             if record is not None:
                 records.append(record)
         return records
