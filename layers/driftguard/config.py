@@ -278,7 +278,7 @@ def _known_calendar(v: str) -> str:
     from driftguard.detect.calendar import check_calendar  # the holidays library loads only when used
 
     check_calendar(v)
-    return v
+    return v.upper()  # as explanations name it: 'US holidays', 'DE-BY holidays'
 
 
 def _known_timezone(v: str) -> str:

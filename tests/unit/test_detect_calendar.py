@@ -95,6 +95,7 @@ def test_special_days_count_as_holidays() -> None:
 def test_calendar_names_are_checked_with_a_clear_message() -> None:
     check_calendar("US")
     check_calendar("de-by")
+    assert DetectionSettings(calendar="de-by").calendar == "DE-BY"
     with pytest.raises(ValueError, match="unknown holiday calendar 'XX'"):
         check_calendar("XX")
     with pytest.raises(ValidationError, match="unknown subdivision 'ZZ' of DE"):
