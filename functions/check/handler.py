@@ -38,7 +38,8 @@ with long_lived():
     tracer = Tracer(patch_modules=("botocore",))
 
 # Two executions for the same source and scheduled time (Express is at-least-once; operators
-# re-run schedules) collect once: the second waits for or reuses the first's result.
+# re-run schedules) collect once: the second waits for or reuses the first's result. The check and
+# the recording of its failure share the key: the first to run decides the firing's outcome.
 idempotency = IdempotencyConfig(event_key_jmespath="[source, scheduled_time]", expires_after_seconds=6 * 3600)
 
 
@@ -72,7 +73,7 @@ def checked(event: dict[str, Any]) -> dict[str, Any]:
     rt = container()
     result = runtime.check(rt, event)
     runtime.emit_check_metrics(metrics, rt, result)
-    return {k: v for k, v in result.items() if k != "notifications"}
+    return result
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -85,15 +86,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.set_correlation_id(f"{event['source']}@{event.get('scheduled_time')}")
     if action == "plan":
         return runtime.plan(rt, event)
-    if action == "record_failure":
-        result = runtime.record_failure(rt, event)
-        runtime.emit_check_metrics(metrics, rt, result)
-        return result
     if action == "record_deliveries":
         return runtime.record_deliveries(rt, event, metrics=metrics)
     idempotency.register_lambda_context(context)
     key = {"source": event.get("source"), "scheduled_time": event.get("scheduled_time")}
-    summary = idempotent_check(rt.store)(event=key)
-    # Notifications are read from the outbox after the idempotent part, so a duplicate execution
-    # finds them delivered and sends nothing again.
+    if action == "record_failure":
+        key["error"] = event.get("error")
+    guarded = idempotent_check(rt.store)
+    summary = runtime.once_per_firing(lambda: guarded(event=key), context.get_remaining_time_in_millis())
+    # Notifications are read from the outbox after the idempotent part: ids of what still waits (the
+    # notify step claims each one, so a duplicate execution sends nothing again).
     return {**summary, "notifications": runtime.undelivered(rt, summary)}

@@ -36,12 +36,13 @@ from driftguard.errors import ConfigError
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
+    acknowledge,
     dead_letter_queue,
     environment,
     grant_secrets,
     python_function,
 )
-from infra.constructs.state import STORE_READ_ACTIONS, StateTables
+from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 NOTIFY_TIMEOUT = Duration.seconds(30)
 SES_DIMENSION = "ses:configuration-set"
@@ -110,6 +111,7 @@ class Notifications(Construct):
                     NotifyEnvironment,
                     self,
                     state_table=state.state.table_name,
+                    alerts_topic_arn=self.topic.topic_arn,
                     ses_configuration_set=self.configuration_set.configuration_set_name
                     if self.configuration_set
                     else None,
@@ -119,10 +121,28 @@ class Notifications(Construct):
             shipped=shipped,
             layer=layer,
         )
-        state.state.grant(self.function, *STORE_READ_ACTIONS)
+        # The delivery ledger claims each notification before sending it and marks it after.
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
+        self._grant_publish(config)
         grant_secrets(self.function, channel_secrets(config))
         if self.configuration_set is not None:
             self._grant_send_email(config, self.configuration_set)
+
+    def _grant_publish(self, config: Config) -> None:
+        """SNS channels are published by the notify function: the alerts topic (and its key) and
+        any topic a channel names."""
+        self.topic.grant_publish(self.function)
+        assert self.function.role is not None
+        acknowledge(
+            self.function.role,
+            "AwsSolutions-IAM5",
+            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
+            "on the topic key (SNS documentation); limited to that key.",
+            ["Action::kms:GenerateDataKey*"],
+        )
+        external = external_topic_arns(config)
+        if external:
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
 
     def _subscribe(self, config: Config) -> None:
         for channel in config.channels:

@@ -28,8 +28,14 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 STORE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
-STORE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
-"""TransactWriteItems is authorized per item action (PutItem, DeleteItem, ConditionCheckItem)."""
+STORE_WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:UpdateItem",
+)
+"""TransactWriteItems is authorized per item action (PutItem, DeleteItem, ConditionCheckItem); the
+delivery ledger claims and marks a notification with a conditional UpdateItem."""
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 """What Powertools' DynamoDBPersistenceLayer calls."""
 

@@ -80,11 +80,12 @@ class FunctionEnvironment(BaseModel):
 
 class CheckEnvironment(FunctionEnvironment):
     idempotency_table: str = Field(alias="DRIFTGUARD_IDEMPOTENCY_TABLE")
-    # the stack's alerts topic, for `sns` channels without their own topic_arn
-    alerts_topic_arn: str | None = Field(default=None, alias="DRIFTGUARD_ALERTS_TOPIC_ARN")
 
 
 class NotifyEnvironment(FunctionEnvironment):
+    # the stack's alerts topic, for `sns` channels without their own topic_arn (the notify function
+    # publishes every notification: the state machine passes ids only)
+    alerts_topic_arn: str | None = Field(default=None, alias="DRIFTGUARD_ALERTS_TOPIC_ARN")
     # The stack's SES configuration set (bounce and complaint suppression, delivery metrics), for
     # `ses` channels that do not name their own; absent when no `ses` channel is configured.
     ses_configuration_set: str | None = Field(default=None, alias="DRIFTGUARD_SES_CONFIGURATION_SET")
@@ -172,8 +173,10 @@ def check_event(event: Any) -> PlanEvent | CheckEvent | RecordFailureEvent | Rec
 
 
 class NotifyEvent(_Event):
+    """One notification by reference: the notify function reads its body from the store."""
+
+    id: str
     channel: str
-    notification: dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------ errors

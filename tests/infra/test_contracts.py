@@ -142,7 +142,12 @@ def test_an_unknown_action_is_refused_with_the_known_ones() -> None:
 
 @pytest.mark.slow
 def test_the_retried_error_names_are_the_retryable_classes_of_errors_py(basic_synth: Synthesized) -> None:
-    assert contracts.retryable_error_names() == ["QueryTimeout", "SourceUnavailable", "StateConflict"]
+    assert contracts.retryable_error_names() == [
+        "CheckInProgress",
+        "QueryTimeout",
+        "SourceUnavailable",
+        "StateConflict",
+    ]
     check = machine_states(basic_synth)["Check source"]
     retried = {e for r in check["Retry"] for e in r["ErrorEquals"]}
     assert set(contracts.retryable_error_names()) <= retried

@@ -14,15 +14,15 @@ from driftguard.lambda_runtime import database_drivers
 
 SOURCES = """\
 sources:
-  - {name: pg, kind: postgres, connection: {host: h, database: d}}
-  - {name: pg-2, kind: postgres, connection: {host: h, database: e}}
+  - {name: pg, kind: postgres, connection: {host: h, database: d, user: u}}
+  - {name: pg-2, kind: postgres, connection: {host: h, database: e, user: u}}
   - {name: lite, kind: sqlite, connection: {path: x.db}}
 """
 
 
 def test_only_the_drivers_of_configured_sources_are_traced() -> None:
     assert database_drivers(parse_config(SOURCES)) == ("pg8000",)
-    mysql = SOURCES + "  - {name: my, kind: mysql, connection: {host: h, database: d}}\n"
+    mysql = SOURCES + "  - {name: my, kind: mysql, connection: {host: h, database: d, user: u}}\n"
     assert database_drivers(parse_config(mysql)) == ("pg8000", "pymysql")
     assert database_drivers(parse_config("sources: []")) == ()
 
@@ -80,8 +80,8 @@ def test_a_check_feeds_its_cadences_heartbeat_and_a_critical_sources_alarm(
     config = parse_config(
         "sources:\n"
         "  - {name: pg, kind: postgres, tags: [critical], schedule: {cron: '0 6 * * 1-5'},"
-        " connection: {host: h, database: d}}\n"
-        "  - {name: pg-2, kind: postgres, connection: {host: h, database: e}}\n"
+        " connection: {host: h, database: d, user: u}}\n"
+        "  - {name: pg-2, kind: postgres, connection: {host: h, database: e, user: u}}\n"
     )
     rt = SimpleNamespace(config=config)
     summary = {"duplicate": False, "findings": 1, "anomalies": 0, "firing": 0, "duration_ms": 5.0}
