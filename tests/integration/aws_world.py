@@ -47,6 +47,23 @@ HANDLERS = {
 }
 
 
+def serialise_dynamodb_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each request atomically; moto checks a condition and writes in separate steps,
+    so two containers' (or threads') conditional writes (idempotency records, delivery claims) could
+    both pass a condition only one of them can pass in DynamoDB. Serialise moto's requests as DynamoDB
+    would."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    serialised = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def atomic_call_action(handler: DynamoHandler) -> Any:
+        with serialised:
+            return call_action(handler)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+
+
 @pytest.fixture(scope="module")
 def asl_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The state machine definition from the synthesized stack, CloudFormation tokens flattened
@@ -350,19 +367,7 @@ def world(
         "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
     }.items():
         monkeypatch.setenv(key, value)
-    from moto.dynamodb.responses import DynamoHandler
-
-    # DynamoDB applies each request atomically; moto checks a condition and writes in separate steps, so
-    # two containers' conditional writes (idempotency records, delivery claims) could both pass a
-    # condition only one of them can pass in DynamoDB. Serialise moto's requests as DynamoDB would.
-    serialised = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def atomic_call_action(handler: DynamoHandler) -> Any:
-        with serialised:
-            return call_action(handler)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+    serialise_dynamodb_requests(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         from driftguard import lambda_runtime
         from driftguard.moto_stack import create_stack_resources

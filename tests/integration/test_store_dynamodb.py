@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,8 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_world import serialise_dynamodb_requests
 from moto import mock_aws
-from moto.dynamodb.responses import DynamoHandler
 
 from contract.store_contract import (
     HOUR,
@@ -50,16 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # DynamoDB applies each request atomically; moto checks a condition and writes in separate steps, so
-    # two threads can both pass `attribute_not_exists`. Serialise moto's requests as DynamoDB would.
-    serialised = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def atomic_call_action(handler: DynamoHandler) -> Any:
-        with serialised:
-            return call_action(handler)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+    serialise_dynamodb_requests(monkeypatch)
     with mock_aws():
         yield
 
