@@ -20,6 +20,7 @@ from infra.constructs.layer import SharedLayer
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import StateTables
+from infra.constructs.watchdog import Watchdog
 
 
 class DriftGuardStack(Stack):
@@ -44,6 +45,15 @@ class DriftGuardStack(Stack):
             state=state,
             notifications=notifications,
         )
+        watchdog = Watchdog(
+            self,
+            "Watchdog",
+            config=config,
+            shipped=shipped,
+            layer=layer,
+            state=state,
+            notifications=notifications,
+        )
         periods = [g.period for g in checks.schedule_groups]
         monitoring = Monitoring(
             self,
@@ -55,6 +65,7 @@ class DriftGuardStack(Stack):
             queues={
                 "delivery": notifications.dead_letter_queue,
                 "schedule": checks.schedule_dead_letter_queue,
+                "watchdog": watchdog.dead_letter_queue,
             },
             smallest_period=min(periods) if periods else None,
         )

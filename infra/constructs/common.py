@@ -15,7 +15,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 from driftguard.config import Config, compile_config
 from driftguard.errors import ConfigError
-from infra.constructs.assets import CONFIG_FILE_NAME, REPO, function_code
+from driftguard.schedules import FleetPlan, plan_fleet, plan_index
+from infra.constructs.assets import CONFIG_FILE_NAME, PLAN_FILE_NAME, REPO, function_code
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -116,10 +117,16 @@ class ShippedConfig:
 
     path: Path  # the YAML it was loaded from: the assets' source when a function folder is missing
     compiled: str  # `compile_config(config)`, written as driftguard.json
+    fleet: FleetPlan  # the schedules (planning 10,000 sources takes seconds: once per synth)
 
     @classmethod
     def of(cls, config: Config, path: Path) -> ShippedConfig:
-        return cls(path, compile_config(config))
+        return cls(path, compile_config(config), plan_fleet(config))
+
+    @property
+    def files(self) -> dict[str, str]:
+        """What every function ships beside its code."""
+        return {CONFIG_FILE_NAME: self.compiled, PLAN_FILE_NAME: plan_index(self.fleet.groups)}
 
 
 def python_function(
@@ -139,7 +146,7 @@ def python_function(
         runtime=lambda_.Runtime.PYTHON_3_13,
         architecture=lambda_.Architecture.ARM_64,
         handler="handler.handler",
-        code=function_code(REPO / "functions" / spec.folder, shipped.compiled, shipped.path),
+        code=function_code(REPO / "functions" / spec.folder, shipped.files, shipped.path),
         layers=[layer],
         memory_size=spec.memory_mb,
         timeout=spec.timeout,
@@ -148,6 +155,7 @@ def python_function(
         log_group=log_group(scope, f"{construct_id}Logs", config),
         environment={
             "DRIFTGUARD_CONFIG": CONFIG_FILE_NAME,
+            "DRIFTGUARD_PLAN": PLAN_FILE_NAME,
             "POWERTOOLS_SERVICE_NAME": "driftguard",
             "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
             "LOG_LEVEL": "INFO",

@@ -84,9 +84,14 @@ class Notifications(Construct):
             layer=layer,
         )
         state.state.grant_read_data(self.function)
-        grant_secrets(self.function, channel_secrets(config))
-        if configuration_set is not None:
-            self._grant_send_email(config, configuration_set)
+        self._configuration_set = configuration_set
+        self.grant_channels(self.function, config)
+
+    def grant_channels(self, function: lambda_.IFunction, config: Config) -> None:
+        """What delivering to the configured channels needs besides SNS: their secrets, and SES."""
+        grant_secrets(function, channel_secrets(config))
+        if self._configuration_set is not None:
+            self._grant_send_email(function, config, self._configuration_set)
 
     def _subscribe(self, config: Config) -> None:
         for channel in config.channels:
@@ -136,7 +141,9 @@ class Notifications(Construct):
             self, "SesConfigurationSet", suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS
         )
 
-    def _grant_send_email(self, config: Config, configuration_set: ses.ConfigurationSet) -> None:
+    def _grant_send_email(
+        self, function: lambda_.IFunction, config: Config, configuration_set: ses.ConfigurationSet
+    ) -> None:
         stack = Stack.of(self)
         identity = stack.format_arn(service="ses", resource="identity", resource_name=config.aws.ses_identity)
         channel_sets = {c.configuration_set for c in config.channels if isinstance(c, SesChannel)}
@@ -144,7 +151,7 @@ class Notifications(Construct):
             stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
             for name in [configuration_set.configuration_set_name, *sorted(n for n in channel_sets if n)]
         ]
-        self.function.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"], resources=[identity, *set_arns]
             )

@@ -16,6 +16,7 @@ class ErrorKind(StrEnum):
     DEFINITION = "definition"  # the check is wrong: missing table/column, bad SQL, wrong type
     SECRET = "secret"
     INTERNAL = "internal"
+    MISSED = "missed"  # no check ran at all for a scheduled time (see driftguard.watchdog)
 
 
 class DriftGuardError(Exception):
@@ -66,6 +67,12 @@ class CheckDefinitionError(DriftGuardError):
     time type, custom SQL that is not one read-only statement, or a result without `status`."""
 
     kind = ErrorKind.DEFINITION
+
+
+class RunMissed(DriftGuardError):
+    """No check of the source was recorded for a scheduled time: the watchdog records it instead."""
+
+    kind = ErrorKind.MISSED
 
 
 class StateConflict(DriftGuardError):

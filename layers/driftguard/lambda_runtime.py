@@ -13,6 +13,8 @@ Check function actions (the event's `action`, default "check"):
 - record_deliveries:  {"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}
                       -> {"recorded": N}
 
+Watchdog function: {"action": "watchdog", "time": T} -> {"sources", "overdue", "recorded", "notifications"}
+
 Exactly-once notifications: the check commits the outbox before returning; the returned list is
 the run's outbox entries NOT yet delivered, so a duplicate execution (Express is at-least-once)
 returns nothing to send. The flow's final record_deliveries step marks what it delivered or
@@ -26,7 +28,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -112,19 +114,62 @@ def _required(event: dict[str, Any], field: str) -> Any:
 
 
 def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    from driftguard.schedules import sources_for
+    """The firing's sources by database server, each with the firing's deadline (docs/scaling.md)."""
+    from driftguard.schedules import SHARD_BUDGET, servers_for, servers_in_index
 
-    scheduled = parse_time(_required(event, "scheduled_time"))
-    names = sources_for(rt.config, str(_required(event, "cadence")), int(_required(event, "shard")))
-    return {"sources": [{"source": n, "scheduled_time": scheduled.isoformat()} for n in names]}
+    scheduled = parse_time(_required(event, "scheduled_time")).isoformat()
+    cadence, shard = str(_required(event, "cadence")), int(_required(event, "shard"))
+    index = _plan_index()
+    batches = servers_in_index(index, cadence, shard) if index else servers_for(rt.config, cadence, shard)
+    deadline = (utcnow() + SHARD_BUDGET).isoformat()
+    return {
+        "servers": [
+            {
+                "max_concurrency": b.max_concurrency,
+                "sources": [
+                    {"source": n, "scheduled_time": scheduled, "deadline": deadline} for n in b.sources
+                ],
+            }
+            for b in batches
+        ]
+    }
+
+
+@cache
+def _plan_index() -> str | None:
+    """The schedule plan shipped beside the config (env DRIFTGUARD_PLAN), or None without one."""
+    name = os.environ.get("DRIFTGUARD_PLAN")
+    if not name:
+        return None
+    path = Path(name) if Path(name).is_absolute() else Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / name
+    return path.read_text(encoding="utf-8")
 
 
 def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Run the check; the summary has no notifications (see `undelivered`)."""
-    outcome = _engine(rt).check(
-        str(_required(event, "source")), parse_time(_required(event, "scheduled_time"))
+    """Run the check; the summary has no notifications (see `undelivered`). An attempt that could not
+    end before the firing's deadline is not started: the run is recorded as missed (a failure, so
+    the lifecycle alerts after `error_after_failures` of them) and the firing ends in time."""
+    source, at = str(_required(event, "source")), parse_time(_required(event, "scheduled_time"))
+    late = _too_late(event.get("deadline"))
+    if late is not None:
+        return summarize(_engine(rt).record_failure(source, at, late))
+    return summarize(_engine(rt).check(source, at))
+
+
+def _too_late(deadline: Any) -> errors.RunMissed | None:
+    from driftguard.schedules import TIMING
+
+    if deadline is None:
+        return None
+    ends = parse_time(deadline, "deadline")
+    room = timedelta(seconds=TIMING.function_timeout + TIMING.record_failure)
+    if utcnow() + room <= ends:
+        return None
+    return errors.RunMissed(
+        f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "
+        "the shard is planned to fit, so look for a slow or unreachable database and throttling, "
+        "or raise aws.check_concurrency (docs/scaling.md)"
     )
-    return summarize(outcome)
 
 
 def record_failure(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
@@ -295,6 +340,30 @@ def _cause_text(cause: Any) -> str | None:
             return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
         return cause
     return str(cause)
+
+
+# ------------------------------------------------------------------------------------ watchdog
+
+
+def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """Record a missed run for every source with no recorded run for two of its periods (see
+    driftguard.watchdog) and deliver what that decides, here: no firing of the state machine
+    runs for a source the watchdog speaks of. `time` is the Scheduler's scheduled time."""
+    from driftguard.engine import Engine
+    from driftguard.watchdog import latest_runs, overdue
+
+    now = parse_time(event.get("time") or utcnow().isoformat(), "time")
+    schedules = {s.name: rt.config.schedule_of(s) for s in rt.config.sources}
+    found = overdue(schedules, latest_runs(rt.store, schedules), now)
+    engine = Engine(rt.config, rt.store, secrets=rt.secrets)
+    outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
+    recorded = [o for o in outcomes if not o.duplicate]
+    return {
+        "sources": len(schedules),
+        "overdue": [o.source for o in found],
+        "recorded": len(recorded),
+        "notifications": sum(len(o.notifications) for o in recorded),
+    }
 
 
 # ------------------------------------------------------------------------------------ notify function

@@ -1,0 +1,81 @@
+"""The watchdog: a function that EventBridge Scheduler invokes every 5 minutes to record a missed
+run, and alert through the normal lifecycle, for every source with no recorded run for two of its
+periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule).
+
+It delivers what it decides itself (engine delivery, like the CLI), since no firing of the state
+machine runs for the sources it speaks of: it may publish to the alerts topic and the configured
+external topics, read the channel secrets, send through SES, and read and write the state table.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+
+from constructs import Construct
+from driftguard.config import Config
+from driftguard.schedules import SLOT
+from infra.constructs.common import FunctionSpec, ShippedConfig, dead_letter_queue, python_function
+from infra.constructs.notifications import Notifications, external_topic_arns
+from infra.constructs.state import StateTables
+
+WATCHDOG_TIMEOUT = Duration.minutes(5)
+"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst."""
+
+
+class Watchdog(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        shipped: ShippedConfig,
+        layer: lambda_.ILayerVersion,
+        state: StateTables,
+        notifications: Notifications,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = python_function(
+            self,
+            "WatchdogFunction",
+            FunctionSpec(
+                folder="watchdog",
+                description="DriftGuard: alert on sources with no recorded run for two periods",
+                memory_mb=config.aws.check_memory_mb,
+                timeout=WATCHDOG_TIMEOUT,
+                environment={
+                    "DRIFTGUARD_STATE_TABLE": state.state.table_name,
+                    "DRIFTGUARD_ALERTS_TOPIC_ARN": notifications.topic.topic_arn,
+                },
+            ),
+            config=config,
+            shipped=shipped,
+            layer=layer,
+        )
+        state.state.grant_read_write_data(self.function)
+        notifications.grant_channels(self.function, config)
+        notifications.topic.grant_publish(self.function)
+        external = external_topic_arns(config)
+        if external:
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
+        self.dead_letter_queue = dead_letter_queue(self, "WatchdogDeadLetterQueue")
+        scheduler.Schedule(
+            self,
+            "WatchdogSchedule",
+            description="DriftGuard watchdog: sources with no recorded run for two periods",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(int(SLOT.total_seconds() // 60))),
+            target=targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"action": "watchdog", "time": scheduler.ContextAttribute.scheduled_time}
+                ),
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=2,
+                # The next tick (5 minutes later) looks again: an older event has nothing to add.
+                max_event_age=Duration.minutes(5),
+            ),
+        )
