@@ -150,7 +150,7 @@ class ScheduleGroup:
         return f"{self.cadence_id}-{self.shard:03d}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class FleetPlan:
     """Every schedule, and what the fleet needs from the account's Lambda concurrency."""
 
@@ -159,6 +159,8 @@ class FleetPlan:
     peak_checks_at_once: int
     problems: list[str] = field(default_factory=list)
     """Why a shard could not be planned within its budget (the budget is too small for the fleet)."""
+    suggested_budget: int | None = None
+    """With problems: a budget with which every firing fits (None: none up to 10,000 does)."""
 
 
 def server_of(source: Source) -> str:
@@ -212,7 +214,19 @@ def plan_schedules(config: Config, timing: CheckTiming = TIMING) -> list[Schedul
 
 
 def plan_fleet(config: Config, timing: CheckTiming = TIMING) -> FleetPlan:
+    """The schedules for the config's budget; when some firing does not fit, also the smallest
+    doubling of the budget with which all fit (`suggested_budget`), for synth to say what to raise."""
     budget = concurrency_budget(config)
+    plan = _plan(config, budget, timing)
+    if plan.problems:
+        bigger = budget * 2
+        while bigger <= 10_000 and _plan(config, bigger, timing).problems:
+            bigger *= 2
+        plan.suggested_budget = bigger if bigger <= 10_000 else None
+    return plan
+
+
+def _plan(config: Config, budget: int, timing: CheckTiming) -> FleetPlan:
     by_cadence: dict[str, list[Source]] = defaultdict(list)
     schedules: dict[str, Schedule] = {}
     for source in config.sources:
@@ -285,8 +299,16 @@ def plan_index(groups: list[ScheduleGroup]) -> str:
 
 def servers_in_index(index: str, cadence: str, shard: int) -> list[ServerBatch]:
     """One schedule's server batches read back from `plan_index` (empty for a shard it lacks)."""
-    batches = json.loads(index).get(f"{cadence}-{shard:03d}", [])
-    return [ServerBatch("", int(b["max_concurrency"]), tuple(b["sources"])) for b in batches]
+    plan = json.loads(index)
+    if not any(name.rsplit("-", 1)[0] == cadence for name in plan):
+        raise ConfigError(
+            f"no schedule of cadence {cadence!r} in the shipped plan: the schedules and the bundled plan "
+            "disagree; redeploy the stack with `cdk deploy`"
+        )
+    return [
+        ServerBatch("", int(b["max_concurrency"]), tuple(b["sources"]))
+        for b in plan.get(f"{cadence}-{shard:03d}", [])
+    ]
 
 
 def capacity_notes(plan: FleetPlan) -> list[str]:
@@ -298,13 +320,18 @@ def capacity_notes(plan: FleetPlan) -> list[str]:
     ]
     if plan.problems:
         worst = max(g.worst_seconds for g in plan.groups)
-        wanted = math.ceil(plan.concurrency_budget * worst / SHARD_BUDGET.total_seconds())
+        wanted = plan.suggested_budget
+        raise_it = (
+            f"Raise the budget to {wanted}: ask for a Lambda concurrency quota of at least {wanted + 100} "
+            f"(Service Quotas, AWS Lambda, 'Concurrent executions', L-B99A9384) and set "
+            f"aws.check_reserved_concurrency: {wanted}"
+            if wanted
+            else "No budget up to 10,000 fits: lower statement timeouts or raise the servers' max_concurrency"
+        )
         notes.append(
             f"checks: {len(plan.problems)} schedule(s) may outlast one firing in the worst case (up to "
             f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s); what they cannot reach is recorded "
-            f"as missed and alerts. Raise the budget to about {wanted}: ask for a Lambda concurrency quota "
-            f"of at least {wanted + 100} (Service Quotas, AWS Lambda, 'Concurrent executions', "
-            f"L-B99A9384) and set aws.check_reserved_concurrency: {wanted}"
+            f"as missed and alerts. {raise_it}"
         )
     return notes
 
@@ -334,17 +361,21 @@ def _batch_seconds(times: list[float], concurrency: int) -> float:
 
 
 def _shard(members: list[Source], count: int, timing: CheckTiming) -> list[list[Source]]:
-    """Split one cadence's sources into `count` shards. A server's sources are dealt in turn to
-    consecutive shards from a stable hash of the server, so each shard holds about 1/count of every
-    server (its limit then costs each firing the least) and adding a source moves no other."""
+    """Split one cadence's sources into `count` shards of at most an even share each. A server's
+    sources are dealt in turn to consecutive shards from a stable hash of the server (the next one
+    with room), so each shard holds about 1/count of every server: its limit costs a firing least."""
     by_server: dict[str, list[Source]] = defaultdict(list)
     for source in members:
         by_server[server_of(source)].append(source)
+    room = math.ceil(len(members) / count)
     shards: list[list[Source]] = [[] for _ in range(count)]
-    for server in sorted(by_server):
-        start = int(_digest(server)[:16], 16) % count
-        for i, source in enumerate(sorted(by_server[server], key=lambda s: s.name)):
-            shards[(start + i) % count].append(source)
+    for server in sorted(by_server, key=lambda name: (_digest(name), name)):
+        at = int(_digest(server)[:16], 16) % count
+        for source in sorted(by_server[server], key=lambda s: s.name):
+            while len(shards[at]) >= room:
+                at = (at + 1) % count
+            shards[at].append(source)
+            at = (at + 1) % count
     return shards
 
 
