@@ -18,7 +18,14 @@ from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 from driftguard.config import Config
 from driftguard.schedules import SLOT
-from infra.constructs.common import FunctionSpec, ShippedConfig, dead_letter_queue, python_function
+from infra.constructs.common import (
+    FunctionSpec,
+    ShippedConfig,
+    acknowledge,
+    dead_letter_queue,
+    nag_arn,
+    python_function,
+)
 from infra.constructs.notifications import Notifications, external_topic_arns
 from infra.constructs.state import StateTables
 
@@ -62,7 +69,21 @@ class Watchdog(Construct):
         external = external_topic_arns(config)
         if external:
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
+        acknowledge(
+            self.function,
+            "AwsSolutions-IAM5",
+            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
+            "on the topic key (SNS documentation); limited to that key.",
+            ["Action::kms:GenerateDataKey*"],
+        )
         self.dead_letter_queue = dead_letter_queue(self, "WatchdogDeadLetterQueue")
+        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "EventBridge Scheduler may invoke any version of the watchdog function, nothing else.",
+            [f"Resource::{nag_arn(self.function)}:*"],
+        )
         scheduler.Schedule(
             self,
             "WatchdogSchedule",
@@ -70,6 +91,7 @@ class Watchdog(Construct):
             schedule=scheduler.ScheduleExpression.rate(Duration.minutes(int(SLOT.total_seconds() // 60))),
             target=targets.LambdaInvoke(
                 self.function,
+                role=role,
                 input=scheduler.ScheduleTargetInput.from_object(
                     {"action": "watchdog", "time": scheduler.ContextAttribute.scheduled_time}
                 ),
