@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +355,7 @@ def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     now = parse_time(event.get("time") or utcnow().isoformat(), "time")
     schedules = {s.name: rt.config.schedule_of(s) for s in rt.config.sources}
     found = overdue(schedules, latest_runs(rt.store, schedules), now)
-    engine = Engine(rt.config, rt.store, secrets=rt.secrets)
+    engine = Engine(rt.config, rt.store, secrets=rt.secrets, senders=_watchdog_senders(rt) if found else None)
     outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
     recorded = [o for o in outcomes if not o.duplicate]
     return {
@@ -364,6 +364,19 @@ def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         "recorded": len(recorded),
         "notifications": sum(len(o.notifications) for o in recorded),
     }
+
+
+def _watchdog_senders(rt: Runtime) -> dict[str, Any]:
+    """Every channel's sender; SNS channels without their own topic use the stack's alerts topic
+    (which the state machine's service integration uses for the checks' notifications)."""
+    from driftguard import notify as channels
+
+    topic = os.environ.get("DRIFTGUARD_ALERTS_TOPIC_ARN")
+    senders: dict[str, Any] = {}
+    for channel in rt.config.channels:
+        adapter = channels.build_channel(channel, secrets=rt.secrets, default_topic_arn=topic)
+        senders[channel.name] = partial(channels.deliver, adapter=adapter, max_attempts=channel.max_attempts)
+    return senders
 
 
 # ------------------------------------------------------------------------------------ notify function
