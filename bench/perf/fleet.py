@@ -273,7 +273,8 @@ class Fleet:
         for attempt in range(attempts):
             if ex.killed:
                 return
-            if self.loop.now + TIMING.function_timeout + TIMING.record_failure > ex.deadline:
+            room = TIMING.attempt(source, self.config.statement_timeout_of(source)) + TIMING.record_failure
+            if self.loop.now + room > ex.deadline:
                 yield from self.record(ex, name, "missed-deadline")
                 return
             if key in self.runs:  # a duplicate execution: idempotency returns the recorded run

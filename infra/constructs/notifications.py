@@ -78,6 +78,7 @@ class Notifications(Construct):
                 memory_mb=256,
                 timeout=NOTIFY_TIMEOUT,
                 environment=environment,
+                needs_sources=False,
             ),
             config=config,
             shipped=shipped,

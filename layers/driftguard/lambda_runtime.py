@@ -150,20 +150,24 @@ def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     end before the firing's deadline is not started: the run is recorded as missed (a failure, so
     the lifecycle alerts after `error_after_failures` of them) and the firing ends in time."""
     source, at = str(_required(event, "source")), parse_time(_required(event, "scheduled_time"))
-    late = _too_late(event.get("deadline"))
+    late = _too_late(rt, source, event.get("deadline"))
     if late is not None:
         return summarize(_engine(rt).record_failure(source, at, late))
     return summarize(_engine(rt).check(source, at))
 
 
-def _too_late(deadline: Any) -> errors.RunMissed | None:
+def _too_late(rt: Runtime, name: str, deadline: Any) -> errors.RunMissed | None:
+    """Whether an attempt starting now could outlast the deadline: it may take its connect and
+    statement timeouts (an attempt running longer ends at the function's timeout, which the deadline's
+    margin to the Express limit absorbs: docs/scaling.md), then the recording of a failure."""
     from driftguard.schedules import TIMING
 
     if deadline is None:
         return None
     ends = parse_time(deadline, "deadline")
-    room = timedelta(seconds=TIMING.function_timeout + TIMING.record_failure)
-    if utcnow() + room <= ends:
+    source = rt.config.source(name)
+    attempt = TIMING.attempt(source, rt.config.statement_timeout_of(source))
+    if utcnow() + timedelta(seconds=attempt + TIMING.record_failure) <= ends:
         return None
     return errors.RunMissed(
         f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "

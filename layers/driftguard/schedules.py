@@ -93,10 +93,14 @@ class CheckTiming:
     def planned(self, source: Source) -> float:
         return self.planned_base + self.planned_per_table * (len(source.tables) + len(source.sql_checks))
 
-    def worst(self, source: Source, statement_timeout: timedelta) -> float:
-        retried_attempt = min(
+    def attempt(self, source: Source, statement_timeout: timedelta) -> float:
+        """How long an attempt that fails in a retried way can take: connect, then a statement."""
+        return min(
             self.function_timeout, (source.connection.connect_timeout + statement_timeout).total_seconds()
         )
+
+    def worst(self, source: Source, statement_timeout: timedelta) -> float:
+        retried_attempt = self.attempt(source, statement_timeout)
         retried = self.source_errors.attempts * retried_attempt + self.source_errors.worst_backoff()
         return max(retried, self.function_timeout) + self.record_failure
 
