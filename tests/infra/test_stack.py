@@ -156,9 +156,16 @@ def test_layer_ships_bytecode_for_the_runtime_python(synth: Synthesized) -> None
 
 @pytest.mark.slow
 def test_function_assets_carry_the_compiled_config(synth: Synthesized) -> None:
-    for prefix in ("ChecksCheckFunction", "NotificationsNotifyFunction"):
-        bundled = synth.asset_dir(function_id(synth, prefix)) / "driftguard.json"
-        assert load_config(bundled) == load_config(CONFIG)
+    config = load_config(CONFIG)
+    for prefix in ("ChecksCheckFunction", "WatchdogWatchdogFunction"):
+        asset = synth.asset_dir(function_id(synth, prefix))
+        assert load_config(asset / "driftguard.json") == config
+        plan = json.loads((asset / "driftguard-plan.json").read_text())
+        assert set(plan) == {g.name for g in plan_schedules(config)}
+    # a delivery needs no source: the notify function ships the config without them
+    notify = synth.asset_dir(function_id(synth, "NotificationsNotifyFunction"))
+    assert load_config(notify / "driftguard.json") == config.model_copy(update={"sources": []})
+    assert not (notify / "driftguard-plan.json").exists()
 
 
 # ----------------------------------------------------------------------------------------------- state
