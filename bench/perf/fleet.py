@@ -29,7 +29,7 @@ import heapq
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,7 +203,7 @@ class Fleet:
 
     # -- Lambda ------------------------------------------------------------------------------
 
-    def invoke(self, seconds: float) -> Iterator[Any]:
+    def invoke(self, seconds: float) -> Generator[Any, Any, bool]:
         """One Lambda invocation: a slot of the function's concurrency, or throttled and retried
         by the state machine. Yields sleeps; returns False if the retries ran out."""
         attempts, interval, rate, cap = THROTTLE_RETRY
@@ -251,7 +251,7 @@ class Fleet:
         if ex.ended is None:
             ex.killed = True
 
-    def map(self, items: list[Any], concurrency: int, process: Callable[[Any], Process]) -> Iterator[Any]:
+    def map(self, items: list[Any], concurrency: int, process: Callable[[Any], Process]) -> Process:
         pending = iter(items)
         join = Join(min(concurrency, len(items)))
 
@@ -278,7 +278,7 @@ class Fleet:
                 yield from self.record(ex, name, "missed-deadline")
                 return
             if key in self.runs:  # a duplicate execution: idempotency returns the recorded run
-                ok = yield from self.invoke(0.05)
+                yield from self.invoke(0.05)
                 self.figures.duplicate_runs += 1
                 return
             if name in self.down:

@@ -111,7 +111,7 @@ def test_a_missed_run_pages_once_and_the_next_check_resolves_it(store: SqliteSto
     engine.check("shop", T0)
     hour = timedelta(hours=1)
     (first,) = overdue(
-        {"shop": config.sources[0].schedule}, latest_runs(store, ["shop"]), T0 + 2 * hour + GRACE
+        {"shop": config.schedule_of(config.sources[0])}, latest_runs(store, ["shop"]), T0 + 2 * hour + GRACE
     )
     outcome = engine.record_missed(first.source, first.scheduled_time, first.reason)
     assert outcome.run.status == RunStatus.FAILED and outcome.run.error_kind == ErrorKind.MISSED.value
@@ -122,7 +122,7 @@ def test_a_missed_run_pages_once_and_the_next_check_resolves_it(store: SqliteSto
     assert engine.record_missed(first.source, first.scheduled_time, first.reason).duplicate
 
     (second,) = overdue(
-        {"shop": config.sources[0].schedule}, latest_runs(store, ["shop"]), T0 + 3 * hour + GRACE
+        {"shop": config.schedule_of(config.sources[0])}, latest_runs(store, ["shop"]), T0 + 3 * hour + GRACE
     )
     assert second.scheduled_time == T0 + 3 * hour
     engine.record_missed(second.source, second.scheduled_time, second.reason)
