@@ -203,7 +203,7 @@ class Fleet:
 
     # -- Lambda ------------------------------------------------------------------------------
 
-    def invoke(self, seconds: float) -> Generator[Any, Any, bool]:
+    def invoke(self, seconds: float, late: Callable[[], bool] | None = None) -> Generator[Any, Any, bool]:
         """One Lambda invocation: a slot of the function's concurrency, or throttled and retried
         by the state machine. Yields sleeps; returns False if the retries ran out."""
         attempts, interval, rate, cap = THROTTLE_RETRY
@@ -212,7 +212,9 @@ class Fleet:
             if self.in_flight < budget and self.rng.random() >= THROTTLE_SHARE:
                 self.in_flight += 1
                 self.figures.peak_in_flight = max(self.figures.peak_in_flight, self.in_flight)
-                yield seconds
+                # The handler looks at the deadline when it runs (after any throttling): too late, it
+                # records the run as missed instead (RECORD_SECONDS) and the caller sees `late()`.
+                yield RECORD_SECONDS if late is not None and late() else seconds
                 self.in_flight -= 1
                 return True
             self.figures.throttles += 1
@@ -274,9 +276,13 @@ class Fleet:
             if ex.killed:
                 return
             room = TIMING.attempt(source, self.config.statement_timeout_of(source)) + TIMING.record_failure
-            if self.loop.now + room > ex.deadline:
-                yield from self.record(ex, name, "missed-deadline")
-                return
+            too_late = False
+
+            def late() -> bool:
+                nonlocal too_late
+                too_late = self.loop.now + room > ex.deadline  # noqa: B023 - read before the next attempt
+                return too_late
+
             if key in self.runs:  # a duplicate execution: idempotency returns the recorded run
                 yield from self.invoke(0.05)
                 self.figures.duplicate_runs += 1
@@ -287,8 +293,11 @@ class Fleet:
                 seconds, fails = self.config.statement_timeout_of(source).total_seconds(), True
             else:
                 seconds, fails = self.check_seconds(source), False
-            ok = yield from self.invoke(min(seconds, TIMING.function_timeout))
+            ok = yield from self.invoke(min(seconds, TIMING.function_timeout), late)
             if ex.killed:
+                return
+            if too_late:
+                yield from self.record(ex, name, "missed-deadline", invoked=True)
                 return
             if not ok:
                 break  # throttled out: caught and recorded as a failure
@@ -299,8 +308,8 @@ class Fleet:
                 yield self.rng.uniform(0, min(interval * rate**attempt, cap))
         yield from self.record(ex, name, "failed")
 
-    def record(self, ex: Execution, name: str, outcome: str) -> Process:
-        if outcome != "checked":
+    def record(self, ex: Execution, name: str, outcome: str, invoked: bool = False) -> Process:
+        if outcome != "checked" and not invoked:
             ok = yield from self.invoke(RECORD_SECONDS)
             if not ok or ex.killed:
                 return
