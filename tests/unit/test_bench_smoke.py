@@ -136,7 +136,10 @@ def test_the_fleet_simulation_accounts_for_every_scheduled_check() -> None:
     figures = sim.run()
     for cadence, scheduled in figures.scheduled.items():
         outcomes = (
-            figures.checked[cadence] + figures.failed[cadence] + figures.deferred[cadence] + figures.lost[cadence]
+            figures.checked[cadence]
+            + figures.failed[cadence]
+            + figures.deferred[cadence]
+            + figures.lost[cadence]
         )
         assert outcomes == scheduled, cadence
     assert figures.failed, "the slow sources and the server that is down fail"
