@@ -39,6 +39,7 @@ BENCHMARKS = (
     Benchmark("fleet", "bench.perf.fleet", True),
     Benchmark("memory", "bench.perf.memory", True),
     Benchmark("detection", "bench.detection", False),
+    Benchmark("report", "bench.report_html", False),
 )
 
 

@@ -85,6 +85,7 @@ def generated_config(sources: int, budget: int | None) -> Config:
                     "connection": {
                         "host": f"db-{i % (sources // SOURCES_PER_SERVER):04d}.internal",
                         "database": f"d{i}",
+                        "user": "driftguard_ro",
                     },
                     "tables": [{"name": f"t{t:02d}"} for t in range(TABLES)],
                 }

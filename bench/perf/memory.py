@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.perf.fleet import generated_config
 from bench.perf.report import Report, main, run_measured
 from driftguard.config import Config, compile_config
+from driftguard.contracts import CheckEnvironment
 from driftguard.schedules import plan_fleet, plan_index
 
 PATHS = {
@@ -56,15 +57,22 @@ print(len(rt.config.sources), peak_kb)
 def _write(directory: Path, config: Config) -> dict[str, str]:
     (directory / "driftguard.json").write_text(compile_config(config))
     (directory / "driftguard-plan.json").write_text(plan_index(plan_fleet(config).groups))
+    # the check function's environment as the stack sets it (driftguard.contracts)
+    environment = CheckEnvironment.model_validate(
+        {
+            "config_file": str(directory / "driftguard.json"),
+            "plan_file": str(directory / "driftguard-plan.json"),
+            "state_table": "driftguard-state",
+            "idempotency_table": "driftguard-idempotency",
+            "service": "driftguard-bench",
+        }
+    )
     return {
         **os.environ,
-        "DRIFTGUARD_CONFIG": str(directory / "driftguard.json"),
-        "DRIFTGUARD_PLAN": str(directory / "driftguard-plan.json"),
-        "DRIFTGUARD_STATE_TABLE": "driftguard-state",
+        **environment.variables(),
         "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
 
 

@@ -9,7 +9,7 @@ external topics, read the channel secrets, send through SES, and read and write 
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -17,17 +17,19 @@ from aws_cdk import aws_scheduler_targets as targets
 
 from constructs import Construct
 from driftguard.config import Config
+from driftguard.contracts import NotifyEnvironment
 from driftguard.schedules import SLOT
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
     acknowledge,
     dead_letter_queue,
+    environment,
     nag_arn,
     python_function,
 )
-from infra.constructs.notifications import Notifications, external_topic_arns
-from infra.constructs.state import StateTables
+from infra.constructs.notifications import Notifications
+from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 WATCHDOG_TIMEOUT = Duration.minutes(5)
 """Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst."""
@@ -44,6 +46,7 @@ class Watchdog(Construct):
         layer: lambda_.ILayerVersion,
         state: StateTables,
         notifications: Notifications,
+        schedule_group: scheduler.IScheduleGroup,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = python_function(
@@ -54,30 +57,40 @@ class Watchdog(Construct):
                 description="DriftGuard: alert on sources with no recorded run for two periods",
                 memory_mb=config.aws.check_memory_mb,
                 timeout=WATCHDOG_TIMEOUT,
-                environment={
-                    "DRIFTGUARD_STATE_TABLE": state.state.table_name,
-                    "DRIFTGUARD_ALERTS_TOPIC_ARN": notifications.topic.topic_arn,
-                },
+                # It delivers like the notify function (same channels, alerts topic, SES set).
+                environment=environment(
+                    NotifyEnvironment,
+                    self,
+                    state_table=state.state.table_name,
+                    alerts_topic_arn=notifications.topic.topic_arn,
+                    ses_configuration_set=notifications.configuration_set.configuration_set_name
+                    if notifications.configuration_set
+                    else None,
+                ),
             ),
             config=config,
             shipped=shipped,
             layer=layer,
         )
-        state.state.grant_read_write_data(self.function)
+        # Reads the latest runs, records the missed ones and delivers them through the ledger.
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
         notifications.grant_channels(self.function, config)
-        notifications.topic.grant_publish(self.function)
-        external = external_topic_arns(config)
-        if external:
-            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
-        acknowledge(
-            self.function,
-            "AwsSolutions-IAM5",
-            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
-            "on the topic key (SNS documentation); limited to that key.",
-            ["Action::kms:GenerateDataKey*"],
-        )
         self.dead_letter_queue = dead_letter_queue(self, "WatchdogDeadLetterQueue")
-        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": schedule_group.schedule_group_arn,
+                    }
+                },
+            ),
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -87,6 +100,7 @@ class Watchdog(Construct):
         scheduler.Schedule(
             self,
             "WatchdogSchedule",
+            schedule_group=schedule_group,
             description="DriftGuard watchdog: sources with no recorded run for two periods",
             schedule=scheduler.ScheduleExpression.rate(Duration.minutes(int(SLOT.total_seconds() // 60))),
             target=targets.LambdaInvoke(

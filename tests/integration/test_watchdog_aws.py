@@ -17,14 +17,23 @@ from moto import mock_aws
 from driftguard import lambda_runtime
 from driftguard.engine import Engine
 from driftguard.errors import ErrorKind, SourceUnavailable
+from driftguard.model import DeliveryStatus
 from driftguard.moto_stack import create_stack_resources
+from driftguard.notify import delivery
+from driftguard.notify.delivery import deliver_once
 
 REGION = "eu-west-1"
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 CONFIG = """
 sources:
-  - {name: quiet, kind: postgres, connection: {host: quiet.internal, database: app}, schedule: {rate: 15m}}
-  - {name: busy, kind: postgres, connection: {host: busy.internal, database: app}, schedule: {rate: 15m}}
+  - name: quiet
+    kind: postgres
+    connection: {host: quiet.internal, database: app, user: ro}
+    schedule: {rate: 15m}
+  - name: busy
+    kind: postgres
+    connection: {host: busy.internal, database: app, user: ro}
+    schedule: {rate: 15m}
 channels:
   - {name: ops, type: sns}
 route: {receivers: [ops]}
@@ -52,6 +61,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         )
         monkeypatch.setenv("DRIFTGUARD_CONFIG", str(tmp_path / "driftguard.yaml"))
         monkeypatch.setenv("DRIFTGUARD_STATE_TABLE", "state")
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "driftguard")
         monkeypatch.setenv("DRIFTGUARD_ALERTS_TOPIC_ARN", stack.topic_arn)
         lambda_runtime.runtime.cache_clear()
         yield sqs, queue
@@ -65,8 +75,15 @@ def pages(sqs: Any, queue: str) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in messages]
 
 
-def test_a_silent_source_gets_one_missed_run_and_one_page(aws: Any) -> None:
+def test_a_silent_source_gets_one_missed_run_and_one_page(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sqs, queue = aws
+    through_ledger: list[str] = []
+
+    def spy(store: Any, notification_id: str, *args: Any) -> Any:
+        through_ledger.append(notification_id)
+        return deliver_once(store, notification_id, *args)
+
+    monkeypatch.setattr(delivery, "deliver_once", spy)
     rt = lambda_runtime.runtime()
     engine = Engine(rt.config, rt.store, secrets=rt.secrets, deliver_inline=False)
     engine.record_failure("quiet", T0, SourceUnavailable("refused"))  # its last recorded run
@@ -79,6 +96,11 @@ def test_a_silent_source_gets_one_missed_run_and_one_page(aws: Any) -> None:
     assert run.scheduled_time == T0 + timedelta(minutes=30) and run.error_kind == ErrorKind.MISSED.value
     (page,) = pages(sqs, queue)
     assert "no check recorded" in page["Message"]
+    # sent through the delivery ledger, like every notification: claimed, marked, nothing left waiting
+    (claimed,) = through_ledger
+    delivered = rt.store.delivery(claimed)
+    assert delivered is not None and delivered.status == DeliveryStatus.DELIVERED
+    assert rt.store.pending_notifications("quiet") == []
 
     assert lambda_runtime.watchdog(rt, tick)["recorded"] == 0, "a repeated tick records nothing"
     later = {"action": "watchdog", "time": (T0 + timedelta(minutes=50)).isoformat()}

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 
 from driftguard.collect.changes import may_reuse
-from driftguard.collect.connect import engine_for
+from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
@@ -45,9 +45,10 @@ def _no_last_read(table: str) -> LastRead | None:
 class Collector:
     """Collects snapshots of one source over one reused connection.
 
-    Construction resolves credentials (SecretError, ConfigError for unsupported options); the
-    connection opens on first use (SourceUnavailable, PermissionDenied, ConfigError for an
-    unknown database). Use as a context manager, or call close().
+    Construction resolves credentials and leases the server's shared pool (SecretError,
+    ConfigError for unsupported options); the connection opens on first use (SourceUnavailable,
+    PermissionDenied, ConfigError for an unknown database). Use as a context manager, or call
+    close(), which returns the connection and the lease (the last lease closes the pool).
     """
 
     def __init__(
@@ -59,9 +60,7 @@ class Collector:
     ) -> None:
         self.source = source
         self.statement_timeout = statement_timeout
-        self._engine = engine_for(
-            source, statement_timeout=statement_timeout, resolver=secrets or SecretResolver()
-        )
+        self._lease = lease_pool(source, resolver=secrets or SecretResolver())
         self._session: SourceSession | None = None
         self._backfill_catalog: Catalog | None = None
 
@@ -74,6 +73,11 @@ class Collector:
         self.close()
 
     def close(self) -> None:
+        """Return the connection and the lease on the server's pool (the last lease closes it)."""
+        self._release_session()
+        self._lease.release()
+
+    def _release_session(self) -> None:
         self._backfill_catalog = None
         if self._session is not None:
             self._session.close()
@@ -83,7 +87,7 @@ class Collector:
     def session(self) -> SourceSession:
         """The open session (opened on first use and kept until close)."""
         if self._session is None:
-            self._session = SourceSession(self.source.name, self._engine, self.statement_timeout)
+            self._session = SourceSession(self.source.name, self._lease.engine, self.statement_timeout)
         return self._session
 
     # ------------------------------------------------------------------ collect
@@ -108,7 +112,7 @@ class Collector:
             tables = self._collect_tables(scheduled_time, last_reads or _no_last_read)
             results, errors = self._run_sql_checks()
         except SourceUnavailable:
-            self.close()  # the connection is gone: the next call reconnects
+            self._release_session()  # the connection is gone: the next call reconnects
             raise
         return Snapshot(
             source=self.source.name,
@@ -251,13 +255,13 @@ class Collector:
     def _run_sql_check(self, check: SqlCheck) -> SqlCheckResult:
         where = f"source {self.source.name}, sql check {check.name}"
         statement = read_only_statement(check.sql, self.session.rules.name, where=where)
+        # One row past the limit tells a result that fits from one that was cut.
+        sql = as_derived_table(statement, row_limit=check.max_rows + 1)
         with self.session.read_only_transaction(where=where):
-            result = self.session.execute_text(as_derived_table(statement), where=where)
-            if not result.returns_rows:
-                raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
-            columns = list(result.keys())
-            rows = result.fetchall()
-        return interpret_result(check.name, columns, rows, where=where)
+            columns, rows, truncated = self.session.read_rows(sql, limit=check.max_rows, where=where)
+        if columns is None:
+            raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+        return interpret_result(check.name, columns, rows, where=where, truncated=truncated)
 
     # ------------------------------------------------------------------ backfill
 
@@ -270,6 +274,13 @@ class Collector:
         since, until = utc(since), utc(until)
         if since >= until:
             raise ValueError(f"backfill needs since < until (got {since.isoformat()} >= {until.isoformat()})")
+        try:
+            return self._backfill(table, since, until)
+        except SourceUnavailable:
+            self._release_session()  # the connection is gone: the next call reconnects
+            raise
+
+    def _backfill(self, table: TableConfig, since: datetime, until: datetime) -> TableHistory:
         target = self._target(table, self._catalog_for_backfill(table))
         rules = self.session.rules
         volume, freshness = table.checks.volume, table.checks.freshness

@@ -376,13 +376,15 @@ class _Evaluator:
             if result.threshold is not None:
                 measured += f" against threshold {number(result.threshold)}"
         reason = f"custom check {what} {'alerted' if alert else 'passed'}{measured}"
+        if result.truncated:
+            reason += f" (judged on the first {result.rows} rows only: raise max_rows or narrow the query)"
         explained = Explanation(
             observed=result.actual,
             expected=result.threshold,
             score=1.0 if alert else 0.0,
             method="custom SQL",
             reason=reason,
-            details={"rows": result.rows, "context": result.context},
+            details={"rows": result.rows, "truncated": result.truncated, "context": result.context},
         )
         status = FindingStatus.ANOMALY if alert else FindingStatus.OK
         finding = Finding(key=key, ts=self.at, status=status, severity=check.severity, explanation=explained)
