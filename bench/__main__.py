@@ -36,6 +36,8 @@ BENCHMARKS = (
     Benchmark("scale", "bench.perf.scale", True),
     Benchmark("soda", "bench.perf.soda", True),
     Benchmark("demo", "bench.perf.demo", True),
+    Benchmark("fleet", "bench.perf.fleet", True),
+    Benchmark("memory", "bench.perf.memory", True),
     Benchmark("detection", "bench.detection", False),
     Benchmark("report", "bench.report_html", False),
 )

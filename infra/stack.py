@@ -21,6 +21,7 @@ from infra.constructs.layer import SharedLayer
 from infra.constructs.monitoring import Monitored, Monitoring
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import StateTables
+from infra.constructs.watchdog import Watchdog
 
 
 class DriftGuardStack(Stack):
@@ -45,17 +46,32 @@ class DriftGuardStack(Stack):
             state=state,
             notifications=notifications,
         )
+        watchdog = Watchdog(
+            self,
+            "Watchdog",
+            config=config,
+            shipped=shipped,
+            layer=layer,
+            state=state,
+            notifications=notifications,
+            schedule_group=checks.schedule_group,
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",
             config=config,
             key=notifications.key,
             watched=Monitored(
-                functions={"check": checks.function, "notify": notifications.function},
+                functions={
+                    "check": checks.function,
+                    "notify": notifications.function,
+                    "watchdog": watchdog.function,
+                },
                 state_machine=checks.state_machine,
                 queues={
                     "delivery": notifications.dead_letter_queue,
                     "schedule": checks.schedule_dead_letter_queue,
+                    "watchdog": watchdog.dead_letter_queue,
                 },
                 tables={"state": state.state, "idempotency": state.idempotency},
                 schedule_group=checks.schedule_group,

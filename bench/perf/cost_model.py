@@ -98,9 +98,10 @@ MONTE_CARLO_CREDITS_PER_TABLE_DAY = 1.75  # first 1,000 table monitors; the doll
 
 def alarm_metrics(cadences: int, critical_sources: int, ses: bool) -> int:
     """Alarm metrics infra/constructs/monitoring.py bills (tests/infra checks this against a synth):
-    heartbeats, the fleet rate (2), two functions x (errors 2, duration, throttles), executions (2),
-    two tables x 2, Scheduler (3), two dead-letter queues, the alerts topic, SES (4)."""
-    return cadences + 2 + critical_sources + 2 * 4 + 2 + 2 * 2 + 3 + 2 + 1 + (4 if ses else 0)
+    heartbeats, the fleet rate (2), three functions (check, notify, watchdog) x (errors 2, duration,
+    throttles), executions (2), two tables x 2, Scheduler (3), three dead-letter queues (delivery,
+    schedule, watchdog), the alerts topic, SES (4)."""
+    return cadences + 2 + critical_sources + 3 * 4 + 2 + 2 * 2 + 3 + 3 + 1 + (4 if ses else 0)
 
 
 ALARM_METRICS = alarm_metrics(cadences=1, critical_sources=0, ses=True)

@@ -92,6 +92,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     key = {"source": event.get("source"), "scheduled_time": event.get("scheduled_time")}
     if action == "record_failure":
         key["error"] = event.get("error")
+    if "deadline" in event:  # not part of the idempotency key ([source, scheduled_time])
+        key["deadline"] = event["deadline"]
     guarded = idempotent_check(rt.store)
     summary = runtime.once_per_firing(lambda: guarded(event=key), context.get_remaining_time_in_millis())
     # Notifications are read from the outbox after the idempotent part: ids of what still waits (the

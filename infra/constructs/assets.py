@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jsii
@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG_FILE_NAME = "driftguard.json"
 """The compiled config inside each function asset (env DRIFTGUARD_CONFIG): validated at synth and
 written as JSON, which loads an order of magnitude faster than YAML on a Lambda cold start."""
+
+PLAN_FILE_NAME = "driftguard-plan.json"
+"""The schedule plan inside the check function's asset (env DRIFTGUARD_PLAN): which sources each
+schedule covers, by server, computed once at synth (`driftguard.schedules.plan_index`)."""
 
 _UNUSED_IMAGE = DockerImage.from_registry("public.ecr.aws/sam/build-python3.13")
 """CDK requires an image; local bundling always succeeds or raises, so it is never pulled."""
@@ -63,14 +67,16 @@ def link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link_or_copy, dirs_exist_ok=True)
 
 
-def function_code(folder: Path, compiled_config: str, config_path: Path) -> lambda_.AssetCode:
-    """A function folder as it is (it may still be empty) plus the compiled config as `driftguard.json`."""
+def function_code(folder: Path, files: Mapping[str, str], config_path: Path) -> lambda_.AssetCode:
+    """A function folder as it is (it may still be empty) plus `files` compiled at synth (name ->
+    text): the config as `driftguard.json` and the schedule plan as `driftguard-plan.json`."""
 
     def build(output_dir: Path) -> None:
         if folder.is_dir():
             shutil.copytree(
                 folder, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
-        (output_dir / CONFIG_FILE_NAME).write_text(compiled_config, encoding="utf-8")
+        for name, text in files.items():
+            (output_dir / name).write_text(text, encoding="utf-8")
 
     return local_asset(folder if folder.is_dir() else config_path.parent, build)

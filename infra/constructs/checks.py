@@ -16,11 +16,13 @@ Events (a state machine execution starts with the schedule's input
 `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "max_concurrency": C}`):
 
 (a) plan     `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}`
-             -> `{"sources": [{"source": NAME, "scheduled_time": T}, ...]}`
-             (`driftguard.schedules.sources_for(config, ID, K)`; C is not passed: the Map reads it
-             from the execution input)
-(b) check    `{"source": NAME, "scheduled_time": T}` (T is EventBridge Scheduler's
-             `<aws.scheduler.scheduled-time>`, the same for every source of one firing)
+             -> `{"servers": [{"max_concurrency": c, "sources": [{"source": NAME, "scheduled_time": T,
+                 "deadline": D}, ...]}, ...]}` (the shard's entry in the shipped plan,
+             `driftguard-plan.json`; C is not passed: the outer Map reads it from the execution input;
+             D is when this firing's checks must have ended, see docs/scaling.md)
+(b) check    `{"source": NAME, "scheduled_time": T, "deadline": D}` (T is EventBridge Scheduler's
+             `<aws.scheduler.scheduled-time>`, the same for every source of one firing; an attempt
+             that could not end before D records the run as missed instead of starting)
              -> `{"source", "scheduled_time", "status", "findings": N, "anomalies": N,
                   "notifications": [{"id", "channel": NAME}]}`: ids only, never bodies (state
              stays small whatever the number of alerts): every outbox entry of the source still
@@ -67,23 +69,21 @@ handlers absorb.
 
 Concurrency, and how Source.max_concurrency is honoured
 -------------------------------------------------------
-* One firing runs at most C checks at once (Map MaxConcurrencyPath, C from the schedule's input):
-  `aws.map_concurrency`, lowered by the shard planner to the `max_concurrency` of any database
-  server that has more sources in the shard than its limit. The planner keeps a server's sources
-  in one shard, so within a firing a server never sees more checks than its limit. Not enforced:
-  across firings of different cadences, and across shards when one server has more than 250
-  sources in one cadence (they are then spread by source name).
-* The check function's reserved concurrency (`aws.check_reserved_concurrency`, default
-  `aws.map_concurrency`) caps all checks at once across all schedules and protects the account's
-  Lambda pool; throttled invocations are retried as above. Give many-shard cadences a flexible
-  window so their firings spread out.
+* One firing maps over its database servers, C at once (MaxConcurrencyPath, C from the schedule's
+  input), and each server's sources in a Map limited to that server's `max_concurrency`: the limit
+  holds per server within a firing. Firings are staggered into 5-minute slots (cron offsets), so
+  shards of one cadence never overlap; what may still overlap (cadences sharing a slot) shares the
+  concurrency budget, which the planner splits (driftguard.schedules, docs/scaling.md).
+* Nothing is reserved by default (a new account cannot reserve: 100 must stay unreserved); the
+  budget is `aws.check_concurrency` (10). `aws.check_reserved_concurrency` reserves that much and
+  becomes the budget. Synth prints what the plan needs and what to raise.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -95,7 +95,8 @@ from constructs import Construct
 from driftguard.config import Config
 from driftguard.contracts import CheckEnvironment, retryable_error_names
 from driftguard.errors import ConfigError
-from driftguard.schedules import ScheduleGroup, plan_schedules
+from driftguard.schedules import ScheduleGroup, capacity_notes
+from infra.constructs.assets import PLAN_FILE_NAME
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
@@ -158,12 +159,15 @@ class Checks(Construct):
                 description="DriftGuard: plan a firing, check one source, record a failed check",
                 memory_mb=config.aws.check_memory_mb,
                 timeout=CHECK_TIMEOUT,
-                reserved_concurrency=config.aws.check_reserved_concurrency or config.aws.map_concurrency,
+                # Reserving needs 100 unreserved left in the account: a new account (a quota of 10)
+                # cannot reserve any, so by default nothing is reserved (docs/scaling.md).
+                reserved_concurrency=config.aws.check_reserved_concurrency,
                 environment=environment(
                     CheckEnvironment,
                     self,
                     state_table=state.state.table_name,
                     idempotency_table=state.idempotency.table_name,
+                    plan_file=PLAN_FILE_NAME,
                 ),
             ),
             config=config,
@@ -216,8 +220,12 @@ class Checks(Construct):
         self._acknowledge_state_machine_findings(notifications.function)
 
         self.schedule_dead_letter_queue = dead_letter_queue(self, "ScheduleDeadLetterQueue")
-        self.schedule_groups = plan_schedules(config)
+        self.schedule_groups = shipped.fleet.groups
         self._schedule(self.schedule_groups)
+        for note in capacity_notes(shipped.fleet):
+            # Shown by `cdk synth` and `cdk deploy`: what the plan assumes and what to raise.
+            annotations = Annotations.of(self)
+            (annotations.add_warning if shipped.fleet.problems else annotations.add_info)(note)
 
     def _place_in_vpc(self, subnet_ids: list[str], security_group_ids: list[str]) -> None:
         """Private databases: the function gets ENIs in these subnets. Lambda needs only the ids, so
@@ -276,7 +284,11 @@ class Checks(Construct):
             "scheduled_time": sfn.JsonPath.string_at("$.scheduled_time"),
         }
         run_check = self._invoke(
-            "Check source", check, source, retry_errors=RETRYABLE_CHECK_ERRORS + LAMBDA_SERVICE_ERRORS
+            "Check source",
+            check,
+            # The plan's deadline: an attempt that could not end before it is recorded as missed instead
+            {**source, "deadline": sfn.JsonPath.string_at("$.deadline")},
+            retry_errors=RETRYABLE_CHECK_ERRORS + LAMBDA_SERVICE_ERRORS,
         )
         record_failure = self._invoke(
             "Record failure",
@@ -356,14 +368,23 @@ class Checks(Construct):
         record_failure.next(deliver_all)
         deliver_all.next(any_delivered)
 
-        check_sources = sfn.Map(
+        # Source.max_concurrency holds per database server: the firing maps over its servers (as many
+        # at once as the schedule's input says), each server's sources in a Map of its own limit.
+        check_server = sfn.Map(
             self,
             "Check sources",
-            items_path="$.plan.sources",
+            items_path="$.sources",
             max_concurrency_path="$.max_concurrency",
             result_path=sfn.JsonPath.DISCARD,
         ).item_processor(run_check)
-        return plan.next(check_sources)
+        check_servers = sfn.Map(
+            self,
+            "Check servers",
+            items_path="$.plan.servers",
+            max_concurrency_path="$.max_concurrency",
+            result_path=sfn.JsonPath.DISCARD,
+        ).item_processor(check_server)
+        return plan.next(check_servers)
 
     def _delivery(self, notifications: Notifications) -> sfn.IChainable:
         """One notification, by id: the notify function claims it in the delivery ledger, reads its

@@ -17,7 +17,8 @@ from constructs import Construct, IConstruct
 from driftguard.config import Config, compile_config
 from driftguard.contracts import METRIC_NAMESPACE, FunctionEnvironment
 from driftguard.errors import ConfigError
-from infra.constructs.assets import CONFIG_FILE_NAME, REPO, function_code
+from driftguard.schedules import FleetPlan, plan_fleet, plan_index
+from infra.constructs.assets import CONFIG_FILE_NAME, PLAN_FILE_NAME, REPO, function_code
 
 E = TypeVar("E", bound=FunctionEnvironment)
 
@@ -107,6 +108,9 @@ class FunctionSpec:
     timeout: Duration
     environment: FunctionEnvironment  # the contract the function's handler reads back
     reserved_concurrency: int | None = None
+    needs_sources: bool = True
+    """False: the function ships the config without its sources (channels, routes, settings only),
+    which is all a delivery needs: at 10,000 sources the whole config is hundreds of MB in memory."""
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,23 @@ class ShippedConfig:
 
     path: Path  # the YAML it was loaded from: the assets' source when a function folder is missing
     compiled: str  # `compile_config(config)`, written as driftguard.json
+    without_sources: str  # the same without its sources, for functions that only deliver
+    fleet: FleetPlan  # the schedules (planning 10,000 sources takes seconds: once per synth)
 
     @classmethod
     def of(cls, config: Config, path: Path) -> ShippedConfig:
-        return cls(path, compile_config(config))
+        bare = compile_config(config.model_copy(update={"sources": []}))
+        return cls(path, compile_config(config), bare, plan_fleet(config))
+
+    @property
+    def files(self) -> dict[str, str]:
+        """What a function that checks sources ships beside its code."""
+        return {CONFIG_FILE_NAME: self.compiled, PLAN_FILE_NAME: plan_index(self.fleet.groups)}
+
+    @property
+    def channel_files(self) -> dict[str, str]:
+        """What a function that only delivers ships: the config without its sources."""
+        return {CONFIG_FILE_NAME: self.without_sources}
 
 
 def python_function(
@@ -152,7 +169,11 @@ def python_function(
         runtime=lambda_.Runtime.PYTHON_3_13,
         architecture=lambda_.Architecture.ARM_64,
         handler="handler.handler",
-        code=function_code(REPO / "functions" / spec.folder, shipped.compiled, shipped.path),
+        code=function_code(
+            REPO / "functions" / spec.folder,
+            shipped.files if spec.needs_sources else shipped.channel_files,
+            shipped.path,
+        ),
         layers=[layer],
         memory_size=spec.memory_mb,
         timeout=spec.timeout,

@@ -15,7 +15,9 @@
   its own. The notify function sends through that set (NotifyEnvironment.ses_configuration_set,
   unless the channel names its own `configuration_set`) and only from that identity.
 * The notify function reads only the channel secrets (`webhook_url_secret`, `secret_secret`) and
-  the state table (read-only: it looks up whether a notification was already delivered).
+  reads and writes the state table (the delivery ledger: claimed before sending, marked after).
+  `grant_channels` is what delivering needs; the watchdog, which delivers the missed runs it
+  records through the same ledger, gets it too.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class Notifications(Construct):
                     if self.configuration_set
                     else None,
                 ),
+                needs_sources=False,
             ),
             config=config,
             shipped=shipped,
@@ -123,18 +126,16 @@ class Notifications(Construct):
         )
         # The delivery ledger claims each notification before sending it and marks it after.
         state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
-        self._grant_publish(config)
-        grant_secrets(self.function, channel_secrets(config))
-        if self.configuration_set is not None:
-            self._grant_send_email(config, self.configuration_set)
+        self.grant_channels(self.function, config)
 
-    def _grant_publish(self, config: Config) -> None:
-        """SNS channels are published by the notify function: the alerts topic (and its key) and
-        any topic a channel names."""
-        self.topic.grant_publish(self.function)
-        assert self.function.role is not None
+    def grant_channels(self, function: lambda_.Function, config: Config) -> None:
+        """What delivering to the configured channels needs (the notify function, and the watchdog,
+        which delivers the missed runs it records): publishing to the alerts topic (and its key) and
+        any topic a channel names, the channel secrets, and SES."""
+        self.topic.grant_publish(function)
+        assert function.role is not None
         acknowledge(
-            self.function.role,
+            function.role,
             "AwsSolutions-IAM5",
             "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
             "on the topic key (SNS documentation); limited to that key.",
@@ -142,7 +143,10 @@ class Notifications(Construct):
         )
         external = external_topic_arns(config)
         if external:
-            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
+            function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
+        grant_secrets(function, channel_secrets(config))
+        if self.configuration_set is not None:
+            self._grant_send_email(function, config, self.configuration_set)
 
     def _subscribe(self, config: Config) -> None:
         for channel in config.channels:
@@ -211,7 +215,9 @@ class Notifications(Construct):
         )
         return configuration_set
 
-    def _grant_send_email(self, config: Config, configuration_set: ses.ConfigurationSet) -> None:
+    def _grant_send_email(
+        self, function: lambda_.IFunction, config: Config, configuration_set: ses.ConfigurationSet
+    ) -> None:
         stack = Stack.of(self)
         identity = stack.format_arn(service="ses", resource="identity", resource_name=config.aws.ses_identity)
         channel_sets = {c.configuration_set for c in config.channels if isinstance(c, SesChannel)}
@@ -219,7 +225,7 @@ class Notifications(Construct):
             stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
             for name in [configuration_set.configuration_set_name, *sorted(n for n in channel_sets if n)]
         ]
-        self.function.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"], resources=[identity, *set_arns]
             )

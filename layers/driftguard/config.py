@@ -794,9 +794,22 @@ class AwsSettings(Strict):
     alarm_email: str | None = None
     vpc: VpcSettings | None = None
     check_memory_mb: int = Field(default=512, ge=128, le=10240)
-    map_concurrency: int = Field(default=40, ge=1, le=1000, description="sources checked at once per cadence")
+    map_concurrency: int = Field(
+        default=40, ge=1, le=1000, description="database servers checked at once by one firing, at most"
+    )
+    check_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="checks the schedules may run at once, all together, when none is reserved: a new "
+        "account's whole Lambda concurrency can be 10 (docs/scaling.md)",
+    )
     check_reserved_concurrency: int | None = Field(
-        default=None, ge=1, le=10000, description="checks at once, all schedules; default map_concurrency"
+        default=None,
+        ge=1,
+        le=10000,
+        description="reserve this much Lambda concurrency for checks (the account must keep 100 "
+        "unreserved); replaces check_concurrency as the schedules' budget. Default: none reserved",
     )
     ses_identity: str | None = Field(default=None, description="domain or address to verify for SES")
     ses_create_identity: bool = Field(

@@ -80,9 +80,14 @@ class FunctionEnvironment(BaseModel):
 
 class CheckEnvironment(FunctionEnvironment):
     idempotency_table: str = Field(alias="DRIFTGUARD_IDEMPOTENCY_TABLE")
+    # The schedule plan shipped beside the config (driftguard-plan.json): the plan step reads its
+    # shard from it instead of planning 10,000 sources at every firing; absent, it plans the config.
+    plan_file: str | None = Field(default=None, alias="DRIFTGUARD_PLAN")
 
 
 class NotifyEnvironment(FunctionEnvironment):
+    """The notify function's, and the watchdog's: both deliver to the configured channels."""
+
     # the stack's alerts topic, for `sns` channels without their own topic_arn (the notify function
     # publishes every notification: the state machine passes ids only)
     alerts_topic_arn: str | None = Field(default=None, alias="DRIFTGUARD_ALERTS_TOPIC_ARN")
@@ -115,6 +120,9 @@ class CheckEvent(_Event):
     action: Literal["check"] = "check"
     source: str
     scheduled_time: str
+    # when the firing's checks must have ended (the plan step sets it): a later attempt is recorded
+    # as missed instead of started
+    deadline: str | None = None
 
 
 class CatchError(BaseModel):
@@ -170,6 +178,13 @@ def check_event(event: Any) -> PlanEvent | CheckEvent | RecordFailureEvent | Rec
             f"the check function got an event it does not understand ({where}: {first['msg']}); "
             f"actions: {', '.join(ACTIONS)}"
         ) from None
+
+
+class WatchdogEvent(_Event):
+    """The watchdog schedule's input."""
+
+    action: Literal["watchdog"]
+    time: str
 
 
 class NotifyEvent(_Event):

@@ -34,7 +34,13 @@ from typing import Any, NamedTuple, Protocol
 
 from driftguard import alerts, detect, ledger
 from driftguard.config import ChannelConfig, Config, Source, TableConfig
-from driftguard.errors import DriftGuardError, SourceUnavailable, StateConflict, UnexpectedSourceError
+from driftguard.errors import (
+    DriftGuardError,
+    RunMissed,
+    SourceUnavailable,
+    StateConflict,
+    UnexpectedSourceError,
+)
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -264,6 +270,30 @@ class Engine:
         if previous is not None:
             return RunOutcome(source.name, scheduled_time, previous, duplicate=True)
         return self._record_source_error(source, scheduled_time, self._clock(), error, dry_run=False)
+
+    def record_missed(self, source_name: str, scheduled_time: datetime, reason: str) -> RunOutcome:
+        """Record that no check ran for a scheduled time (driftguard.watchdog): a FAILED run whose
+        source-level finding is NO_DATA, through the alert lifecycle, so the source's blindness pages
+        once and resolves with the next check. Idempotent like `check`."""
+        source = self.config.source(source_name)
+        scheduled_time = utc(scheduled_time).replace(microsecond=0)
+        previous = self.store.get_run(source.name, scheduled_time)
+        if previous is not None:
+            return RunOutcome(source.name, scheduled_time, previous, duplicate=True)
+        finding = Finding(
+            key=source_key(source.name),
+            ts=scheduled_time,
+            status=FindingStatus.NO_DATA,
+            severity=Severity.CRITICAL,
+            explanation=Explanation(method="watchdog", observed="missed", reason=reason),
+        )
+
+        def judge(context: SourceContext) -> _Judgement:
+            return _Judgement([finding], [], [], self._history_reader(context))
+
+        return self._decide_and_commit(
+            source, scheduled_time, self._clock(), None, judge, error=RunMissed(reason), dry_run=False
+        )
 
     def _record_source_error(
         self,

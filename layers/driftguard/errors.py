@@ -17,6 +17,7 @@ class ErrorKind(StrEnum):
     SECRET = "secret"
     STATE = "state"  # the local state file cannot be used (unwritable, corrupt, full disk, gone)
     INTERNAL = "internal"
+    MISSED = "missed"  # no check ran at all for a scheduled time (see driftguard.watchdog)
 
 
 class DriftGuardError(Exception):
@@ -67,6 +68,12 @@ class CheckDefinitionError(DriftGuardError):
     time type, custom SQL that is not one read-only statement, or a result without `status`."""
 
     kind = ErrorKind.DEFINITION
+
+
+class RunMissed(DriftGuardError):
+    """No check of the source was recorded for a scheduled time: the watchdog records it instead."""
+
+    kind = ErrorKind.MISSED
 
 
 class StateError(DriftGuardError):

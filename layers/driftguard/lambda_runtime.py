@@ -3,8 +3,9 @@ built once per container with AWS adapters (DynamoDB state, Secrets Manager cred
 
 Check function actions (the event's `action`, default "check"):
 - plan:               {"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}
-                      -> {"sources": [{"source": NAME, "scheduled_time": T}, ...]}
-- check:              {"source": NAME, "scheduled_time": T}
+                      -> {"servers": [{"max_concurrency": C, "sources": [{"source": NAME,
+                          "scheduled_time": T, "deadline": D}, ...]}, ...]}
+- check:              {"source": NAME, "scheduled_time": T, "deadline"?: D}
                       -> {"source", "scheduled_time", "status", "duplicate", "findings", "anomalies",
                           "firing", "notified", "duration_ms", "notifications": [{"id", "channel"}]}
 - record_failure:     {"action": "record_failure", "source", "scheduled_time", "error": {"Error", "Cause"}}
@@ -12,6 +13,7 @@ Check function actions (the event's `action`, default "check"):
 - record_deliveries:  {"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}
                       -> {"recorded": N}: parks the ones that failed for good
 Notify function: {"id", "channel"} -> {"id", "channel", "status": "delivered" | "skipped"}
+Watchdog function: {"action": "watchdog", "time": T} -> {"sources", "overdue", "recorded", "notifications"}
 
 Effectively once, whatever the number, order or overlap of executions:
 - check and record_failure of one (source, scheduled time) run under one Powertools idempotency
@@ -25,7 +27,8 @@ Effectively once, whatever the number, order or overlap of executions:
   conditional write before it is sent, marked after, so of two executions delivering one
   notification one sends and the other skips it. The claim's lease is the notify invocation's
   remaining time plus a margin: a claim of a notify that crashed is taken over by the next check
-  of the source, which lists every outbox entry of the source still waiting.
+  of the source, which lists every outbox entry of the source still waiting. The watchdog's
+  missed-run notices go through the same ledger (the engine's delivery, deliver_once).
 Retryable errors (SourceUnavailable, QueryTimeout, StateConflict, CheckInProgress) propagate with
 their class name as the Lambda errorType so the state machine's Retry matches them.
 """
@@ -40,16 +43,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftguard import errors, ledger
 from driftguard.config import Config, load_config
-from driftguard.contracts import CRITICAL_TAG, FunctionEnvironment, NotifyEnvironment
+from driftguard.contracts import CRITICAL_TAG, CheckEnvironment, FunctionEnvironment, NotifyEnvironment
 from driftguard.errors import DeliveryError, DriftGuardError
 from driftguard.model import DeliveryRecord, DeliveryStatus, Notification, utc, utcnow
 from driftguard.notify.base import ChannelAdapter
 from driftguard.secrets import SecretResolver
 from driftguard.store.base import Store
+
+if TYPE_CHECKING:  # the engine is imported by the invocations that use it
+    from driftguard.engine import ChannelSender
 
 
 class RetryableDeliveryError(DeliveryError):
@@ -135,22 +141,70 @@ def _required(event: dict[str, Any], field: str) -> Any:
 
 
 def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    from driftguard.schedules import sources_for
+    """The firing's sources by database server, each with the firing's deadline (docs/scaling.md)."""
+    from driftguard.schedules import SHARD_BUDGET, servers_for, servers_in_index
 
-    scheduled = parse_time(_required(event, "scheduled_time"))
-    names = sources_for(rt.config, str(_required(event, "cadence")), int(_required(event, "shard")))
-    return {"sources": [{"source": n, "scheduled_time": scheduled.isoformat()} for n in names]}
+    scheduled = parse_time(_required(event, "scheduled_time")).isoformat()
+    cadence, shard = str(_required(event, "cadence")), int(_required(event, "shard"))
+    index = _plan_index()
+    batches = servers_in_index(index, cadence, shard) if index else servers_for(rt.config, cadence, shard)
+    deadline = (utcnow() + SHARD_BUDGET).isoformat()
+    return {
+        "servers": [
+            {
+                "max_concurrency": b.max_concurrency,
+                "sources": [
+                    {"source": n, "scheduled_time": scheduled, "deadline": deadline} for n in b.sources
+                ],
+            }
+            for b in batches
+        ]
+    }
+
+
+@cache
+def _plan_index() -> str | None:
+    """The schedule plan shipped beside the config (CheckEnvironment.plan_file), or None without one."""
+    name = CheckEnvironment.from_environ().plan_file
+    if not name:
+        return None
+    return _config_path(name).read_text(encoding="utf-8")
 
 
 def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """Run the check, or record its failure when the event carries the state machine's caught
     `error`: one function, so both sit behind one idempotency key (see functions/check). The
-    summary has no notifications (see `undelivered`)."""
+    summary has no notifications (see `undelivered`). An attempt that could not end before the
+    firing's `deadline` is not started: the run is recorded as missed (a failure, so the lifecycle
+    alerts after `error_after_failures` of them) and the firing ends in time."""
     source = str(_required(event, "source"))
     at = parse_time(_required(event, "scheduled_time"))
     if "error" in event:
         return summarize(_engine(rt).record_failure(source, at, error_from_catch(event["error"])))
+    late = _too_late(rt, source, event.get("deadline"))
+    if late is not None:
+        return summarize(_engine(rt).record_failure(source, at, late))
     return summarize(_engine(rt).check(source, at))
+
+
+def _too_late(rt: Runtime, name: str, deadline: Any) -> errors.RunMissed | None:
+    """Whether an attempt starting now could outlast the deadline: it may take its connect and
+    statement timeouts (an attempt running longer ends at the function's timeout, which the deadline's
+    margin to the Express limit absorbs: docs/scaling.md), then the recording of a failure."""
+    from driftguard.schedules import TIMING
+
+    if deadline is None:
+        return None
+    ends = parse_time(deadline, "deadline")
+    source = rt.config.source(name)
+    attempt = TIMING.attempt(source, rt.config.statement_timeout_of(source))
+    if utcnow() + timedelta(seconds=attempt + TIMING.record_failure) <= ends:
+        return None
+    return errors.RunMissed(
+        f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "
+        "the shard is planned to fit, so look for a slow or unreachable database and throttling, "
+        "or raise aws.check_concurrency (docs/scaling.md)"
+    )
 
 
 # How often an execution that found the same check in progress in another asks again, and how much
@@ -330,6 +384,43 @@ def _cause_text(cause: Any) -> str | None:
             return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
         return cause
     return str(cause)
+
+
+# ------------------------------------------------------------------------------------ watchdog
+
+
+def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """Record a missed run for every source with no recorded run for two of its periods (see
+    driftguard.watchdog) and deliver what that decides, here, through the delivery ledger (the
+    engine's deliver_once, like every other delivery): no firing of the state machine runs for a
+    source the watchdog speaks of. `time` is the Scheduler's scheduled time."""
+    from driftguard.engine import Engine
+    from driftguard.watchdog import latest_runs, overdue
+
+    now = parse_time(event.get("time") or utcnow().isoformat(), "time")
+    schedules = {s.name: rt.config.schedule_of(s) for s in rt.config.sources}
+    found = overdue(schedules, latest_runs(rt.store, schedules), now)
+    senders = {c.name: _channel_sender(rt, c.name, c.max_attempts) for c in rt.config.channels}
+    engine = Engine(rt.config, rt.store, secrets=rt.secrets, senders=senders)
+    outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
+    recorded = [o for o in outcomes if not o.duplicate]
+    return {
+        "sources": len(schedules),
+        "overdue": [o.source for o in found],
+        "recorded": len(recorded),
+        "notifications": sum(len(o.notifications) for o in recorded),
+    }
+
+
+def _channel_sender(rt: Runtime, channel: str, max_attempts: int) -> ChannelSender:
+    """A retrying sender through the runtime's adapter of `channel` (built on first send, with the
+    stack's alerts topic and SES configuration set from NotifyEnvironment)."""
+    from driftguard.notify.delivery import deliver
+
+    def send(notification: Notification) -> DeliveryRecord:
+        return deliver(notification, rt.channel(channel), max_attempts=max_attempts)
+
+    return send
 
 
 # ------------------------------------------------------------------------------------ notify function

@@ -1,42 +1,120 @@
 """From a Config to EventBridge Scheduler schedules, and back from a schedule to its sources.
 
 Pure and deterministic: the CDK stack calls `plan_schedules` to create one schedule per
-(cadence, shard), and the check function's `plan` action calls `plan` with the same config
-to learn which sources one firing covers. Both sides run this module on the same bundled
-config file, so they always agree.
+(cadence, shard), and the check function's `plan` action calls `servers_for` with the same config
+to learn which sources one firing covers, grouped by database server. Both sides run this module
+on the same bundled config file, so they always agree. docs/scaling.md gives the reasoning and the
+numbers; in short:
 
-A *cadence* is what EventBridge Scheduler needs to fire: the schedule expression, its time
-zone and its flexible window. Sources with the same cadence share schedules, split into
-*shards* of at most `MAX_SHARD_SIZE` sources so that one firing fits one Express execution
-(5 minutes, 256 KB of state) and 10,000 sources need tens of schedules, not thousands.
-
-A source's shard is a stable hash of its *database server* modulo a power-of-two shard count
-derived from the cadence's size. Hashing the server (not the source) keeps the sources that
-share one database server in one shard, so one execution can hold them to the server's limit
-(`Source.max_concurrency`, see `ScheduleGroup.max_concurrency`). A server with more than
-`TARGET_SHARD_SIZE` sources in one cadence is spread by source name instead; its limit then
-holds per shard. Adding sources moves none of the existing ones until the shard count doubles;
-then about half of them move.
+* A *cadence* is what EventBridge Scheduler needs to fire: the schedule expression, its time zone
+  and its flexible window. Sources with the same cadence share schedules, split into *shards*.
+* One firing is one Express execution: it must end within 5 minutes, or the sources it had not
+  reached yet would go unchecked. Every shard is sized so its worst case fits `SHARD_BUDGET`
+  (240 s, 80 % of the limit): the checks take their planned time, and the worst database server
+  of the shard fails in the slowest way the state machine allows (every check of it retried to
+  its last attempt, each attempt cut at the connect plus statement timeout, with the backoff).
+* `Source.max_concurrency` holds per database server, not per shard: the state machine maps over
+  the shard's servers, and each server's checks run in a Map of their own limited to it. A shard
+  holds at most as many of one server's sources as that server can check in the budget, so a
+  busy server is spread over several shards; those run in different *slots*.
+* Slots stagger the firings: a slot is 5 minutes (one execution at most), and each aligned
+  cadence (rates that divide an hour or a day) gets offsets so that firings of one cadence, and
+  as far as possible of all cadences, do not run at the same time. The concurrency budget
+  (`aws.check_concurrency`, or the reserved concurrency) is shared by the shards that may run at
+  once, so all checks together stay under it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from driftguard.config import Config, Schedule, Source, format_duration
 from driftguard.errors import ConfigError
 
-TARGET_SHARD_SIZE = 250
-"""The shard count grows (doubling) until the average shard holds at most this many sources."""
+EXPRESS_LIMIT = timedelta(minutes=5)
+SHARD_BUDGET = timedelta(seconds=240)
+"""What one firing may take in its worst case: 80 % of the Express limit, the rest is margin for
+Step Functions' own latency and the deliveries after the last check."""
+
+SHARD_FILL = 0.5
+"""A cadence gets enough shards that each is planned to use at most half of its firing's budget
+(at its share of the concurrency): the other half absorbs a failing server, slow sources, throttles."""
+
+SLOT = timedelta(minutes=5)
+"""Firings that start a slot apart never overlap: no execution outlives the Express limit."""
+
+INLINE_MAP_LIMIT = 40
+"""An inline Map runs at most 40 iterations at once (Step Functions quota)."""
 
 MAX_SHARD_SIZE = 500
-"""No shard holds more: 500 sources x ~100 bytes of per-source summary stays far below the
-256 KB state limit, and at map_concurrency 40 it is 13 waves of checks inside 5 minutes."""
+"""No shard holds more: the plan's result (source names by server) stays far below the 256 KB
+state limit."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A Step Functions Retry: exponential backoff from `interval`, capped, with full jitter."""
+
+    attempts: int
+    interval: float
+    rate: float
+    max_delay: float
+
+    def worst_backoff(self) -> float:
+        """The longest the waits between all attempts can add up to (full jitter waits at most this)."""
+        return sum(min(self.interval * self.rate**n, self.max_delay) for n in range(self.attempts - 1))
+
+
+@dataclass(frozen=True)
+class CheckTiming:
+    """How long one source's check can hold its place in a firing: what the planner budgets.
+
+    The state machine retries a check that raised SourceUnavailable or QueryTimeout; both arise
+    while connecting or on a statement, so a retried attempt ends by the connect timeout plus
+    the statement timeout. An attempt that runs longer ends at the function timeout and is not
+    retried (a Lambda timeout is caught and recorded). Either way the Catch then records the
+    failure in one more short invocation. tests/infra checks these numbers against the synthesized
+    state machine."""
+
+    function_timeout: float = 90.0
+    source_errors: RetryPolicy = RetryPolicy(attempts=3, interval=2, rate=2, max_delay=20)
+    record_failure: float = 5.0
+    planned_base: float = 0.5
+    planned_per_table: float = 0.03
+    """A healthy check as planned: 0.5 s plus 30 ms a table (1.1 s for 20 tables), about 3x what
+    bench/README.md measured (12 ms a table in a steady run, 3 AWS calls a check)."""
+
+    def planned(self, source: Source) -> float:
+        return self.planned_base + self.planned_per_table * (len(source.tables) + len(source.sql_checks))
+
+    def attempt(self, source: Source, statement_timeout: timedelta) -> float:
+        """How long an attempt that fails in a retried way can take: connect, then a statement."""
+        return min(
+            self.function_timeout, (source.connection.connect_timeout + statement_timeout).total_seconds()
+        )
+
+    def worst(self, source: Source, statement_timeout: timedelta) -> float:
+        retried_attempt = self.attempt(source, statement_timeout)
+        retried = self.source_errors.attempts * retried_attempt + self.source_errors.worst_backoff()
+        return max(retried, self.function_timeout) + self.record_failure
+
+
+TIMING = CheckTiming()
+
+
+@dataclass(frozen=True)
+class ServerBatch:
+    """The sources of one database server in one shard, checked at most `max_concurrency` at once."""
+
+    server: str
+    max_concurrency: int
+    sources: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -50,16 +128,43 @@ class ScheduleGroup:
     timezone: str
     flexible_window: timedelta | None
     period: timedelta
-    sources: tuple[str, ...]
+    offset: timedelta | None
+    """When in its period the shard fires (its slot), already part of `expression`; None for a
+    cadence that cannot be staggered (a cron, or a rate dividing neither an hour nor a day)."""
+    servers: tuple[ServerBatch, ...]
     max_concurrency: int
-    """Checks of this shard at once: `aws.map_concurrency`, lowered to the `max_concurrency` of any
-    server with more sources here than its limit (a server's limit is its sources' smallest).
-    The state machine's Map reads it from the schedule's input (MaxConcurrencyPath)."""
+    """Servers of this shard checked at once (the outer Map's MaxConcurrency, from the schedule's
+    input): the shard's share of the concurrency budget divided by its busiest server's limit."""
+    worst_seconds: float
+    """The planned worst case of one firing (see `shard_worst_seconds`), at most SHARD_BUDGET."""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(sorted(name for batch in self.servers for name in batch.sources))
+
+    @property
+    def checks_at_once(self) -> int:
+        """The most checks this shard runs at once."""
+        limits = sorted((b.max_concurrency for b in self.servers), reverse=True)
+        return sum(limits[: self.max_concurrency])
 
     @property
     def name(self) -> str:
         """The schedule's name (unique in the stack's schedule group, at most 64 characters)."""
         return f"{self.cadence_id}-{self.shard:03d}"
+
+
+@dataclass
+class FleetPlan:
+    """Every schedule, and what the fleet needs from the account's Lambda concurrency."""
+
+    groups: list[ScheduleGroup]
+    concurrency_budget: int
+    peak_checks_at_once: int
+    problems: list[str] = field(default_factory=list)
+    """Why a shard could not be planned within its budget (the budget is too small for the fleet)."""
+    suggested_budget: int | None = None
+    """With problems: a budget with which every firing fits (None: none up to 10,000 does)."""
 
 
 def server_of(source: Source) -> str:
@@ -79,8 +184,53 @@ def cadence_id(schedule: Schedule) -> str:
     return f"{slug}-{digest}"
 
 
-def plan_schedules(config: Config) -> list[ScheduleGroup]:
+class _Memo(CheckTiming):
+    """The timing of each source computed once per plan (the planner asks many times)."""
+
+    def __init__(self, config: Config, timing: CheckTiming) -> None:
+        super().__init__(**{f: getattr(timing, f) for f in timing.__dataclass_fields__})
+        object.__setattr__(self, "_config", config)
+        object.__setattr__(self, "_planned", {})
+        object.__setattr__(self, "_worst", {})
+
+    def planned(self, source: Source) -> float:
+        cache: dict[str, float] = self._planned  # type: ignore[attr-defined]
+        if source.name not in cache:
+            cache[source.name] = super().planned(source)
+        return cache[source.name]
+
+    def worst(self, source: Source, statement_timeout: timedelta) -> float:
+        cache: dict[str, float] = self._worst  # type: ignore[attr-defined]
+        if source.name not in cache:
+            cache[source.name] = super().worst(source, statement_timeout)
+        return cache[source.name]
+
+
+def concurrency_budget(config: Config) -> int:
+    """Checks that may run at once across all schedules: the reserved concurrency when one is set,
+    else what the account is assumed to grant (`aws.check_concurrency`)."""
+    return config.aws.check_reserved_concurrency or config.aws.check_concurrency
+
+
+def plan_schedules(config: Config, timing: CheckTiming = TIMING) -> list[ScheduleGroup]:
     """Every schedule the stack creates, ordered by cadence id and shard. Empty shards are left out."""
+    return plan_fleet(config, timing).groups
+
+
+def plan_fleet(config: Config, timing: CheckTiming = TIMING) -> FleetPlan:
+    """The schedules for the config's budget; when some firing does not fit, also the smallest
+    doubling of the budget with which all fit (`suggested_budget`), for synth to say what to raise."""
+    budget = concurrency_budget(config)
+    plan = _plan(config, budget, timing)
+    if plan.problems:
+        bigger = budget * 2
+        while bigger <= 10_000 and _plan(config, bigger, timing).problems:
+            bigger *= 2
+        plan.suggested_budget = bigger if bigger <= 10_000 else None
+    return plan
+
+
+def _plan(config: Config, budget: int, timing: CheckTiming) -> FleetPlan:
     by_cadence: dict[str, list[Source]] = defaultdict(list)
     schedules: dict[str, Schedule] = {}
     for source in config.sources:
@@ -88,75 +238,300 @@ def plan_schedules(config: Config) -> list[ScheduleGroup]:
         cid = cadence_id(schedule)
         by_cadence[cid].append(source)
         schedules.setdefault(cid, schedule)
-    groups: list[ScheduleGroup] = []
-    for cid in sorted(by_cadence):
-        schedule = schedules[cid]
-        shards = _shard(by_cadence[cid])
-        period = schedule.period
-        groups.extend(
-            ScheduleGroup(
-                cadence_id=cid,
-                shard=k,
-                shard_count=len(shards),
-                expression=schedule.aws_expression(),
-                timezone=schedule.timezone,
-                flexible_window=schedule.flexible_window,
-                period=period,
-                sources=tuple(sorted(s.name for s in members)),
-                max_concurrency=_shard_concurrency(members, config.aws.map_concurrency),
-            )
-            for k, members in enumerate(shards)
-            if members
+    # Shorter periods first: they take the most slots and are placed while the most are free.
+    order = sorted(by_cadence, key=lambda c: (schedules[c].period, c))
+    timing = _Memo(config, timing)
+    per_shard = budget * SHARD_BUDGET.total_seconds() * SHARD_FILL
+    counts = {
+        cid: max(
+            math.ceil(len(by_cadence[cid]) / MAX_SHARD_SIZE),
+            min(
+                _slots_in_period(schedules[cid]) or 1,
+                math.ceil(sum(timing.planned(s) for s in by_cadence[cid]) / per_shard),
+            ),
+            1,
         )
-    return groups
+        for cid in order
+    }
+    while True:
+        shards = {cid: _shard(by_cadence[cid], counts[cid], timing) for cid in order}
+        placed = _place(order, schedules, shards, timing)
+        groups, over = _groups(config, order, schedules, shards, placed, budget, timing)
+        # A cadence whose firing does not fit gets one more shard while it has free offsets.
+        grow = [cid for cid in over if counts[cid] < (_slots_in_period(schedules[cid]) or 1)]
+        if not grow:
+            break
+        for cid in grow:
+            counts[cid] = min(2 * counts[cid], _slots_in_period(schedules[cid]) or 1)
+    problems = [
+        f"schedule {g.name}: {len(g.sources)} sources may take {g.worst_seconds:.0f} s in the worst case, "
+        f"over the {SHARD_BUDGET.total_seconds():.0f} s one firing may take; raise aws.check_concurrency "
+        "(or aws.check_reserved_concurrency), or the max_concurrency of its busiest server"
+        for g in groups
+        if g.worst_seconds > SHARD_BUDGET.total_seconds()
+    ]
+    groups.sort(key=lambda g: (g.cadence_id, g.shard))
+    return FleetPlan(groups, budget, peak_checks_at_once(groups), problems)
+
+
+def servers_for(config: Config, cadence: str, shard: int) -> list[ServerBatch]:
+    """The server batches one schedule covers. Raises ConfigError for an unknown cadence."""
+    known = {cadence_id(config.schedule_of(s)) for s in config.sources}
+    if cadence not in known:
+        raise ConfigError(
+            f"no source has cadence {cadence!r}; the deployed config has "
+            f"{', '.join(sorted(known)) or '(no sources)'}. The schedules and the bundled config disagree: "
+            "redeploy the stack with `cdk deploy`"
+        )
+    for g in plan_schedules(config):
+        if g.cadence_id == cadence and g.shard == shard:
+            return list(g.servers)
+    return []
+
+
+def plan_index(groups: list[ScheduleGroup]) -> str:
+    """The plan as the check function ships it (JSON): schedule name -> its server batches. The
+    `plan` action reads its firing's entry instead of planning the whole fleet on every firing."""
+    return json.dumps(
+        {
+            g.name: [{"max_concurrency": b.max_concurrency, "sources": list(b.sources)} for b in g.servers]
+            for g in groups
+        },
+        separators=(",", ":"),
+    )
+
+
+def servers_in_index(index: str, cadence: str, shard: int) -> list[ServerBatch]:
+    """One schedule's server batches read back from `plan_index` (empty for a shard it lacks)."""
+    plan = json.loads(index)
+    if not any(name.rsplit("-", 1)[0] == cadence for name in plan):
+        raise ConfigError(
+            f"no schedule of cadence {cadence!r} in the shipped plan: the schedules and the bundled plan "
+            "disagree; redeploy the stack with `cdk deploy`"
+        )
+    return [
+        ServerBatch("", int(b["max_concurrency"]), tuple(b["sources"]))
+        for b in plan.get(f"{cadence}-{shard:03d}", [])
+    ]
+
+
+def capacity_notes(plan: FleetPlan) -> list[str]:
+    """What synth says about Lambda concurrency: what the plan assumes, and what to raise if it does
+    not fit. One line each, for the deploy output."""
+    notes = [
+        f"checks: {len(plan.groups)} schedules; at most {plan.peak_checks_at_once} checks at once "
+        f"(budget {plan.concurrency_budget}: aws.check_reserved_concurrency, else aws.check_concurrency)"
+    ]
+    if plan.problems:
+        worst = max(g.worst_seconds for g in plan.groups)
+        wanted = plan.suggested_budget
+        raise_it = (
+            f"Raise the budget to {wanted}: ask for a Lambda concurrency quota of at least {wanted + 100} "
+            f"(Service Quotas, AWS Lambda, 'Concurrent executions', L-B99A9384) and set "
+            f"aws.check_reserved_concurrency: {wanted}"
+            if wanted
+            else "No budget up to 10,000 fits: lower statement timeouts or raise the servers' max_concurrency"
+        )
+        notes.append(
+            f"checks: {len(plan.problems)} schedule(s) may outlast one firing in the worst case (up to "
+            f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s); what they cannot reach is recorded "
+            f"as missed and alerts. {raise_it}"
+        )
+    return notes
 
 
 def sources_for(config: Config, cadence: str, shard: int) -> list[str]:
     """The names of the sources one schedule covers, sorted. Raises ConfigError for an unknown cadence."""
-    return [s.name for s in _shard_members(config, cadence, shard)]
+    return sorted(name for batch in servers_for(config, cadence, shard) for name in batch.sources)
 
 
-def _shard_members(config: Config, cadence: str, shard: int) -> list[Source]:
-    members = [s for s in config.sources if cadence_id(config.schedule_of(s)) == cadence]
-    if not members:
-        known = sorted({cadence_id(config.schedule_of(s)) for s in config.sources})
-        raise ConfigError(
-            f"no source has cadence {cadence!r}; the deployed config has "
-            f"{', '.join(known) or '(no sources)'}. The schedules and the bundled config disagree: "
-            "redeploy the stack with `cdk deploy`"
-        )
-    shards = _shard(members)
-    return sorted(shards[shard], key=lambda s: s.name) if 0 <= shard < len(shards) else []
+def shard_worst_seconds(
+    batches: list[list[float]], concurrency: list[int], outer: int, failing: list[list[float]]
+) -> float:
+    """An upper bound of one firing's time: Graham's bound of list scheduling (total / m + (1 - 1/m)
+    x longest) of the server batches on `outer` Map places, each batch taking waves of its planned
+    check times, while the one batch that hurts most takes its `failing` (worst) times instead."""
+    planned = [_batch_seconds(t, c) for t, c in zip(batches, concurrency, strict=True)]
+    worst = [_batch_seconds(t, c) for t, c in zip(failing, concurrency, strict=True)]
+    total = sum(planned)
+    return max(
+        (total - p + w) / outer + (1 - 1 / outer) * max(w, *planned)
+        for p, w in zip(planned, worst, strict=True)
+    )
 
 
-def _shard(members: list[Source]) -> list[list[Source]]:
-    """Split one cadence's sources into a power-of-two number of shards, each within MAX_SHARD_SIZE."""
-    per_server = Counter(server_of(s) for s in members)
-    keys = [
-        server_of(s) if per_server[server_of(s)] <= TARGET_SHARD_SIZE else f"{server_of(s)}#{s.name}"
-        for s in members
-    ]
-    hashes = [int(_digest(k)[:16], 16) for k in keys]
-    count = 1 << max(0, math.ceil(math.log2(max(1, math.ceil(len(members) / TARGET_SHARD_SIZE)))))
-    while True:
-        shards: list[list[Source]] = [[] for _ in range(count)]
-        for source, h in zip(members, hashes, strict=True):
-            shards[h % count].append(source)
-        if max(len(s) for s in shards) <= MAX_SHARD_SIZE or count >= len(members):
-            return shards
-        count *= 2
+def _batch_seconds(times: list[float], concurrency: int) -> float:
+    return math.ceil(len(times) / concurrency) * max(times)
 
 
-def _shard_concurrency(members: list[Source], map_concurrency: int) -> int:
-    """With a flat Map of M checks at once, any M running may all hit one server: M must not exceed
-    the limit of a server that has more sources in the shard than that limit."""
+def _shard(members: list[Source], count: int, timing: CheckTiming) -> list[list[Source]]:
+    """Split one cadence's sources into `count` shards of at most an even share each. A server's
+    sources are dealt in turn to consecutive shards from a stable hash of the server (the next one
+    with room), so each shard holds about 1/count of every server: its limit costs a firing least."""
     by_server: dict[str, list[Source]] = defaultdict(list)
     for source in members:
         by_server[server_of(source)].append(source)
-    binding = [
-        limit for group in by_server.values() if len(group) > (limit := min(s.max_concurrency for s in group))
-    ]
-    return min([map_concurrency, *binding])
+    room = math.ceil(len(members) / count)
+    shards: list[list[Source]] = [[] for _ in range(count)]
+    for server in sorted(by_server, key=lambda name: (_digest(name), name)):
+        at = int(_digest(server)[:16], 16) % count
+        for source in sorted(by_server[server], key=lambda s: s.name):
+            while len(shards[at]) >= room:
+                at = (at + 1) % count
+            shards[at].append(source)
+            at = (at + 1) % count
+    return shards
+
+
+def _slots_in_period(schedule: Schedule) -> int | None:
+    """How many SLOT offsets an aligned cadence has in its period; None if it cannot be offset
+    (cron expressions, rates that divide neither an hour nor a day)."""
+    if schedule.rate is None:
+        return None
+    minutes = int(schedule.rate.total_seconds() // 60)
+    slot = int(SLOT.total_seconds() // 60)
+    if minutes < slot or minutes % slot:
+        return None
+    divides_hour = 60 % minutes == 0
+    divides_day = minutes % 60 == 0 and 24 % (minutes // 60) == 0
+    return minutes // slot if divides_hour or divides_day else None
+
+
+_DAY_SLOTS = int(timedelta(days=1) / SLOT)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    offset: int | None  # in slots; None: the cadence cannot be offset
+    share: float  # its part of the concurrency budget: its planned time / its busiest slot's
+
+
+def _place(
+    order: list[str],
+    schedules: dict[str, Schedule],
+    shards: dict[str, list[list[Source]]],
+    timing: CheckTiming,
+) -> dict[tuple[str, int], _Placement]:
+    """Give every aligned shard the offset whose busiest slot carries the least planned check time
+    (the first such: the plan is deterministic). A shard with offset o occupies the day's slots o,
+    o + n, o + 2n, ... for a period of n slots. Shards that cannot be offset may fire in any slot."""
+    load = [0.0] * _DAY_SLOTS
+    offsets: dict[tuple[str, int], int] = {}
+    anywhere = 0.0
+    weight = {
+        (cid, k): sum(timing.planned(s) for s in members)
+        for cid in order
+        for k, members in enumerate(shards[cid])
+    }
+    for cid in order:
+        n = _slots_in_period(schedules[cid])
+        for k in range(len(shards[cid])):
+            if n is None:
+                anywhere += weight[(cid, k)]
+                continue
+            best = min(range(n), key=lambda o: (max(load[o::n]), o))
+            offsets[(cid, k)] = best
+            for slot in range(best, _DAY_SLOTS, n):
+                load[slot] += weight[(cid, k)]
+    placed: dict[tuple[str, int], _Placement] = {}
+    for cid in order:
+        n = _slots_in_period(schedules[cid])
+        for k in range(len(shards[cid])):
+            own = weight[(cid, k)]
+            if n is None:
+                placed[(cid, k)] = _Placement(None, own / (max(load) + anywhere or 1.0))
+            else:
+                o = offsets[(cid, k)]
+                placed[(cid, k)] = _Placement(o, own / (max(load[o::n]) + anywhere or 1.0))
+    return placed
+
+
+def offset_expression(schedule: Schedule, offset: timedelta) -> str:
+    """An aligned rate as the cron expression that fires `offset` into each period, e.g. rate(15
+    minutes) + 5 min -> cron(5/15 * * * ? *). Rates fire relative to when the schedule was
+    created; a cron fires at known times, which is what staggering needs."""
+    assert schedule.rate is not None
+    minutes = int(schedule.rate.total_seconds() // 60)
+    at = int(offset.total_seconds() // 60)
+    if minutes < 60:
+        return f"cron({at}/{minutes} * * * ? *)"
+    hours = minutes // 60
+    hour = f"{at // 60}/{hours}" if hours < 24 else str(at // 60)
+    return f"cron({at % 60} {'*' if hours == 1 else hour} * * ? *)"
+
+
+def _groups(
+    config: Config,
+    order: list[str],
+    schedules: dict[str, Schedule],
+    shards: dict[str, list[list[Source]]],
+    placed: dict[tuple[str, int], _Placement],
+    budget: int,
+    timing: CheckTiming,
+) -> tuple[list[ScheduleGroup], list[str]]:
+    """The schedule groups, and the cadences with a shard over the budget."""
+    groups: list[ScheduleGroup] = []
+    over: list[str] = []
+    for cid in order:
+        schedule = schedules[cid]
+        for k, members in enumerate(shards[cid]):
+            if not members:
+                continue
+            place = placed[(cid, k)]
+            share = max(1, int(budget * place.share))
+            by_server: dict[str, list[Source]] = defaultdict(list)
+            for source in members:
+                by_server[server_of(source)].append(source)
+            servers = sorted(by_server)
+            limits = [min(share, *(s.max_concurrency for s in by_server[name])) for name in servers]
+            outer = max(1, min(INLINE_MAP_LIMIT, config.aws.map_concurrency, share // max(limits)))
+            worst = shard_worst_seconds(
+                [[timing.planned(s) for s in by_server[name]] for name in servers],
+                limits,
+                outer,
+                [
+                    [timing.worst(s, config.statement_timeout_of(s)) for s in by_server[name]]
+                    for name in servers
+                ],
+            )
+            if worst > SHARD_BUDGET.total_seconds() and cid not in over:
+                over.append(cid)
+            offset = SLOT * place.offset if place.offset is not None else None
+            groups.append(
+                ScheduleGroup(
+                    cadence_id=cid,
+                    shard=k,
+                    shard_count=len(shards[cid]),
+                    expression=(
+                        schedule.aws_expression() if offset is None else offset_expression(schedule, offset)
+                    ),
+                    timezone=schedule.timezone,
+                    flexible_window=schedule.flexible_window if offset is None else None,
+                    period=schedule.period,
+                    offset=offset,
+                    servers=tuple(
+                        ServerBatch(name, limit, tuple(sorted(s.name for s in by_server[name])))
+                        for name, limit in zip(servers, limits, strict=True)
+                    ),
+                    max_concurrency=outer,
+                    worst_seconds=round(worst, 1),
+                )
+            )
+    return groups, over
+
+
+def peak_checks_at_once(groups: list[ScheduleGroup]) -> int:
+    """The most checks that may run at once, over the day's slots (unaligned shards count in all)."""
+    load = [0] * _DAY_SLOTS
+    anywhere = 0
+    for g in groups:
+        if g.offset is None:
+            anywhere += g.checks_at_once
+            continue
+        n = int(g.period / SLOT)
+        for s in range(int(g.offset / SLOT), _DAY_SLOTS, n):
+            load[s] += g.checks_at_once
+    return max(load) + anywhere
 
 
 def _digest(text: str) -> str:

@@ -73,7 +73,8 @@ def test_subscriptions_belong_to_the_stacks_own_topic(pinned_layer: None, tmp_pa
 @pytest.mark.slow
 def test_flexible_window_longer_than_a_day_is_refused(pinned_layer: None, tmp_path: Path) -> None:
     config = base()
-    config["defaults"] = {"schedule": {"rate": "1d", "flexible_window": "2d"}}
+    # a cron keeps its window (aligned rates are staggered by offsets instead, without one)
+    config["defaults"] = {"schedule": {"cron": "0 6 * * *", "flexible_window": "2d"}}
     with pytest.raises(ConfigError, match="flexible_window is at most 1 day"):
         build(tmp_path, config)
 

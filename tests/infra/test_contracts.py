@@ -19,6 +19,7 @@ from driftguard.contracts import CheckEnvironment, FunctionEnvironment, NotifyEn
 ENVIRONMENTS: dict[str, type[FunctionEnvironment]] = {
     "ChecksCheckFunction": CheckEnvironment,
     "NotificationsNotifyFunction": NotifyEnvironment,
+    "WatchdogWatchdogFunction": NotifyEnvironment,  # it delivers the missed runs it records
 }
 RUNTIME_CODE = [
     *(REPO / "functions").glob("*/handler.py"),
@@ -105,6 +106,7 @@ SAMPLES: dict[str, Any] = {
     "shard": 0,
     "scheduled_time": "2026-01-01T00:00:00+00:00",
     "source": "shop-pg",
+    "deadline": "2026-01-01T00:04:10+00:00",
     "error": {"Error": "SourceUnavailable", "Cause": "refused"},
     "results": [{"id": "n1", "channel": "slack-data", "status": "delivered"}],
 }
@@ -130,9 +132,16 @@ def test_every_payload_the_state_machine_sends_is_an_event_of_the_contract(basic
     for payload in payloads:
         event = contracts.check_event(payload)
         assert set(payload) <= set(type(event).model_fields), f"not in the contract: {payload}"
+    watchdog = 0
     for schedule in basic_synth.resources("AWS::Scheduler::Schedule").values():
-        event = contracts.check_event(json.loads(schedule["Properties"]["Target"]["Input"]))
+        target = json.loads(schedule["Properties"]["Target"]["Input"])
+        if "<WatchdogWatchdogFunction" in flat(schedule["Properties"]["Target"]["Arn"]):
+            contracts.WatchdogEvent.model_validate(target)
+            watchdog += 1
+            continue
+        event = contracts.check_event(target)
         assert isinstance(event, contracts.PlanEvent) and event.max_concurrency
+    assert watchdog == 1
 
 
 def test_an_unknown_action_is_refused_with_the_known_ones() -> None:

@@ -101,7 +101,8 @@ def test_every_service_principal_but_lambdas_carries_source_conditions(basic_syn
             condition.get("StringEquals", {}).get("aws:SourceArn") or condition["ArnLike"]["aws:SourceArn"]
         )
         assert ":<AWS::AccountId>:" in source or source.endswith(".Arn>"), logical_id
-    assert services == 4  # scheduler, states, cloudwatch on the key, cloudwatch on the ops topic
+    # scheduler (checks, watchdog), states, cloudwatch on the key, cloudwatch on the ops topic
+    assert services == 5
 
 
 @pytest.mark.slow

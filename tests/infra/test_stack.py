@@ -15,7 +15,7 @@ from infra.constructs import layer
 from stack_helpers import REPO, Synthesized, acknowledgements, actions_on, flat, role_statements
 
 from driftguard.config import load_config
-from driftguard.schedules import plan_schedules
+from driftguard.schedules import TIMING, plan_schedules
 
 CONFIG = REPO / "examples" / "aws-basic.yaml"
 RETRYABLE = {"SourceUnavailable", "QueryTimeout", "StateConflict"}
@@ -59,10 +59,10 @@ def state(synth: Synthesized, name: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_both_functions_are_python_3_13_on_arm64_with_xray_and_the_shared_layer(synth: Synthesized) -> None:
+def test_every_function_is_python_3_13_on_arm64_with_xray_and_the_shared_layer(synth: Synthesized) -> None:
     (layer_id,) = synth.resources("AWS::Lambda::LayerVersion")
     functions = synth.resources("AWS::Lambda::Function")
-    assert len(functions) == 2
+    assert len(functions) == 3  # check, notify, watchdog
     for fn in functions.values():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.13"
@@ -84,9 +84,9 @@ def test_check_function_memory_timeout_concurrency_and_environment(synth: Synthe
     props = synth.json["Resources"][function_id(synth, "ChecksCheckFunction")]["Properties"]
     assert props["MemorySize"] == config.aws.check_memory_mb
     assert props["Timeout"] == 90
-    assert (
-        props["ReservedConcurrentExecutions"] == config.aws.map_concurrency
-    )  # no check_reserved_concurrency
+    # nothing reserved by default: a new account (a quota of 10) cannot reserve any
+    assert "ReservedConcurrentExecutions" not in props
+    assert props["Timeout"] == TIMING.function_timeout  # what the shard planner budgets
     assert "VpcConfig" not in props
     env = flat(props["Environment"]["Variables"])
     assert env["DRIFTGUARD_STATE_TABLE"].startswith("<StateStateTable")
@@ -108,7 +108,7 @@ def test_notify_function_gets_the_state_table_and_the_ses_configuration_set_only
 @pytest.mark.slow
 def test_every_log_group_has_the_configured_retention(synth: Synthesized) -> None:
     groups = synth.resources("AWS::Logs::LogGroup")
-    assert len(groups) == 3  # two functions and the state machine
+    assert len(groups) == 4  # three functions and the state machine
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {
         load_config(CONFIG).aws.log_retention_days
     }
@@ -154,9 +154,16 @@ def test_layer_ships_bytecode_for_the_runtime_python(synth: Synthesized) -> None
 
 @pytest.mark.slow
 def test_function_assets_carry_the_compiled_config(synth: Synthesized) -> None:
-    for prefix in ("ChecksCheckFunction", "NotificationsNotifyFunction"):
-        bundled = synth.asset_dir(function_id(synth, prefix)) / "driftguard.json"
-        assert load_config(bundled) == load_config(CONFIG)
+    config = load_config(CONFIG)
+    for prefix in ("ChecksCheckFunction", "WatchdogWatchdogFunction"):
+        asset = synth.asset_dir(function_id(synth, prefix))
+        assert load_config(asset / "driftguard.json") == config
+        plan = json.loads((asset / "driftguard-plan.json").read_text())
+        assert set(plan) == {g.name for g in plan_schedules(config)}
+    # a delivery needs no source: the notify function ships the config without them
+    notify = synth.asset_dir(function_id(synth, "NotificationsNotifyFunction"))
+    assert load_config(notify / "driftguard.json") == config.model_copy(update={"sources": []})
+    assert not (notify / "driftguard-plan.json").exists()
 
 
 # ----------------------------------------------------------------------------------------------- state
@@ -284,14 +291,14 @@ def test_ses_identity_configuration_set_and_scoped_send_permission(synth: Synthe
 @pytest.mark.slow
 def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesized) -> None:
     queues = synth.resources("AWS::SQS::Queue")
-    assert len(queues) == 2  # delivery DLQ, scheduler DLQ
+    assert len(queues) == 3  # delivery DLQ, scheduler DLQ, watchdog schedule DLQ
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86400
     for policy in synth.resources("AWS::SQS::QueuePolicy").values():
         (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert len(synth.resources("AWS::SQS::QueuePolicy")) == 2
+    assert len(synth.resources("AWS::SQS::QueuePolicy")) == 3
 
 
 # ------------------------------------------------------------------------------------------- schedules
@@ -300,12 +307,13 @@ def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesi
 @pytest.mark.slow
 def test_one_schedule_per_cadence_shard_starting_the_state_machine(synth: Synthesized) -> None:
     (group,) = plan_schedules(load_config(CONFIG))
-    (schedule,) = synth.resources("AWS::Scheduler::Schedule").values()
+    schedules = synth.resources("AWS::Scheduler::Schedule")
+    (schedule,) = [s for s in schedules.values() if s["Properties"].get("Name") == group.name]
     props = flat(schedule["Properties"])
-    assert props["Name"] == group.name
-    assert props["ScheduleExpression"] == "rate(15 minutes)"
+    # an aligned rate becomes a cron at its slot's offset: staggered firings need exact times
+    assert props["ScheduleExpression"] == "cron(0/15 * * * ? *)"
     assert props["ScheduleExpressionTimezone"] == "UTC"
-    assert props["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 5}
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
     target = props["Target"]
     assert target["Arn"].startswith("<ChecksStateMachine")
     assert target["DeadLetterConfig"]["Arn"].startswith("<ChecksScheduleDeadLetterQueue")
@@ -315,8 +323,9 @@ def test_one_schedule_per_cadence_shard_starting_the_state_machine(synth: Synthe
         "cadence": group.cadence_id,
         "shard": 0,
         "scheduled_time": "<aws.scheduler.scheduled-time>",
-        "max_concurrency": 20,  # shop-pg is alone on its server: map_concurrency is not lowered
+        "max_concurrency": group.max_concurrency,  # servers at once: the budget over the server's limit
     }
+    assert group.max_concurrency == 5  # budget 10 (nothing reserved), shop-pg's limit 2
     scheduler = role_statements(synth, "ChecksSchedulerRole")
     (started,) = actions_on(scheduler, "states:StartExecution")
     assert started.startswith("<ChecksStateMachine")
@@ -351,11 +360,17 @@ def test_flow_plans_then_maps_sources_with_concurrency_from_the_schedule(synth: 
         "shard.$": "$.shard",
         "scheduled_time.$": "$.scheduled_time",
     }
-    assert plan["ResultPath"] == "$.plan" and plan["Next"] == "Check sources"
-    sources = flow["States"]["Check sources"]
+    assert plan["ResultPath"] == "$.plan" and plan["Next"] == "Check servers"
+    servers = flow["States"]["Check servers"]
+    assert servers["Type"] == "Map"
+    assert servers["ItemsPath"] == "$.plan.servers"
+    assert servers["MaxConcurrencyPath"] == "$.max_concurrency"  # servers at once: the schedule's input
+    assert servers["ResultPath"] is None
+    assert servers["ItemProcessor"]["StartAt"] == "Check sources"
+    sources = servers["ItemProcessor"]["States"]["Check sources"]
     assert sources["Type"] == "Map"
-    assert sources["ItemsPath"] == "$.plan.sources"
-    assert sources["MaxConcurrencyPath"] == "$.max_concurrency"
+    assert sources["ItemsPath"] == "$.sources"
+    assert sources["MaxConcurrencyPath"] == "$.max_concurrency"  # the server's own limit
     assert sources["ResultPath"] is None
     assert sources["ItemProcessor"]["StartAt"] == "Check source"
 
@@ -365,7 +380,11 @@ def test_check_retries_only_retryable_errors_with_full_jitter_and_catches_everyt
     synth: Synthesized,
 ) -> None:
     check = state(synth, "Check source")
-    assert check["Parameters"] == {"source.$": "$.source", "scheduled_time.$": "$.scheduled_time"}
+    assert check["Parameters"] == {
+        "source.$": "$.source",
+        "scheduled_time.$": "$.scheduled_time",
+        "deadline.$": "$.deadline",
+    }
     retried = {e for r in check["Retry"] for e in r["ErrorEquals"]}
     assert retried >= RETRYABLE
     assert {
@@ -380,6 +399,19 @@ def test_check_retries_only_retryable_errors_with_full_jitter_and_catches_everyt
         assert "MaxDelaySeconds" in retry
     (first,) = [r for r in check["Retry"] if set(r["ErrorEquals"]) >= RETRYABLE]
     assert first["MaxAttempts"] == 3
+    # the shard planner's worst case counts exactly these retries
+    policy = TIMING.source_errors
+    assert (
+        first["MaxAttempts"],
+        first["IntervalSeconds"],
+        first["BackoffRate"],
+        first["MaxDelaySeconds"],
+    ) == (
+        policy.attempts,
+        policy.interval,
+        policy.rate,
+        policy.max_delay,
+    )
     # Another execution holding the check is waited for and retried, never recorded as a failure.
     in_progress = {
         "ErrorEquals": ["CheckInProgress"],
@@ -407,7 +439,8 @@ def test_check_retries_only_retryable_errors_with_full_jitter_and_catches_everyt
 @pytest.mark.slow
 def test_no_failure_inside_a_source_aborts_the_shard(synth: Synthesized) -> None:
     """In an inline Map one failed iteration fails them all: every Lambda task of an iteration catches."""
-    processor = definition(synth)["States"]["Check sources"]["ItemProcessor"]
+    servers = definition(synth)["States"]["Check servers"]["ItemProcessor"]
+    processor = servers["States"]["Check sources"]["ItemProcessor"]
     for name, st in states(processor):
         if st["Type"] == "Task" and ":sqs:sendMessage" not in st["Resource"]:
             assert [c["ErrorEquals"] for c in st.get("Catch", [])][-1] == ["States.ALL"], name
@@ -490,13 +523,18 @@ def test_every_alarm_an_on_call_engineer_needs_goes_to_the_ops_topic(synth: Synt
         f"Heartbeat{cadence.replace('-', '')}",
         "FleetFailureRate",
         "Criticalshoppg",  # shop-pg is tagged critical
-        *(f"{fn}{kind}" for fn in ("check", "notify") for kind in ("Errors", "NearTimeout", "Throttles")),
+        *(
+            f"{fn}{kind}"
+            for fn in ("check", "notify", "watchdog")
+            for kind in ("Errors", "NearTimeout", "Throttles")
+        ),
         "ExecutionsFailed",
         "stateTableThrottles",
         "idempotencyTableThrottles",
         "SchedulerTargetErrors",
         "deliveryDeadLetters",
         "scheduleDeadLetters",
+        "watchdogDeadLetters",
         "AlertsUndelivered",
         "SesUndelivered",
     }
@@ -699,3 +737,21 @@ def test_outputs_name_what_an_operator_needs(synth: Synthesized) -> None:
         "ScheduleDeadLetterQueueUrl",
         "DashboardName",
     }
+
+
+@pytest.mark.slow
+def test_the_watchdog_runs_every_five_minutes_and_may_deliver(synth: Synthesized) -> None:
+    (watchdog,) = [
+        flat(s["Properties"])
+        for s in synth.resources("AWS::Scheduler::Schedule").values()
+        if "Name" not in s["Properties"]
+    ]
+    assert watchdog["ScheduleExpression"] == "rate(5 minutes)"
+    assert watchdog["Target"]["Arn"].startswith("<WatchdogWatchdogFunction")
+    assert json.loads(watchdog["Target"]["Input"]) == {
+        "action": "watchdog",
+        "time": "<aws.scheduler.scheduled-time>",
+    }
+    statements = role_statements(synth, "WatchdogWatchdogFunctionServiceRole")
+    assert any(r.startswith("<NotificationsAlertsTopic") for r in actions_on(statements, "sns:Publish"))
+    assert actions_on(statements, "dynamodb:PutItem"), "it records missed runs"

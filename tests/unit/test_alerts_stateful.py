@@ -21,6 +21,7 @@ from driftguard.model import (
     AlertState,
     AlertStateName,
     CheckKey,
+    CheckKind,
     Finding,
     FindingStatus,
     Matcher,
@@ -33,6 +34,18 @@ from driftguard.model import (
 
 S = AlertStateName
 INCIDENT = {S.PENDING, S.FIRING, S.ERROR}
+
+
+def incident(state: AlertStateName, key: CheckKey) -> bool:
+    """The source's own NO_DATA (the watchdog found no run) is an incident too; a table's is not."""
+    return state in INCIDENT or (state == S.NO_DATA and key.check == CheckKind.SOURCE)
+
+
+def pages(state: AlertStateName, key: CheckKey) -> bool:
+    """States announced once per outage, like ERROR."""
+    return state == S.ERROR or (state == S.NO_DATA and incident(state, key))
+
+
 KEYS = [ORDERS_ROWS, ITEMS_NULLS, SOURCE_KEY]
 INTERVAL = {"chat": timedelta(hours=1), "quiet": timedelta(hours=1), "pager": timedelta(minutes=30)}
 SEND_RESOLVED = {"chat": True, "quiet": False, "pager": True}
@@ -154,8 +167,10 @@ class AlertLifecycle(RuleBasedStateMachine):
         elif f.status == FindingStatus.ANOMALY:
             fires = was == S.FIRING or streak >= alerting.pending_runs
             assert now_in == (S.FIRING if fires else S.PENDING), f"{streak} anomalies moved {was} to {now_in}"
+        elif f.status == FindingStatus.NO_DATA:
+            assert now_in == S.NO_DATA, f"no data moved {was} to {now_in}"
         else:
-            assert now_in not in INCIDENT, f"{f.status} left the alert {now_in}"
+            assert not incident(now_in, f.key), f"{f.status} left the alert {now_in}"
 
     def _silenced(self, key: CheckKey, severity: Severity) -> bool:
         return any(_matches(s, key, severity, self.now) for s in self.runner.silences)
@@ -193,18 +208,18 @@ class AlertLifecycle(RuleBasedStateMachine):
         muted = self._silenced(f.key, after.severity)
         if muted:
             assert not told, "notified while a matching silence was active"
-        if was not in INCIDENT and after.state in INCIDENT:
+        if not incident(was, f.key) and incident(after.state, f.key):
             self.heard[fp] = set()
         if after.state != was:
             self.spell[fp] = set()
         resolved = {c for c, a in told.items() if a.kind == NoticeKind.RESOLVED}
-        if was in INCIDENT and after.state not in INCIDENT:
+        if incident(was, f.key) and not incident(after.state, f.key):
             expected = set() if muted else {c for c in self.heard.get(fp, set()) if SEND_RESOLVED[c]}
             assert resolved == expected, "an ended incident is resolved exactly to those who heard of it"
             assert set(told) == resolved
         else:
             assert not resolved, "RESOLVED outside the end of an incident"
-        if after.state not in (S.FIRING, S.ERROR) or (
+        if (after.state != S.FIRING and not pages(after.state, f.key)) or (
             after.state == S.FIRING and f.status != FindingStatus.ANOMALY
         ):
             assert set(told) == resolved, "only firing runs and errors notify"
@@ -220,12 +235,14 @@ class AlertLifecycle(RuleBasedStateMachine):
             if a.kind != NoticeKind.RESOLVED:
                 self.heard.setdefault(fp, set()).add(channel)
                 self.spell.setdefault(fp, set()).add(channel)
-        if after.state == S.ERROR:
-            counts = self.errors_told.setdefault(fp, Counter()) if was == S.ERROR else Counter()
+        if pages(after.state, f.key):
+            counts = self.errors_told.setdefault(fp, Counter()) if was == after.state else Counter()
             counts.update(c for c, a in told.items() if a.kind == NoticeKind.ERROR)
             self.errors_told[fp] = counts
             assert max(counts.values(), default=0) <= 1, "ERROR notified more than once per outage"
-        announce = after.state == S.ERROR or (after.state == S.FIRING and f.status == FindingStatus.ANOMALY)
+        announce = pages(after.state, f.key) or (
+            after.state == S.FIRING and f.status == FindingStatus.ANOMALY
+        )
         if announce and not muted:
             missing = _routed(after.severity) - self.spell.get(fp, set())
             assert not missing, f"{after.state} never announced on {missing}"

@@ -9,7 +9,7 @@ from typing import Any
 import bench.__main__ as runner
 import pytest
 import sqlalchemy as sa
-from bench.perf import cold_start, cost_per_check, demo, scale, soda
+from bench.perf import cold_start, cost_per_check, demo, fleet, memory, scale, soda
 from bench.perf.report import Report, Table
 
 VERDICTS = {"MET", "NOT MET", "NOT MEASURED"}
@@ -128,6 +128,35 @@ def test_soda_quick_keeps_the_driftguard_column_without_installing(_pg_admin: sa
         "Soda Core CLI, one process a contract",
     ):
         assert (rows[label][1] == "NOT RUN") == missing, label
+
+
+def test_the_fleet_simulation_accounts_for_every_scheduled_check() -> None:
+    config = fleet.generated_config(100, None)
+    sim = fleet.Fleet(config, fleet.plan_fleet(config), hours=1.0, seed=3)
+    figures = sim.run()
+    for cadence, scheduled in figures.scheduled.items():
+        outcomes = (
+            figures.checked[cadence]
+            + figures.failed[cadence]
+            + figures.deferred[cadence]
+            + figures.lost[cadence]
+        )
+        assert outcomes == scheduled, cadence
+    assert figures.failed, "the slow sources and the server that is down fail"
+    assert figures.peak_in_flight <= sim.fleet.concurrency_budget
+
+
+@pytest.mark.slow
+def test_fleet_quick() -> None:
+    figures = assert_well_formed(fleet.run(quick=True), tables=2)
+    assert {b["verdict"] for b in figures["budgets"]} <= {"MET", "NOT MET"}
+    assert len(figures["budgets"]) >= 3
+
+
+@pytest.mark.slow
+def test_memory_quick() -> None:
+    figures = assert_well_formed(memory.run(quick=True), tables=1)
+    assert not figures["problems"]
 
 
 # --------------------------------------------------------------------------- the runner

@@ -1,15 +1,35 @@
-"""The schedule planner: cadence groups, stable shards, per-server concurrency, and the runtime lookup."""
+"""The schedule planner: cadence groups, shards within the firing's budget, per-server concurrency,
+staggered slots, and the runtime lookup."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from driftguard.config import Config
+from driftguard.config import Config, Schedule
 from driftguard.errors import ConfigError
-from driftguard.schedules import MAX_SHARD_SIZE, TARGET_SHARD_SIZE, cadence_id, plan_schedules, sources_for
+from driftguard.schedules import (
+    MAX_SHARD_SIZE,
+    SHARD_BUDGET,
+    TIMING,
+    CheckTiming,
+    RetryPolicy,
+    cadence_id,
+    capacity_notes,
+    offset_expression,
+    plan_fleet,
+    plan_index,
+    plan_schedules,
+    servers_for,
+    servers_in_index,
+    shard_worst_seconds,
+    sources_for,
+)
 
 
 def source(name: str, host: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -41,17 +61,21 @@ def test_sources_with_the_same_cadence_share_a_schedule_and_others_do_not() -> N
             source("c", schedule={"rate": "1h"}),
             source("d", schedule={"rate": "15m", "timezone": "Europe/Berlin"}),
             source("e", schedule={"rate": "15m", "flexible_window": "5m"}),
+            source("f", schedule={"cron": "0 6 * * 1-5"}),
         ]
     )
     groups = plan_schedules(cfg)
     by_sources = {g.sources: g for g in groups}
-    assert set(by_sources) == {("a", "b"), ("c",), ("d",), ("e",)}
-    assert by_sources[("a", "b")].expression == "rate(15 minutes)"
-    assert by_sources[("c",)].expression == "rate(1 hour)"
+    assert set(by_sources) == {("a", "b"), ("c",), ("d",), ("e",), ("f",)}
+    assert (
+        by_sources[("a", "b")].expression.startswith("cron(") and "/15 " in by_sources[("a", "b")].expression
+    )
     assert by_sources[("d",)].timezone == "Europe/Berlin"
-    assert by_sources[("e",)].flexible_window is not None
-    assert by_sources[("e",)].flexible_window.total_seconds() == 300
-    assert len({g.cadence_id for g in groups}) == 4
+    # aligned rates are staggered by offsets, which need exact times: no flexible window
+    assert by_sources[("e",)].flexible_window is None and by_sources[("e",)].offset is not None
+    # a cron cannot be offset: it keeps its expression and window
+    assert by_sources[("f",)].expression == "cron(0 6 ? * 2-6 *)" and by_sources[("f",)].offset is None
+    assert len({g.cadence_id for g in groups}) == 5
 
 
 def test_cadence_ids_are_readable_deterministic_and_valid_schedule_names() -> None:
@@ -65,60 +89,60 @@ def test_cadence_ids_are_readable_deterministic_and_valid_schedule_names() -> No
     assert cadence_id(cfg.schedule_of(cfg.sources[0])) != cadence_id(utc.schedule_of(utc.sources[0]))
 
 
-def test_ten_thousand_sources_fit_in_tens_of_schedules_within_the_shard_limit() -> None:
-    groups = plan_schedules(config(many(10_000)))
-    assert len(groups) <= 64
-    assert all(len(g.sources) <= MAX_SHARD_SIZE for g in groups)
-    assert sum(len(g.sources) for g in groups) == 10_000
-    (count,) = {g.shard_count for g in groups}
-    assert count == 64  # ceil(10,000 / 250) = 40 -> next power of two
-    assert count & (count - 1) == 0
+@pytest.mark.parametrize(
+    ("rate", "offset", "expression"),
+    [
+        (15, 0, "cron(0/15 * * * ? *)"),
+        (15, 10, "cron(10/15 * * * ? *)"),
+        (60, 25, "cron(25 * * * ? *)"),
+        (120, 65, "cron(5 1/2 * * ? *)"),
+        (1440, 125, "cron(5 2 * * ? *)"),
+    ],
+)
+def test_an_aligned_rate_becomes_a_cron_at_its_offset(rate: int, offset: int, expression: str) -> None:
+    schedule = Schedule(rate=timedelta(minutes=rate))
+    assert offset_expression(schedule, timedelta(minutes=offset)) == expression
 
 
-def test_a_source_keeps_its_shard_when_others_are_added() -> None:
-    before = shard_of(plan_schedules(config(many(600))))
-    after = shard_of(plan_schedules(config(many(700))))  # still 4 shards (ceil(700 / 250) = 3 -> 4)
-    assert all(after[name] == where for name, where in before.items())
+def test_ten_thousand_sources_fit_their_firings_with_a_budget_that_can_carry_them() -> None:
+    fleet = plan_fleet(config(many(10_000), check_reserved_concurrency=60))
+    assert not fleet.problems
+    assert all(len(g.sources) <= MAX_SHARD_SIZE for g in fleet.groups)
+    assert sorted(n for g in fleet.groups for n in g.sources) == [f"src-{i:05d}" for i in range(10_000)]
+    assert all(g.worst_seconds <= SHARD_BUDGET.total_seconds() for g in fleet.groups)
+    assert len({g.offset for g in fleet.groups}) == 3, "a 15-minute cadence uses its three slots"
+    assert fleet.peak_checks_at_once <= 60
 
 
-def test_when_the_shard_count_doubles_a_source_moves_at_most_to_its_twin_shard() -> None:
-    before = plan_schedules(config(many(1000)))
-    after = plan_schedules(config(many(1001)))
-    old_count, new_count = before[0].shard_count, after[0].shard_count
-    assert (old_count, new_count) == (4, 8)
-    old, new = shard_of(before), shard_of(after)
-    moved = [n for n in old if new[n][1] != old[n][1]]
-    assert all(new[n][1] == old[n][1] + old_count for n in moved)
-    assert 0 < len(moved) < len(old)
+def test_a_budget_too_small_for_the_fleet_is_reported_with_what_to_raise() -> None:
+    fleet = plan_fleet(config(many(10_000)))  # the default: 10 at once, nothing reserved
+    assert fleet.concurrency_budget == 10 and fleet.problems
+    notes = capacity_notes(fleet)
+    assert "L-B99A9384" in notes[-1] and "aws.check_reserved_concurrency" in notes[-1]
+    wanted = int(re.search(r"reserved_concurrency: (\d+)", notes[-1]).group(1))  # type: ignore[union-attr]
+    assert not plan_fleet(config(many(10_000), check_reserved_concurrency=wanted)).problems
 
 
-def test_sources_on_one_server_share_a_shard() -> None:
-    shared = [source(f"tenant-{i}", host="big.db.internal") for i in range(40)]
-    groups = plan_schedules(config(shared + many(900)))
-    holding = {g.shard for g in groups for name in g.sources if name.startswith("tenant-")}
-    assert len(holding) == 1
+def test_the_server_limit_holds_per_server_and_a_busy_server_is_spread_over_shards() -> None:
+    crowded = [source(f"t{i:02d}", host="shared.db.internal", max_concurrency=2) for i in range(40)]
+    fleet = plan_fleet(config([*crowded, *many(900)], check_reserved_concurrency=40))
+    batches = [b for g in fleet.groups for b in g.servers if b.server.startswith("postgres://shared")]
+    assert {b.max_concurrency for b in batches} == {2}
+    assert sum(len(b.sources) for b in batches) == 40
+    for g in fleet.groups:
+        assert g.checks_at_once <= g.max_concurrency * max(b.max_concurrency for b in g.servers)
 
 
-def test_a_server_larger_than_a_shard_is_spread_by_source_name() -> None:
-    huge = [source(f"tenant-{i:04d}", host="huge.db.internal") for i in range(TARGET_SHARD_SIZE + 1)]
-    groups = plan_schedules(config(huge))
-    assert len(groups) > 1
-    assert all(len(g.sources) <= MAX_SHARD_SIZE for g in groups)
-
-
-def test_shard_concurrency_is_lowered_to_a_crowded_servers_limit() -> None:
-    crowded = [source(f"t{i}", host="shared.db.internal", max_concurrency=2) for i in range(3)]
-    (group,) = plan_schedules(config([*crowded, source("alone", max_concurrency=1)], map_concurrency=30))
-    assert group.max_concurrency == 2  # 3 sources on one server, limit 2; 'alone' has 1 source: not binding
-    (free,) = plan_schedules(config([source("x", max_concurrency=1), source("y")], map_concurrency=30))
-    assert free.max_concurrency == 30
-
-
-def test_sources_for_returns_exactly_what_each_schedule_covers() -> None:
+def test_sources_for_and_the_shipped_index_return_exactly_what_each_schedule_covers() -> None:
     cfg = config([*many(1200), source("hourly", schedule={"rate": "1h"})])
     groups = plan_schedules(cfg)
+    index = plan_index(groups)
     for g in groups:
         assert sources_for(cfg, g.cadence_id, g.shard) == list(g.sources)
+        shipped = servers_in_index(index, g.cadence_id, g.shard)
+        assert [(b.max_concurrency, b.sources) for b in shipped] == [
+            (b.max_concurrency, b.sources) for b in servers_for(cfg, g.cadence_id, g.shard)
+        ]
     assert sorted(n for g in groups for n in sources_for(cfg, g.cadence_id, g.shard)) == sorted(
         s.name for s in cfg.sources
     )
@@ -129,7 +153,53 @@ def test_an_unknown_cadence_is_a_config_error_that_says_to_redeploy() -> None:
     cfg = config([source("a")])
     with pytest.raises(ConfigError, match="redeploy"):
         sources_for(cfg, "rate-1-day-000000", 0)
+    with pytest.raises(ConfigError, match="redeploy"):
+        servers_in_index(plan_index(plan_schedules(cfg)), "rate-1-day-000000", 0)
 
 
 def test_no_sources_no_schedules() -> None:
     assert plan_schedules(config([])) == []
+
+
+def test_the_worst_case_of_a_check_counts_every_attempt_its_backoff_and_the_recording() -> None:
+    timing = CheckTiming(function_timeout=90, source_errors=RetryPolicy(3, 2, 2, 20), record_failure=5)
+    cfg = config([source("a", statement_timeout="30s")])
+    # each retried attempt ends by connect (10 s) + statement (30 s); waits 2 + 4 s; then recorded
+    assert timing.worst(cfg.sources[0], timedelta(seconds=30)) == 3 * 40 + 6 + 5
+    # an attempt longer than the function's timeout is cut there and not retried
+    assert timing.worst(cfg.sources[0], timedelta(seconds=300)) == 3 * 90 + 6 + 5
+    assert RetryPolicy(6, 2, 2, 30).worst_backoff() == 2 + 4 + 8 + 16 + 30
+
+
+def test_the_shard_bound_is_exact_for_one_place_and_takes_the_worst_server() -> None:
+    assert shard_worst_seconds([[1.0, 1.0], [2.0]], [1, 1], 1, [[10.0, 10.0], [2.0]]) == 20 + 2
+    assert shard_worst_seconds([[1.0], [1.0]], [1, 1], 2, [[9.0], [1.0]]) == (9 + 1) / 2 + 0.5 * 9
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 60), min_size=1, max_size=6),
+    cadence=st.sampled_from(["15m", "1h", "1d", "2h"]),
+    limit=st.integers(1, 5),
+    budget=st.integers(20, 200),
+)
+def test_a_plan_covers_every_source_once_and_keeps_each_server_to_its_limit(
+    sizes: list[int], cadence: str, limit: int, budget: int
+) -> None:
+    sources = [
+        source(
+            f"s{server}-{i}", host=f"db{server}.internal", max_concurrency=limit, schedule={"rate": cadence}
+        )
+        for server, size in enumerate(sizes)
+        for i in range(size)
+    ]
+    fleet = plan_fleet(config(sources, check_reserved_concurrency=budget))
+    names = sorted(n for g in fleet.groups for n in g.sources)
+    assert names == sorted(s["name"] for s in sources)
+    for g in fleet.groups:
+        assert len({b.server for b in g.servers}) == len(g.servers), "one batch per server"
+        assert all(b.max_concurrency <= limit for b in g.servers)
+        assert g.max_concurrency >= 1 and g.worst_seconds > 0
+    if not fleet.problems:
+        assert fleet.peak_checks_at_once <= budget
+    assert TIMING.planned(config(sources).sources[0]) > 0

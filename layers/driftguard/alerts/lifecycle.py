@@ -3,6 +3,7 @@
     OK ──anomaly──▶ PENDING ──anomaly, pending_runs times──▶ FIRING ──ok──▶ RESOLVED ──ok──▶ OK
     (any) ──error, error_after_failures times──▶ ERROR ──ok──▶ RESOLVED
     (any) ──learning──▶ LEARNING        (any) ──no data──▶ NO_DATA
+    source NO_DATA (the watchdog found no run) ──ok──▶ RESOLVED
 
 Decisions worth knowing:
 - With `pending_runs: 1` a check goes from OK straight to FIRING in one run and records ONE
@@ -16,6 +17,9 @@ Decisions worth knowing:
 - `consecutive` is the length of the current streak of the last finding's status (anomaly or
   error); it is 0 after any other finding. A severity change while FIRING is recorded as a
   FIRING → FIRING transition, since it is what an escalation notice refers to.
+- NO_DATA of a table (nothing to judge) is no incident. NO_DATA of the source itself is: the
+  watchdog found no recorded run for two of its periods (driftguard.watchdog), the monitor is
+  blind there, so it pages like ERROR and resolves when a check is recorded again.
 - A check seen for the first time starts from an implicit OK; a first OK finding stores the state
   without a transition (nothing changed).
 """
@@ -29,6 +33,8 @@ from driftguard.config import Alerting
 from driftguard.model import (
     AlertState,
     AlertStateName,
+    CheckKey,
+    CheckKind,
     Finding,
     FindingStatus,
     Transition,
@@ -38,6 +44,11 @@ from driftguard.model import (
 
 S = AlertStateName
 INCIDENT_STATES = frozenset({S.PENDING, S.FIRING, S.ERROR})
+
+
+def is_incident(state: AlertStateName, key: CheckKey) -> bool:
+    """An incident state of this check: the source's own NO_DATA is one (see the module's notes)."""
+    return state in INCIDENT_STATES or (state == S.NO_DATA and key.check == CheckKind.SOURCE)
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,8 @@ class Step:
 
     @property
     def incident_ended(self) -> bool:
-        return self.before.state in INCIDENT_STATES and self.after.state not in INCIDENT_STATES
+        key = self.after.key
+        return is_incident(self.before.state, key) and not is_incident(self.after.state, key)
 
     @property
     def changed(self) -> bool:
@@ -85,7 +97,9 @@ def _target(before: AlertState, finding: Finding, streak: int, alerting: Alertin
         case FindingStatus.ANOMALY:
             return S.FIRING if before.state == S.FIRING or streak >= alerting.pending_runs else S.PENDING
         case FindingStatus.OK:
-            return S.RESOLVED if before.state in (S.FIRING, S.ERROR) else S.OK
+            blind = before.state == S.NO_DATA and is_incident(before.state, finding.key)
+            ended = before.state in (S.FIRING, S.ERROR) or blind
+            return S.RESOLVED if ended else S.OK
         case FindingStatus.LEARNING:
             return S.LEARNING
         case FindingStatus.NO_DATA:
@@ -110,7 +124,7 @@ def _reason(before: AlertState, after: AlertState, finding: Finding, alerting: A
         case S.ERROR:
             return f"the check failed {after.consecutive} consecutive run(s){why}"
         case S.RESOLVED:
-            back = "the check works again" if before.state == S.ERROR else "back to normal"
+            back = "back to normal" if before.state == S.FIRING else "the check works again"
             return back + why
         case S.OK:
             return ("the condition cleared before it fired" if before.state == S.PENDING else "normal") + why
@@ -131,9 +145,9 @@ def advance(previous: AlertState | None, finding: Finding, *, alerting: Alerting
         finding.status == FindingStatus.ERROR and target == S.ERROR
     )
     severity = finding.severity if judged else before.severity
-    if target not in INCIDENT_STATES:
+    if not is_incident(target, finding.key):
         active_since = None
-    elif before.state in INCIDENT_STATES:
+    elif is_incident(before.state, finding.key):
         active_since = before.active_since or before.since
     else:
         active_since = now

@@ -6,7 +6,8 @@ that a silence held back is sent by the first run after the silence ends:
   before `since`) gets FIRING; one that has gets ESCALATED when the severity rose above what was
   last notified, else REPEAT once its route's `repeat_interval` has passed. Only runs whose
   finding is an anomaly notify: a run that failed says nothing new about the condition.
-- ERROR: once per outage, to each routed channel that has not heard of it.
+- ERROR: once per outage, to each routed channel that has not heard of it; so is the source's own
+  NO_DATA (no run recorded for two periods: the watchdog), as an ERROR notice.
 - RESOLVED: when an incident ends, to every channel that was notified during it (even if routing
   would no longer pick it) and whose `send_resolved` is true. Channels that never heard of the
   incident, e.g. because it was silenced throughout, are not told that it ended.
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from driftguard.alerts.lifecycle import Step
+from driftguard.alerts.lifecycle import Step, is_incident
 from driftguard.config import Source
 from driftguard.formatting import format_value
 from driftguard.model import (
@@ -52,7 +53,8 @@ def _kind_for(
     after = step.after
     heard_at = after.notified_at.get(channel)
     if heard_at is None or heard_at < after.since:  # this channel has not heard of the current state
-        if after.state == AlertStateName.ERROR:
+        source_blind = after.state == AlertStateName.NO_DATA and is_incident(after.state, after.key)
+        if after.state == AlertStateName.ERROR or source_blind:
             return NoticeKind.ERROR
         firing_now = after.state == AlertStateName.FIRING and finding.status == FindingStatus.ANOMALY
         return NoticeKind.FIRING if firing_now else None

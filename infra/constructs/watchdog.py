@@ -1,0 +1,117 @@
+"""The watchdog: a function that EventBridge Scheduler invokes every 5 minutes to record a missed
+run, and alert through the normal lifecycle, for every source with no recorded run for two of its
+periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule).
+
+It delivers what it decides itself (engine delivery, like the CLI), since no firing of the state
+machine runs for the sources it speaks of: it may publish to the alerts topic and the configured
+external topics, read the channel secrets, send through SES, and read and write the state table.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+
+from constructs import Construct
+from driftguard.config import Config
+from driftguard.contracts import NotifyEnvironment
+from driftguard.schedules import SLOT
+from infra.constructs.common import (
+    FunctionSpec,
+    ShippedConfig,
+    acknowledge,
+    dead_letter_queue,
+    environment,
+    nag_arn,
+    python_function,
+)
+from infra.constructs.notifications import Notifications
+from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
+
+WATCHDOG_TIMEOUT = Duration.minutes(5)
+"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst."""
+
+
+class Watchdog(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        shipped: ShippedConfig,
+        layer: lambda_.ILayerVersion,
+        state: StateTables,
+        notifications: Notifications,
+        schedule_group: scheduler.IScheduleGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = python_function(
+            self,
+            "WatchdogFunction",
+            FunctionSpec(
+                folder="watchdog",
+                description="DriftGuard: alert on sources with no recorded run for two periods",
+                memory_mb=config.aws.check_memory_mb,
+                timeout=WATCHDOG_TIMEOUT,
+                # It delivers like the notify function (same channels, alerts topic, SES set).
+                environment=environment(
+                    NotifyEnvironment,
+                    self,
+                    state_table=state.state.table_name,
+                    alerts_topic_arn=notifications.topic.topic_arn,
+                    ses_configuration_set=notifications.configuration_set.configuration_set_name
+                    if notifications.configuration_set
+                    else None,
+                ),
+            ),
+            config=config,
+            shipped=shipped,
+            layer=layer,
+        )
+        # Reads the latest runs, records the missed ones and delivers them through the ledger.
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
+        notifications.grant_channels(self.function, config)
+        self.dead_letter_queue = dead_letter_queue(self, "WatchdogDeadLetterQueue")
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": schedule_group.schedule_group_arn,
+                    }
+                },
+            ),
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "EventBridge Scheduler may invoke any version of the watchdog function, nothing else.",
+            [f"Resource::{nag_arn(self.function)}:*"],
+        )
+        scheduler.Schedule(
+            self,
+            "WatchdogSchedule",
+            schedule_group=schedule_group,
+            description="DriftGuard watchdog: sources with no recorded run for two periods",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(int(SLOT.total_seconds() // 60))),
+            target=targets.LambdaInvoke(
+                self.function,
+                role=role,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"action": "watchdog", "time": scheduler.ContextAttribute.scheduled_time}
+                ),
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=2,
+                # The next tick (5 minutes later) looks again: an older event has nothing to add.
+                max_event_age=Duration.minutes(5),
+            ),
+        )
