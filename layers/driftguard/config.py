@@ -559,6 +559,14 @@ class Source(Strict):
         default=2, ge=1, le=100, description="concurrent checks against this database"
     )
     dashboard: bool = Field(default=False, description="add per-source panels to the CloudWatch dashboard")
+    skip_unchanged_tables: bool = Field(
+        default=False,
+        description=(
+            "PostgreSQL: keep a table's last full read (freshness, exact count) while its write counters "
+            "stand still, instead of scanning it again; a write committed within about a minute of a check "
+            "may be seen one run late (the server publishes counters shortly after a commit)"
+        ),
+    )
     detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
     tables: list[TableConfig] = Field(default_factory=list)
     sql_checks: list[SqlCheck] = Field(default_factory=list)

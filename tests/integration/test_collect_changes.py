@@ -53,8 +53,9 @@ def write(pg: Any, *statements: str, until_counted: tuple[int, int, int] | None 
         time.sleep(0.05)
 
 
-def make_engine(pg: Any, tmp_path: Path) -> tuple[Engine, SqliteStore]:
+def make_engine(pg: Any, tmp_path: Path, *, opt_in: bool = True) -> tuple[Engine, SqliteStore]:
     source = pg.source_yaml("shop")
+    source["skip_unchanged_tables"] = opt_in
     source["tables"] = [
         {
             "name": "events",
@@ -72,6 +73,15 @@ def table_of(snapshot: Snapshot | None) -> TableSnapshot:
     table = snapshot.table("events")
     assert table is not None and table.error is None, table
     return table
+
+
+def test_a_source_that_does_not_opt_in_reads_every_table_in_full(pg: Any, tmp_path: Path) -> None:
+    pg.execute("create table events (id bigint, at timestamptz not null)")
+    write(pg, "insert into events values (1, now())", until_counted=(1, 0, 0))
+    engine, store = make_engine(pg, tmp_path, opt_in=False)
+    engine.check("shop", T0)
+    assert table_of(engine.check("shop", T0 + timedelta(hours=1)).snapshot).reused_from is None
+    store.close()
 
 
 def test_an_unchanged_table_keeps_its_last_full_read_until_a_write_truncate_or_the_bound(

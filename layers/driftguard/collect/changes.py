@@ -10,9 +10,13 @@ and count(*): the run keeps them (and says so in its explanation) instead of sca
 which matters most on a large table with no index on its timestamp column.
 
 Two bounds keep this honest: a full read at least every `REREAD_AFTER`, and no reuse for a table
-with column profiles (they scan anyway). The one window: a backend flushes its counters to the shared
-statistics when its transaction ends, or up to a minute later when it stays busy; a write committed
-that close to a check can be seen one run late.
+with column profiles (they scan anyway). The one window: a backend publishes its counters to the
+shared statistics shortly after its transaction ends (PostgreSQL 15+: within about a second when it
+goes idle, up to a minute when it stays busy). A write committed that close to a check is seen one run
+late: the check keeps the older freshness and count, and a period the older read proves empty is
+counted as empty. That can raise a false freshness or volume alert for a load that lands seconds
+before its check, so the feature is opt-in per source (`skip_unchanged_tables`), for large tables
+without an index on their timestamp column whose loads do not race their checks.
 """
 
 from __future__ import annotations

@@ -229,7 +229,8 @@ class Collector:
         target: TableTarget | None = None
         try:
             target = self._target(table, catalog)
-            last = None if target.change_marker is None else last_reads(table.name)
+            asks = self.source.skip_unchanged_tables and target.change_marker is not None
+            last = last_reads(table.name) if asks else None
             reuse = last if may_reuse(target.change_marker, last, scheduled_time) else None
             query = TableQuery(target, session.rules, scheduled_time, reuse)
             row: dict[str, Any] | None = None
