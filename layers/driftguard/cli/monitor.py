@@ -551,8 +551,10 @@ def _run_plan(
             display.update(task, advance=1, description=f"done: {esc(name)}")
 
         if progress is not None:
+            # refresh=True: the table being read shows at once, not at the next tick (a quick table
+            # would otherwise never be seen)
             progress.listener = lambda src, table: display.update(
-                task, description=f"{esc(src)}: table {esc(table)}"
+                task, description=f"{esc(src)}: table {esc(table)}", refresh=True
             )
         return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=advance)
 
