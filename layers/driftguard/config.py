@@ -363,6 +363,25 @@ class SqlCheck(Strict):
     severity: Severity = Severity.WARNING
 
 
+class SqlMetric(Strict):
+    """A learned custom metric: one read-only query returning a numeric `value` column, optionally
+    `segment` (one series per value) and `ts` (the time each value describes: the first run keeps
+    the rows before the latest as history, later runs judge every row newer than the last one
+    seen). Judged by the same detectors as volume."""
+
+    name: Name
+    sql: str = Field(min_length=1)
+    table: str | None = Field(
+        default=None, description="the table the metric is about (for routing and display)"
+    )
+    description: str = ""
+    period: Duration | None = Field(
+        default=None, description="spacing of the `ts` values (default: the source's schedule period)"
+    )
+    severity: Severity = Severity.WARNING
+    detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
+
+
 # --------------------------------------------------------------------------- sources
 
 
@@ -399,7 +418,7 @@ class Connection(Strict):
         description="Secrets Manager secret name or ARN: a plain password or JSON with "
         "password (and optionally username, host, port, dbname)",
     )
-    path: str | None = Field(default=None, description="SQLite database file")
+    path: str | None = Field(default=None, description="SQLite or DuckDB database file")
     connect_timeout: Duration = timedelta(seconds=10)
     options: dict[str, str] = Field(
         default_factory=dict, description="extra driver options, e.g. ssl: 'true'"
@@ -411,7 +430,8 @@ class Connection(Strict):
         return _reject_inline_secrets(data, "password")
 
 
-SourceKind = Literal["postgres", "mysql", "sqlite"]
+SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb"]
+FILE_KINDS = ("sqlite", "duckdb")  # sources that are a database file: connection.path
 
 
 class Source(Strict):
@@ -430,16 +450,17 @@ class Source(Strict):
     detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
     tables: list[TableConfig] = Field(default_factory=list)
     sql_checks: list[SqlCheck] = Field(default_factory=list)
+    sql_metrics: list[SqlMetric] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _connection_fits_kind(self) -> Source:
         c = self.connection
-        if self.kind == "sqlite":
+        if self.kind in FILE_KINDS:
             if not c.path:
-                raise ValueError("a sqlite source needs connection.path (the database file)")
+                raise ValueError(f"a {self.kind} source needs connection.path (the database file)")
             if c.host or c.password_env or c.password_secret:
                 raise ValueError(
-                    "a sqlite source takes only connection.path; remove host and password references"
+                    f"a {self.kind} source takes only connection.path; remove host and password references"
                 )
         else:
             missing = [k for k in ("host", "database") if not getattr(c, k)]
@@ -447,7 +468,8 @@ class Source(Strict):
                 raise ValueError(f"a {self.kind} source needs connection.{' and connection.'.join(missing)}")
             if c.path:
                 raise ValueError(
-                    f"connection.path is for sqlite sources; a {self.kind} source uses host/port/database"
+                    f"connection.path is for {' and '.join(FILE_KINDS)} sources; a {self.kind} source uses "
+                    "host/port/database"
                 )
         seen: set[tuple[str | None, str]] = set()
         for t in self.tables:
@@ -455,10 +477,10 @@ class Source(Strict):
             if ident in seen:
                 raise ValueError(f"table {t.name!r} is listed twice in source {self.name!r}")
             seen.add(ident)
-        names = [c.name for c in self.sql_checks]
+        names = [c.name for c in self.sql_checks] + [m.name for m in self.sql_metrics]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"sql check name(s) {', '.join(dup)} used twice in source {self.name!r}")
+            raise ValueError(f"sql check/metric name(s) {', '.join(dup)} used twice in source {self.name!r}")
         return self
 
     @property

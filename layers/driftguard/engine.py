@@ -300,11 +300,7 @@ class Engine:
         learning for weeks. True if points were stored (a dry run keeps them in `overlay`)."""
         stored = False
         for table in source.tables:
-            checks = table.checks
-            wants_history = (
-                checks.volume is not None and checks.volume.column
-            ) or checks.freshness is not None
-            if table.name in seen or not wants_history:
+            if table.name in seen or not detect.kinds.backfills(table):
                 continue
             window = self.config.detection_for(source).training_window
             try:
@@ -440,7 +436,7 @@ class Engine:
         """Attach each alert's recent values so messages can show a small table or chart."""
         alerts_with_values: list[AlertNotice] = []
         for notice in notification.alerts:
-            if notice.recent or notice.key.check in (CheckKind.SCHEMA, CheckKind.SOURCE, CheckKind.SQL):
+            if notice.recent or not detect.kinds.has_series(notice.key.check):
                 alerts_with_values.append(notice)
                 continue
             recent = [(p.ts, p.value) for p in history(notice.key, at, _RECENT_VALUES - 1)]

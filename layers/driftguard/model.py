@@ -44,6 +44,7 @@ class CheckKind(StrEnum):
     SCHEMA = "schema"
     COLUMN = "column"
     SQL = "sql"
+    SQL_METRIC = "sql_metric"  # a learned custom metric (sources[].sql_metrics)
     SOURCE = "source"  # the source as a whole: reachability, credentials (ERROR alerts)
 
 
@@ -162,6 +163,21 @@ class SqlCheckResult(Frozen):
     rows: int = 0
 
 
+class SqlMetricRow(Frozen):
+    """One row of a learned SQL metric: its value, and the segment and time it describes."""
+
+    value: float | None
+    segment: str | None = None
+    ts: datetime | None = None
+
+
+class SqlMetricResult(Frozen):
+    """The rows a learned SQL metric's query returned (newest `ts` last when it has one)."""
+
+    name: str
+    rows: list[SqlMetricRow] = Field(default_factory=list)
+
+
 class TableSnapshot(Frozen):
     """Everything collected about one table in one run. Fields are None where not configured."""
 
@@ -195,7 +211,10 @@ class Snapshot(Frozen):
     collected_at: datetime
     tables: list[TableSnapshot] = Field(default_factory=list)
     sql_checks: list[SqlCheckResult] = Field(default_factory=list)
-    sql_errors: dict[str, str] = Field(default_factory=dict)  # check name -> error message
+    sql_errors: dict[str, str] = Field(default_factory=dict)  # check or metric name -> error message
+    # Not stored with the snapshot: a metric's rows may carry its history (backfill) and are kept
+    # as series points instead, which keeps a stored snapshot within item-size limits.
+    sql_metrics: list[SqlMetricResult] = Field(default_factory=list, exclude=True)
     duration_ms: float = 0.0
     round_trips: int = 0
 

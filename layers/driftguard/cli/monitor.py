@@ -17,6 +17,7 @@ import click
 
 from driftguard.cli.common import CliContext, json_option, parse_time, pass_cli, print_json
 from driftguard.config import json_schema
+from driftguard.detect.kinds import has_series, learned_kinds
 from driftguard.engine import Engine, RunOutcome, due_runs
 from driftguard.errors import ConfigError
 from driftguard.model import (
@@ -90,14 +91,13 @@ _CONNECTIONS = {
         "      password_env: DRIFTGUARD_MYSQL_PASSWORD\n"
     ),
     "sqlite": "      path: ./analytics.db\n",
+    "duckdb": "      path: ./analytics.duckdb   # opened read-only; needs pip install 'driftguard[duckdb]'\n",
 }
 
 
 @click.command()
 @click.argument("path", default="driftguard.yaml", type=click.Path(dir_okay=False))
-@click.option(
-    "--kind", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres", show_default=True
-)
+@click.option("--kind", type=click.Choice(list(_CONNECTIONS)), default="postgres", show_default=True)
 @click.option("--name", default="warehouse", show_default=True, help="Name of the first source.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, kind: str, name: str, force: bool) -> None:
@@ -483,7 +483,7 @@ def explain(cli: CliContext, source: str, table: str | None, show_all: bool, as_
         cli.console.print(f"[bold]{lines[0]}[/bold]")
         for line in lines[1:]:
             cli.console.print(line, markup=False)
-        if f.key.check not in (CheckKind.SCHEMA, CheckKind.SQL, CheckKind.SOURCE):
+        if has_series(f.key.check):
             recent = cli.store.series(f.key, before=f.ts, limit=24)
             if recent:
                 cli.console.print(f"  recent:    {sparkline(recent)}  ({len(recent)} points before this run)")
@@ -523,7 +523,7 @@ def accept_schema(cli: CliContext, source: str, table: str, by: str) -> None:
 @click.command()
 @click.argument("source")
 @click.option("--table", required=True)
-@click.option("--check", "check_kind", required=True, type=click.Choice([k.value for k in CheckKind]))
+@click.option("--check", "check_kind", required=True, type=click.Choice(learned_kinds()))
 @click.option("--metric", required=True, help="Series metric, e.g. row_count, period_count, null_rate.")
 @click.option("--column", default=None)
 @click.option("--from", "start", required=True, help="Start (ISO 8601 or -2d).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
@@ -14,7 +15,7 @@ from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
 from driftguard.collect.session import SourceSession
-from driftguard.collect.sql_checks import interpret_result
+from driftguard.collect.sql_checks import MAX_METRIC_ROWS, interpret_metric, interpret_result
 from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
 from driftguard.collect.types import normalise_type
 from driftguard.config import Source, SqlCheck, TableConfig
@@ -24,6 +25,7 @@ from driftguard.model import (
     PeriodCount,
     Snapshot,
     SqlCheckResult,
+    SqlMetricResult,
     TableHistory,
     TableSnapshot,
     utc,
@@ -95,6 +97,7 @@ class Collector:
         try:
             tables = self._collect_tables(scheduled_time)
             results, errors = self._run_sql_checks()
+            metrics = self._run_sql_metrics(errors)
         except SourceUnavailable:
             self.close()  # the connection is gone: the next call reconnects
             raise
@@ -105,6 +108,7 @@ class Collector:
             tables=tables,
             sql_checks=results,
             sql_errors=errors,
+            sql_metrics=metrics,
             duration_ms=(time.perf_counter() - started) * 1000,
             round_trips=session.round_trips - trips_before,
         )
@@ -126,6 +130,41 @@ class Collector:
             except DriftGuardError as e:
                 errors[check.name] = str(e)
         return results, errors
+
+    def _run_sql_metrics(self, errors: dict[str, str]) -> list[SqlMetricResult]:
+        """Every learned metric's rows; a metric that fails is recorded in `errors`, by name."""
+        results: list[SqlMetricResult] = []
+        for metric in self.source.sql_metrics:
+            where = f"source {self.source.name}, sql metric {metric.name}"
+            try:
+                columns, rows = self._read_only_query(metric.sql, where, max_rows=MAX_METRIC_ROWS)
+                results.append(interpret_metric(metric.name, columns, rows, where=where))
+            except SourceUnavailable:
+                raise
+            except DriftGuardError as e:
+                errors[metric.name] = str(e)
+        return results
+
+    def _read_only_query(
+        self, sql: str, where: str, *, max_rows: int | None = None
+    ) -> tuple[list[str], Sequence[Any]]:
+        """Custom SQL, checked to be one read-only query and run in a read-only transaction that is
+        rolled back; more than `max_rows` rows is a CheckDefinitionError (never read unbounded)."""
+        statement = read_only_statement(sql, self.session.rules.name, where=where)
+        with self.session.read_only_transaction(where=where):
+            result = self.session.execute_text(as_derived_table(statement), where=where)
+            if not result.returns_rows:
+                raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+            columns = list(result.keys())
+            if max_rows is None:
+                return columns, result.fetchall()
+            rows = result.fetchmany(max_rows + 1)
+            result.close()
+        if len(rows) > max_rows:
+            raise CheckDefinitionError(
+                f"{where}: the query returned more than {max_rows:,} rows; aggregate it or bound its ts range"
+            )
+        return columns, rows
 
     def _catalog_for_backfill(self, table: TableConfig) -> Catalog:
         """A first check backfills each of the source's tables just before collecting: one catalog
@@ -225,13 +264,7 @@ class Collector:
 
     def _run_sql_check(self, check: SqlCheck) -> SqlCheckResult:
         where = f"source {self.source.name}, sql check {check.name}"
-        statement = read_only_statement(check.sql, self.session.rules.name, where=where)
-        with self.session.read_only_transaction(where=where):
-            result = self.session.execute_text(as_derived_table(statement), where=where)
-            if not result.returns_rows:
-                raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
-            columns = list(result.keys())
-            rows = result.fetchall()
+        columns, rows = self._read_only_query(check.sql, where)
         return interpret_result(check.name, columns, rows, where=where)
 
     # ------------------------------------------------------------------ backfill

@@ -14,6 +14,7 @@ shape the connection, so a warm Lambda container reuses its pool (small, pre-pin
             ssl ('true' = sslmode verify-full); tcp_keepalive ('true' | 'false')
   mysql:    charset; ssl ('true'); ssl_ca (CA file); ssl_verify_cert, ssl_verify_identity ('true' | 'false')
   sqlite:   none
+  duckdb:   none (the duckdb extra: pip install 'driftguard[duckdb]')
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from driftguard.config import Source
 from driftguard.errors import ConfigError, SecretError
 from driftguard.secrets import SecretResolver
 
-DRIVERS = {"postgres": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+DRIVERS = {"postgres": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite", "duckdb": "duckdb"}
 SUPPORTED_OPTIONS = {
     "postgres": ("application_name", "sslmode", "sslrootcert", "ssl", "tcp_keepalive"),
     "mysql": ("charset", "ssl", "ssl_ca", "ssl_verify_cert", "ssl_verify_identity"),
     "sqlite": (),
+    "duckdb": (),
 }
 # A client-side read timeout longer than the server's statement timeout, so the server's own
 # cancellation (a clean, classified error) happens first and the socket one is only a backstop.
@@ -100,6 +102,9 @@ def build_url(source: Source, credentials: Credentials) -> sa.URL:
         # mode=ro: never create or write the file; as_uri() percent-encodes odd characters.
         uri = Path(source.connection.path).expanduser().resolve().as_uri()
         return sa.URL.create("sqlite", database=uri, query={"mode": "ro", "uri": "true"})
+    if source.kind == "duckdb":
+        assert source.connection.path is not None  # guaranteed by the Source model
+        return sa.URL.create("duckdb", database=str(Path(source.connection.path).expanduser().resolve()))
     return sa.URL.create(
         DRIVERS[source.kind],
         username=credentials.user,
@@ -175,6 +180,8 @@ def connect_args(source: Source, statement_timeout: timedelta) -> dict[str, Any]
             for key in ("ssl_verify_cert", "ssl_verify_identity"):
                 args[key] = _flag(source, key, options.get(key, "true"))
         return args
+    if source.kind == "duckdb":
+        return {"read_only": True}  # never create or write the file; writers are refused
     return {"timeout": connect_seconds}  # sqlite: how long to wait on a locked database
 
 
@@ -206,12 +213,14 @@ def engine_for(source: Source, *, statement_timeout: timedelta, resolver: Secret
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = sa.create_engine(
-                url,
-                isolation_level="AUTOCOMMIT",  # transactions are explicit (see session)
-                connect_args=connect_args(source, statement_timeout),
-                **POOL_SETTINGS,
+            # Transactions are explicit (see session); duckdb-engine has no isolation levels to set.
+            # A DuckDB file is not pooled: an open read-only handle keeps its writer out.
+            per_kind: dict[str, Any] = (
+                {"poolclass": sa.pool.NullPool}
+                if source.kind == "duckdb"
+                else {"isolation_level": "AUTOCOMMIT", **POOL_SETTINGS}
             )
+            engine = sa.create_engine(url, connect_args=connect_args(source, statement_timeout), **per_kind)
             if source.kind == "postgres":
                 _widen_pg8000_socket_timeout(engine, statement_timeout)
             for stale in [k for k in _engines if k[:2] == key[:2]]:  # e.g. the password rotated

@@ -1,4 +1,5 @@
-"""Reading the result of a custom SQL check under the SQL-alert contract.
+"""Reading the result of a custom SQL check under the SQL-alert contract, and of a learned SQL
+metric (a `value` column, optionally `segment` and `ts`).
 
 The result must have a `status` column (any case) holding ALERT or OK; any ALERT row makes the
 check ALERT. Optional `actual` and `threshold` columns are taken from the first ALERT row (or
@@ -9,12 +10,12 @@ that returns no rows is OK.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from driftguard.errors import CheckDefinitionError
-from driftguard.model import SqlCheckResult, utc
+from driftguard.model import SqlCheckResult, SqlMetricResult, SqlMetricRow, utc
 
 STATUSES = ("ALERT", "OK")
 CONTEXT_ROWS = 20
@@ -88,3 +89,42 @@ def interpret_result(
         context=context,
         rows=count,
     )
+
+
+METRIC_COLUMNS = ("value", "segment", "ts")
+MAX_METRIC_ROWS = 10_000  # a backfill of 8 weeks of hourly values per segment fits; more is refused
+
+
+def interpret_metric(
+    name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, where: str
+) -> SqlMetricResult:
+    """The SqlMetricResult of metric `name` from its result set (rows ordered by `ts` when the
+    query returns one), or CheckDefinitionError naming what to change."""
+    lowered = [c.lower() for c in columns]
+    if "value" not in lowered:
+        shown = ", ".join(columns) or "(none)"
+        raise CheckDefinitionError(
+            f"{where}: the result has no value column (it has: {shown}); return a numeric column named value "
+            "(and optionally segment and ts)"
+        )
+    index = {c: lowered.index(c) for c in METRIC_COLUMNS if c in lowered}
+    read: list[SqlMetricRow] = []
+    for number, row in enumerate(rows, start=1):
+        raw = row[index["value"]]
+        value = _measure(raw)
+        if isinstance(value, str):
+            raise CheckDefinitionError(f"{where}: row {number} has value {raw!r}; value must be a number")
+        ts = row[index["ts"]] if "ts" in index else None
+        if ts is not None and not isinstance(ts, datetime):
+            raise CheckDefinitionError(f"{where}: row {number} has ts {ts!r}; ts must be a timestamp")
+        segment = row[index["segment"]] if "segment" in index else None
+        read.append(
+            SqlMetricRow(
+                value=value,
+                segment=None if segment is None else str(json_safe(segment)),
+                ts=None if ts is None else utc(ts),
+            )
+        )
+    if "ts" in index:
+        read.sort(key=lambda r: (r.ts is None, r.ts or datetime.min.replace(tzinfo=UTC)))
+    return SqlMetricResult(name=name, rows=read)

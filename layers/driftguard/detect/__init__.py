@@ -4,6 +4,7 @@ The engine calls `evaluate_snapshot`; day-one backfill goes through `points_from
 `driftguard.detect.backtest` replays series for evaluation and tuning.
 """
 
+from driftguard.detect import kinds
 from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader, Verdict
 from driftguard.detect.evaluate import check_keys, evaluate_snapshot, points_from_history
 
@@ -14,5 +15,6 @@ __all__ = [
     "Verdict",
     "check_keys",
     "evaluate_snapshot",
+    "kinds",
     "points_from_history",
 ]
