@@ -95,6 +95,24 @@ METRIC_COLUMNS = ("value", "segment", "ts")
 MAX_METRIC_ROWS = 10_000  # a backfill of 8 weeks of hourly values per segment fits; more is refused
 
 
+def _timestamp(value: Any, *, where: str, row: int) -> datetime | None:
+    """A UTC datetime from a timestamp, a date (its midnight) or ISO-8601 text (SQLite and MySQL
+    expressions return times as text)."""
+    if value is None:
+        return None
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, datetime):
+        return utc(parsed)
+    if isinstance(parsed, date):
+        return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    raise CheckDefinitionError(f"{where}: row {row} has ts {value!r}; ts must be a timestamp (UTC)")
+
+
 def interpret_metric(
     name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, where: str
 ) -> SqlMetricResult:
@@ -114,15 +132,13 @@ def interpret_metric(
         value = _measure(raw)
         if isinstance(value, str):
             raise CheckDefinitionError(f"{where}: row {number} has value {raw!r}; value must be a number")
-        ts = row[index["ts"]] if "ts" in index else None
-        if ts is not None and not isinstance(ts, datetime):
-            raise CheckDefinitionError(f"{where}: row {number} has ts {ts!r}; ts must be a timestamp")
+        ts = _timestamp(row[index["ts"]], where=where, row=number) if "ts" in index else None
         segment = row[index["segment"]] if "segment" in index else None
         read.append(
             SqlMetricRow(
                 value=value,
                 segment=None if segment is None else str(json_safe(segment)),
-                ts=None if ts is None else utc(ts),
+                ts=ts,
             )
         )
     if "ts" in index:
