@@ -65,6 +65,14 @@ sources:
           select case when count(*) > 0 then 'ALERT' else 'OK' end as status,
                  count(*) as actual, 0 as threshold
           from orders where amount < 0
+    # Learned metrics: a read-only query returning `value` (optionally `segment`: one series per
+    # value; `ts`: the time of each value, whose earlier rows the first run learns from).
+    # sql_metrics:
+    #   - name: orders_per_status
+    #     sql: select status as segment, count(*) as value from orders group by status
+    #   - name: paid_per_hour
+    #     period: 1h
+    #     sql: select paid_hour as ts, count(*) as value from payments group by paid_hour
 
 channels:
   - {{name: console, type: console}}
