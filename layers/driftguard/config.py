@@ -337,6 +337,16 @@ class TableChecks(Strict):
     )
     columns: list[ColumnCheck] = Field(default_factory=list)
 
+    @property
+    def column_metrics_period(self) -> tuple[str, timedelta] | None:
+        """The timestamp column and period column metrics are computed per (the volume column and
+        period, else the freshness column hourly); None: the table has none, metrics are sampled."""
+        if self.volume is not None and self.volume.column is not None:
+            return self.volume.column, self.volume.effective_period or timedelta(hours=1)
+        if self.freshness is not None:
+            return self.freshness.column, timedelta(hours=1)
+        return None
+
 
 class TableConfig(Strict):
     name: str = Field(min_length=1, max_length=128)

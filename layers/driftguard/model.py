@@ -146,6 +146,9 @@ class ColumnProfile(Frozen):
     quantiles: dict[str, float] | None = (
         None  # e.g. {"p25": .., "p50": .., "p75": ..} where the dialect allows
     )
+    period_start: datetime | None = None  # the period profiled (the table's timestamp column)
+    sample_rows: int | None = None  # without a timestamp column: the rows sampled (None: all rows)
+    errors: dict[str, str] = Field(default_factory=dict)  # metric -> why it was not computed
 
     @property
     def null_rate(self) -> float | None:
@@ -201,6 +204,7 @@ class TableHistory(Frozen):
     period_seconds: float | None = None  # the volume period of `period_counts`
     period_counts: list[PeriodCount] = Field(default_factory=list)  # complete periods, oldest first
     update_times: list[datetime] = Field(default_factory=list)  # when new data arrived, oldest first
+    profiles: list[ColumnProfile] = Field(default_factory=list)  # per column and complete period
 
 
 class Snapshot(Frozen):

@@ -96,10 +96,11 @@ def test_one_aggregate_query_gives_freshness_period_volume_schema_and_profiles(p
         ("name", "text"),
     ]
     amount, name = table.profiles or []
-    amounts = [float(i) for i in range(30) if i % 5]
-    assert (amount.row_count, amount.null_count, amount.distinct_count) == (30, 6, 24)
+    amounts = [float(i) for i in range(1, 7) if i % 5]  # the hour [11:00, 12:00): orders 1 ... 6
+    assert amount.period_start == NOW - timedelta(hours=1)
+    assert (amount.row_count, amount.null_count, amount.distinct_count) == (6, 1, 5)
     assert amount.mean == pytest.approx(sum(amounts) / len(amounts))
-    assert (amount.min, amount.max) == (1.0, 29.0)
+    assert (amount.min, amount.max) == (1.0, 6.0)
     assert amount.quantiles == pytest.approx(
         {
             f"p{int(q * 100)}": statistics.quantiles(amounts, n=4, method="inclusive")[i]
@@ -107,7 +108,7 @@ def test_one_aggregate_query_gives_freshness_period_volume_schema_and_profiles(p
         }
     )
     assert (name.null_count, name.distinct_count, name.min, name.max) == (0, 3, "n0", "n2")
-    assert table.round_trips == 1
+    assert table.round_trips == 1 + 6 + 4  # freshness+volume, then one statement per column metric
 
 
 def test_row_count_comes_from_duckdb_estimates_unless_exact_is_asked(path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
+from driftguard.collect.column_metrics import ColumnMetrics
 from driftguard.collect.connect import engine_for
 from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
@@ -241,11 +242,16 @@ class Collector:
         target: TableTarget | None = None
         try:
             target = self._target(table, catalog)
+            where = target.where
             query = TableQuery(target, session.rules, scheduled_time)
             row: dict[str, Any] | None = None
             if query.statement is not None:
                 row = dict(session.execute(query.statement, where=target.where).mappings().one())
             fields = query.fields(row)
+            if table.checks.columns:
+                fields["profiles"] = ColumnMetrics(target, session.rules).collect(
+                    scheduled_time, lambda statement: session.execute(statement, where=where).fetchall()
+                )
         except SourceUnavailable:
             raise
         except DriftGuardError as e:
@@ -313,9 +319,13 @@ class Collector:
                 if b.latest is not None
             }
             update_times = sorted(latest)[-MAX_UPDATE_TIMES:]
+        profiles = ColumnMetrics(target, rules).backfill(
+            since, until, lambda statement: self.session.execute(statement, where=target.where).fetchall()
+        )
         return TableHistory(
             table=table.name,
             period_seconds=period.total_seconds() if counts and period is not None else None,
             period_counts=counts,
             update_times=update_times,
+            profiles=profiles,
         )

@@ -41,7 +41,7 @@ def learned_kinds() -> list[str]:
 
 def backfills(table: TableConfig) -> bool:
     """Whether any check of `table` learns from the table's own past rows on first sight."""
-    return any(k.backfills(c) for k in TABLE_KINDS for c in k.configured(table.checks))
+    return any(k.backfills(table.checks, c) for k in TABLE_KINDS for c in k.configured(table.checks))
 
 
 __all__ = [

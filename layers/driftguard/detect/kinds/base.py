@@ -141,8 +141,9 @@ class TableCheckKind(CheckKindBase, Generic[CheckT]):
     def judge(self, run: Run, table: str, check: CheckT, snap: TableSnapshot) -> None:
         """Judge what was collected of the table and add the findings to `run`."""
 
-    def backfills(self, check: CheckT) -> bool:
-        """Whether the table's own rows can seed this check's series on first sight."""
+    def backfills(self, checks: TableChecks, check: CheckT) -> bool:
+        """Whether the table's own rows can seed this check's series on first sight (`checks`: all
+        of the table's checks, e.g. for the timestamp column another check names)."""
         return False
 
     def history_points(

@@ -79,7 +79,7 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         ]
         run.add(Judged(finding, points))
 
-    def backfills(self, check: FreshnessCheck) -> bool:
+    def backfills(self, checks: TableChecks, check: FreshnessCheck) -> bool:
         return True
 
     def history_points(

@@ -102,7 +102,7 @@ class Volume(TableCheckKind[VolumeCheck]):
             else:
                 earlier.append(labelled(point, judged.finding.status))
 
-    def backfills(self, check: VolumeCheck) -> bool:
+    def backfills(self, checks: TableChecks, check: VolumeCheck) -> bool:
         return check.column is not None
 
     def history_points(
