@@ -55,7 +55,7 @@ sources:
           freshness: {{column: updated_at, max_age: 6h}}   # max_age: an optional hard limit
           volume: {{column: created_at, period: 1h}}        # rows per hour, seasonal baseline
           schema: true                                   # learned; accept changes with accept-schema
-          columns:
+          columns:                                       # per hour of the volume column; else sampled
             - name: amount
               metrics: [null_rate, mean, min, max]
     sql_checks:
