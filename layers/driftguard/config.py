@@ -504,6 +504,10 @@ class Source(Strict):
 class _Channel(Strict):
     name: Name
     send_resolved: bool = True
+    resolved_when_silenced: bool = Field(
+        default=False,
+        description="also tell this channel that an incident it heard of ended while the alert was silenced",
+    )
     max_attempts: int = Field(default=5, ge=1, le=20, description="delivery attempts before parking")
 
 
@@ -630,6 +634,16 @@ class Route(Strict):
     match_re: RouteMatchRegex = Field(default_factory=RouteMatchRegex)
     continue_: bool = Field(default=False, alias="continue")
     repeat_interval: Duration | None = None
+    end_silences_on_resolve: bool | None = Field(
+        default=None,
+        description="a silence that muted an alert of this route ends when the alert resolves "
+        "(inherited; default false)",
+    )
+    inhibit_when_source_down: bool | None = Field(
+        default=None,
+        description="while the alert's source is in ERROR (unreachable), its table alerts are not "
+        "notified, as if silenced (inherited; default false)",
+    )
     routes: list[Route] = Field(default_factory=list)
 
 

@@ -379,6 +379,8 @@ class Engine:
             if not committed:
                 previous = self.store.get_run(source.name, scheduled_time)
                 return RunOutcome(source.name, scheduled_time, previous or run, duplicate=True)
+            for silence in decision.expired_silences:  # they ended with the alert they muted
+                self.store.put_silence(silence)
             if self._deliver_inline:
                 outcome.deliveries = self.deliver(notifications)
             return outcome

@@ -25,8 +25,10 @@ def test_the_starter_of_every_kind_is_valid_with_its_sql_metrics_uncommented(
     assert parse_config(text).sources[0].kind == kind
     uncommented = re.sub(r"^    # (sql_metrics:)", r"    \1", text, flags=re.MULTILINE)
     uncommented = re.sub(r"^    #   ", "      ", uncommented, flags=re.MULTILINE)
-    metrics = parse_config(uncommented).sources[0].sql_metrics
-    assert [m.name for m in metrics] == ["orders_per_status", "paid_per_hour"]
+    uncommented = re.sub(r"^  # (\w+: true)", r"  \1", uncommented, flags=re.MULTILINE)
+    config = parse_config(uncommented)
+    assert [m.name for m in config.sources[0].sql_metrics] == ["orders_per_status", "paid_per_hour"]
+    assert config.route.end_silences_on_resolve and config.route.inhibit_when_source_down
 
 
 def test_init_offers_every_source_kind() -> None:

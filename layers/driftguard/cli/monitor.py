@@ -80,6 +80,8 @@ channels:
 
 route:
   receivers: [console, alerts-file]
+  # end_silences_on_resolve: true    # a silence ends when the alert it muted resolves
+  # inhibit_when_source_down: true   # no table alerts while their source is unreachable
 
 alerting:
   repeat_interval: 4h
