@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from driftguard.config import Config, Schedule, Source, format_duration
+from driftguard.config import FILE_KINDS, Config, Schedule, Source, format_duration
 from driftguard.errors import ConfigError
 
 TARGET_SHARD_SIZE = 250
@@ -65,8 +65,8 @@ class ScheduleGroup:
 def server_of(source: Source) -> str:
     """The database server a source's checks load: sources sharing it share its limit."""
     c = source.connection
-    if source.kind == "sqlite":
-        return f"sqlite:{c.path}"
+    if source.kind in FILE_KINDS:
+        return f"{source.kind}:{c.path}"
     return f"{source.kind}://{(c.host or '').lower()}:{c.port or source.default_port}"
 
 
