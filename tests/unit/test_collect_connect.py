@@ -151,3 +151,22 @@ def test_engines_are_cached_per_source_and_a_new_password_gets_a_new_engine() ->
     assert rotated is not first and other is not first
     assert len([k for k in connect._engines if k[0] == "orders"]) == 2  # the pre-rotation engine is gone
     assert first.pool.status().startswith("Pool size: 1 ") and first.dialect.name == "postgresql"
+
+
+def test_a_duckdb_source_without_its_driver_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from driftguard.collect.connect import engine_for
+    from driftguard.secrets import SecretResolver
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "duckdb_engine" else real(name, *a)
+    )
+    source = Source.model_validate({"name": "lake", "kind": "duckdb", "connection": {"path": "lake.duckdb"}})
+    with pytest.raises(
+        ConfigError, match=r"source lake: a duckdb source needs duckdb_engine.*driftguard\[duckdb\]"
+    ):
+        engine_for(source, statement_timeout=timedelta(seconds=5), resolver=SecretResolver())

@@ -20,6 +20,7 @@ shape the connection, so a warm Lambda container reuses its pool (small, pre-pin
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ssl
 import threading
 from dataclasses import dataclass
@@ -197,8 +198,18 @@ def _widen_pg8000_socket_timeout(engine: sa.Engine, statement_timeout: timedelta
             sock.settimeout(read_seconds)
 
 
+OPTIONAL_DRIVERS = {"duckdb": ("duckdb_engine", "duckdb")}  # kind -> (module, extra that installs it)
+
+
 def engine_for(source: Source, *, statement_timeout: timedelta, resolver: SecretResolver) -> sa.Engine:
     """The process-wide engine of `source` (created on first use)."""
+    if source.kind in OPTIONAL_DRIVERS:
+        module, extra = OPTIONAL_DRIVERS[source.kind]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"source {source.name}: a {source.kind} source needs {module}, which is not installed "
+                f"here: pip install 'driftguard[{extra}]'"
+            )
     credentials = resolve_credentials(source, resolver)
     url = build_url(source, credentials)
     password_digest = hashlib.sha256((credentials.password or "").encode()).hexdigest()
