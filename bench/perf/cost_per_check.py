@@ -320,8 +320,8 @@ def measure(quick: bool) -> list[CheckCost]:
     snapshots: list[Any] = []
     collect = collector_module.Collector.collect
 
-    def keep_snapshot(self: Any, scheduled_time: datetime) -> Any:
-        snapshots.append(collect(self, scheduled_time))
+    def keep_snapshot(self: Any, scheduled_time: datetime, last_reads: Any = None) -> Any:
+        snapshots.append(collect(self, scheduled_time, last_reads))
         return snapshots[-1]
 
     costs: list[CheckCost] = []

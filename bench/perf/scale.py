@@ -12,6 +12,10 @@ and hourly volume on indexed timestamp columns, schema). The large/small ratio s
 (b) `driftguard run` over 500 tables (quick: 50), each five weeks of rows five minutes apart, in 10
 sources (quick: 5), fresh SQLite state: the first run (backfills history) and the next (steady),
 checks per second and the child's peak RSS.
+(c) A table of 10 million rows (quick: 1 million) with no index at all, freshness and an exact count
+checked by three `driftguard run`s an hour apart: the first (backfill and full read), a steady one
+while nobody writes (it keeps the full read's values: collect.changes), and one after a single-row
+insert (a full read again). Rows read by scans per run, from pg_stat_user_tables deltas.
 """
 
 from __future__ import annotations
@@ -204,6 +208,82 @@ def large_vs_small(report: Report, engine: sa.Engine, quick: bool) -> None:
     )
 
 
+def _flushed(engine: sa.Engine, schema: str, name: str, inserted: int) -> None:
+    """Wait (bounded) until the statistics count `inserted` rows: the generating backend flushes its
+    counters shortly after its transaction, and a run must not see them move half-way."""
+    deadline = time.monotonic() + 30
+    while True:
+        with engine.connect() as c:
+            c.exec_driver_sql("select pg_stat_force_next_flush()")
+            done = c.exec_driver_sql(
+                "select coalesce(n_tup_ins, 0) from pg_stat_user_tables "
+                "where schemaname = %s and relname = %s",
+                (schema, name),
+            ).scalar_one()
+        if int(done) >= inserted or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+def unchanged_without_index(report: Report, engine: sa.Engine, quick: bool) -> None:
+    rows = 1_000_000 if quick else 10_000_000
+    table = report.table(
+        f"(c) {rows:,} rows, no index: freshness and an exact count, runs an hour apart",
+        "run",
+        "wall s",
+        "seq scans",
+        "rows read by scans",
+        "values kept from the last full read",
+    )
+    with pg.scratch_schema(engine, "bench_unchanged") as schema, tempfile.TemporaryDirectory() as tmp:
+        with engine.connect() as c:
+            c.exec_driver_sql(
+                f'create table "{schema}".big as select g::bigint as id, '  # noqa: S608 - our names
+                f"now() - g * interval '1 second' as updated_at from generate_series(1, {rows}) g"
+            )
+            c.exec_driver_sql(f'analyze "{schema}".big')
+            c.commit()
+        _flushed(engine, schema, "big", rows)
+        checks = {"checks": {"freshness": {"column": "updated_at"}, "volume": {"exact": True}}}
+        config = write_config(Path(tmp), [pg.source("bench-unchanged", schema, [{"name": "big", **checks}])])
+        with engine.connect() as c:
+            hour = c.exec_driver_sql("select date_trunc('hour', now())").scalar_one().astimezone(UTC)
+        steady_rows: int | None = None
+        for label, at, insert in (
+            ("1st (backfill, full read)", hour - timedelta(hours=3), False),
+            ("2nd (nobody wrote)", hour - timedelta(hours=2), False),
+            ("3rd (after a 1-row insert)", hour - timedelta(hours=1), True),
+        ):
+            if insert:
+                with engine.connect() as c:
+                    c.exec_driver_sql(f'insert into "{schema}".big values (0, now())')  # noqa: S608
+                    c.commit()
+                _flushed(engine, schema, "big", rows + 1)
+            before = table_stats(engine, schema, "big")
+            done, document = driftguard_run(config, at)
+            time.sleep(STAT_FLUSH_WAIT_S)
+            after = table_stats(engine, schema, "big")
+            read = after["seq_tup_read"] - before["seq_tup_read"]
+            kept = {
+                f["explanation"]["details"].get("values_kept_from")
+                for run in document["runs"]
+                for f in run["findings"]
+                if f["key"]["table"] == "big"
+            } - {None}
+            scans = after["seq_scan"] - before["seq_scan"]
+            table.add(label, done.wall_s, scans, read, ", ".join(kept) or "-")
+            if label.startswith("2nd"):
+                steady_rows = read
+    report.budgets.append(
+        Budget(
+            f"(c) rows read by a steady run of an unchanged {rows:,}-row table without an index",
+            "0",
+            str(steady_rows),
+            steady_rows == 0,
+        )
+    )
+
+
 def many_tables(report: Report, engine: sa.Engine, quick: bool) -> None:
     count, sources = (50, 5) if quick else (500, 10)
     hours = 35 * 24  # five weeks of history, so the steady run judges against a full baseline
@@ -249,6 +329,7 @@ def run(quick: bool = False) -> Report:
         return report
     try:
         large_vs_small(report, engine, quick)
+        unchanged_without_index(report, engine, quick)
         many_tables(report, engine, quick)
     finally:
         engine.dispose()

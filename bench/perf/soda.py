@@ -2,21 +2,24 @@
 
 .venv/bin/python -m bench.perf.soda [--quick] [--json PATH]
 
-100 PostgreSQL tables, then 500 (quick: 10 only) of 10,080 rows each, in a schema of their own per
-size. Soda Core (the current `soda-core` and `soda-postgres` from PyPI, installed by this benchmark
-into .bench/soda-venv, a virtualenv of its own) verifies one data contract per table (`schema` with
-the four columns and their types, `row_count`, `freshness` of updated_at under 24 hours) through its
-Python API in ONE process over ONE open connection (the fastest way to run it, rather than a `soda
-contract verify` process per contract), telemetry off. DriftGuard runs `driftguard run` on one
-source of the same tables: `volume: {exact: true}` (a count(*), as Soda's row_count; DriftGuard's
-default reads planner statistics instead), `freshness: {column: updated_at, max_age: 24h}`, `schema:
-{expected: [...]}`. DriftGuard's first run also backfills each table's history (once per table), so
-both its first and its steady runs are shown; both tools start a fresh interpreter each time, and
-both read compiled bytecode as a pip install leaves it (`cli_runs.installed_env`: this checkout's
-editable install would otherwise compile DriftGuard from source in every process). Medians of
-repeats, interleaved. With two sizes, a last table gives each tool's cost per further table (the
-difference of its median walls over the difference in tables): start-up cancels out, so its ratio is
-the one a large estate tends to.
+120 PostgreSQL tables, then 500 (quick: 10 only) of 10,080 rows each, in a schema of their own per
+size, with no index on the timestamp columns. Soda Core (soda-core and soda-postgres pinned to
+SODA_VERSION, installed by this benchmark into .bench/soda-venv, a virtualenv of its own, telemetry
+off) verifies one data contract per table (`schema` with the four columns and their types,
+`row_count`, `freshness` of updated_at under 24 hours), three ways:
+- its documented Python path, `verify_contract_locally(data_source_file_path=..., contract_file_path=...)`
+  once per contract in one process (each call opens its own connection): the budgets compare with this;
+- the fastest way we found, every contract through ONE open data source in one process;
+- what users script: one `soda contract verify` process per contract (the smaller size only: it is slow).
+DriftGuard runs `driftguard run` on one source of the same tables: `volume: {exact: true}` (a
+count(*), as Soda's row_count; DriftGuard's default reads planner statistics instead), `freshness:
+{column: updated_at, max_age: 24h}`, `schema: {expected: [...]}`. DriftGuard's first run also
+backfills each table's history (once per table), so both its first and its steady runs are shown;
+every tool starts a fresh interpreter each time, and reads compiled bytecode as a pip install leaves
+it (`cli_runs.installed_env`: this checkout's editable install would otherwise compile DriftGuard
+from source in every process). Medians of repeats, interleaved. With two sizes, a last table gives
+each tool's cost per further table (the difference of its median walls over the difference in
+tables): start-up cancels out, so its ratio is the one a large estate tends to.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ from bench.perf.cli_runs import driftguard_run, installed_env, tables_checked, w
 from bench.perf.report import REPO, Budget, Measured, Report, Unavailable, main, run_measured, spread
 
 SODA_VENV = REPO / ".bench" / "soda-venv"
-SODA_PACKAGES = ("soda-core", "soda-postgres")
+SODA_VERSION = "4.28.0"  # pinned: figures are comparable across runs only on one version
+SODA_PACKAGES = (f"soda-core=={SODA_VERSION}", f"soda-postgres=={SODA_VERSION}")
 DATA_SOURCE = "bench_pg"
 HOURS = 840  # 10,080 rows a table
-BUDGET_SPEEDUP = 3.0
+BUDGET_SPEEDUP = 3.0  # steady run against Soda's documented path, at the smaller size
+BUDGET_PER_TABLE = 5.0  # cost per further table against Soda's documented path
+BUDGET_FIRST_RUN = 1.0  # the first run (with its backfill) no slower than Soda's documented path
 COLUMNS = (
     ("id", "bigint"),
     ("created_at", "timestamptz"),
@@ -52,22 +58,30 @@ COLUMNS = (
 )
 SODA_TYPES = {"timestamptz": "timestamp with time zone"}  # how Soda names PostgreSQL's types
 
-# Runs in Soda's virtualenv: every contract through one open data source, outcomes counted.
+# Runs in Soda's virtualenv, outcomes counted. argv: mode ("documented" | "shared"), data source, contracts.
+# documented: verify_contract_locally with the data source file, as Soda's docs show (a connection a
+# contract); shared: every contract through one data source opened once.
 SODA_DRIVER = r"""
 import collections, json, sys
 from soda_core.common.data_source_impl import DataSourceImpl
 from soda_core.common.yaml import DataSourceYamlSource
 from soda_core.contracts.api.verify_api import verify_contract_locally
 
-data_source_path, *contracts = sys.argv[1:]
-data_source = DataSourceImpl.from_yaml_source(DataSourceYamlSource.from_file_path(data_source_path))
-data_source.open_connection()
+mode, data_source_path, *contracts = sys.argv[1:]
 outcomes = collections.Counter()
+shared = None
+if mode == "shared":
+    shared = DataSourceImpl.from_yaml_source(DataSourceYamlSource.from_file_path(data_source_path))
+    shared.open_connection()
 for contract in contracts:
-    session = verify_contract_locally(data_sources=[data_source], contract_file_path=contract)
+    if shared is None:
+        session = verify_contract_locally(data_source_file_path=data_source_path, contract_file_path=contract)
+    else:
+        session = verify_contract_locally(data_sources=[shared], contract_file_path=contract)
     for result in session.contract_verification_results:
         outcomes.update(r.outcome.name for r in result.check_results)
-data_source.close_connection()
+if shared is not None:
+    shared.close_connection()
 print(json.dumps(outcomes))
 """
 
@@ -146,16 +160,43 @@ SODA_IMPORTS = "import soda_core.contracts.api.verify_api, soda_core.common.data
 DRIFTGUARD_IMPORTS = "import driftguard.cli, driftguard.engine, driftguard.collect, driftguard.store.sqlite"
 
 
-def run_soda(python: Path, files: list[Path]) -> tuple[Measured, dict[str, int]]:
-    env = {**os.environ, "SODA_CORE_TELEMETRY_ENABLED": "false", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = run_measured([str(python), "-c", SODA_DRIVER, *map(str, files)], env=env).check("Soda Core")
+SODA_ENV = {"SODA_CORE_TELEMETRY_ENABLED": "false", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_soda(python: Path, mode: str, files: list[Path]) -> tuple[Measured, dict[str, int]]:
+    env = {**os.environ, **SODA_ENV}
+    command = [str(python), "-c", SODA_DRIVER, mode, *map(str, files)]
+    done = run_measured(command, env=env).check(f"Soda Core ({mode})")
     return done, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-SIZES = (100, 500)  # full mode; the larger one shows how the ratio moves as start-up amortises
+def run_soda_cli(python: Path, files: list[Path]) -> tuple[float, float, dict[str, int]]:
+    """One `soda contract verify` process per contract, as a shell loop would: total wall seconds,
+    the largest peak RSS and how many contracts passed or failed (the CLI's exit code)."""
+    soda = python.parent / "soda"
+    env = {**os.environ, **SODA_ENV}
+    data_source, *contracts = files
+    wall, peak, outcomes = 0.0, 0.0, {"passed": 0, "failed": 0}
+    for contract in contracts:
+        done = run_measured(
+            [str(soda), "contract", "verify", "--data-source", str(data_source), "--contract", str(contract)],
+            env=env,
+        )
+        if done.returncode not in (0, 1):  # 1: checks failed; anything else: the CLI did not run
+            done.check("soda contract verify")
+        wall += done.wall_s
+        peak = max(peak, done.peak_rss_mb)
+        outcomes["passed" if done.returncode == 0 else "failed"] += 1
+    return wall, peak, outcomes
+
+
+SIZES = (120, 500)  # full mode; the larger one shows how the ratio moves as start-up amortises
 QUICK_SIZES = (10,)
+SODA_MODES = ("documented", "shared")
 ROWS = (
-    ("Soda Core (one process, one connection)", "soda"),
+    ("Soda Core, documented Python path (a connection a contract)", "documented"),
+    ("Soda Core, one process, one shared connection", "shared"),
+    ("Soda Core CLI, one process a contract", "cli"),
     ("DriftGuard, first run (backfills history)", "first"),
     ("DriftGuard, steady run", "steady"),
 )
@@ -199,10 +240,13 @@ def _measure(
     labelled: bool,
 ) -> dict[str, list[float]]:
     """Both tools on `count` fresh tables: one table of figures and the budget verdicts; the walls."""
-    walls: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
-    starts: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
-    memory: dict[str, list[float]] = {"soda": [], "first": [], "steady": []}
+    keys = [key for _, key in ROWS]
+    walls: dict[str, list[float]] = {k: [] for k in keys}
+    starts: dict[str, list[float]] = {k: [] for k in keys}
+    memory: dict[str, list[float]] = {k: [] for k in keys}
     outcomes: dict[str, Any] = {}
+    # The CLI loop costs a process a contract (about half a second each): once, at the smaller size.
+    run_cli = not labelled
     with pg.scratch_schema(engine, "bench_soda") as schema:
         names = [f"t{i:03d}" for i in range(count)]
         pg.create_event_tables(engine, schema, names, hours=HOURS)
@@ -215,10 +259,18 @@ def _measure(
             with tempfile.TemporaryDirectory() as tmp:
                 directory = Path(tmp)
                 if soda is not None:
-                    done, outcomes["soda"] = run_soda(soda[0], soda_files(directory, schema, names))
-                    walls["soda"].append(done.wall_s)
-                    memory["soda"].append(done.peak_rss_mb)
-                    starts["soda"].append(startup(soda[0], SODA_IMPORTS))
+                    files = soda_files(directory, schema, names)
+                    soda_start = startup(soda[0], SODA_IMPORTS)
+                    for mode in SODA_MODES:
+                        done, outcomes[mode] = run_soda(soda[0], mode, files)
+                        walls[mode].append(done.wall_s)
+                        memory[mode].append(done.peak_rss_mb)
+                        starts[mode].append(soda_start)
+                    if run_cli and repeat == 0:
+                        wall, peak, outcomes["cli"] = run_soda_cli(soda[0], files)
+                        walls["cli"].append(wall)
+                        memory["cli"].append(peak)
+                        starts["cli"].append(soda_start * count)
                 starts["first"].append(startup(Path(sys.executable), DRIFTGUARD_IMPORTS, driftguard_env))
                 starts["steady"] = starts["first"]
                 config = write_config(directory, [pg.source("bench-soda", schema, driftguard_tables(names))])
@@ -236,28 +288,31 @@ def _measure(
         "peak RSS MB",
         "checks/s",
         "of which start-up s",
-        "Soda wall / this wall",
+        "Soda documented wall / this wall",
         "outcomes",
     )
-    soda_wall = statistics.median(walls["soda"]) if walls["soda"] else None
+    soda_wall = statistics.median(walls["documented"]) if walls["documented"] else None
     for label, key in ROWS:
         if not walls[key]:
-            table.add(label, "NOT RUN", None, None, None, None, "see the problems above")
+            why = "the smaller size only" if key == "cli" and not run_cli else "see the problems above"
+            table.add(label, "NOT RUN", None, None, None, None, why)
             continue
         wall = statistics.median(walls[key])
         ratio = f"{soda_wall / wall:.2f}" if soda_wall else "-"
         figures = (spread(walls[key]), spread(memory[key]), 3 * count / wall, spread(starts[key]))
         table.add(label, *figures, ratio, str(outcomes[key]))
     size = f", {count} tables" if labelled else ""
-    for key, label in (("steady", "steady run"), ("first", "first run")):
-        name = f"DriftGuard {label} vs Soda Core{size}"
+    for key, label, target in (
+        ("steady", "steady run", BUDGET_SPEEDUP),
+        ("first", "first run", BUDGET_FIRST_RUN),
+    ):
+        name = f"DriftGuard {label} vs Soda Core's documented path{size}"
+        wanted = f">= {target}x faster" if target > 1 else "no slower"
         if soda_wall is None:
-            report.budgets.append(Budget(name, f">= {BUDGET_SPEEDUP}x faster", "-", None))
+            report.budgets.append(Budget(name, wanted, "-", None))
             continue
         speedup = soda_wall / statistics.median(walls[key])
-        report.budgets.append(
-            Budget(name, f">= {BUDGET_SPEEDUP}x faster", f"{speedup:.2f}x", speedup >= BUDGET_SPEEDUP)
-        )
+        report.budgets.append(Budget(name, wanted, f"{speedup:.2f}x", speedup >= target))
     return walls
 
 
@@ -269,7 +324,7 @@ def _per_table_cost(report: Report, walls_by_size: dict[int, dict[str, list[floa
         f"Cost per further table, from {small} to {large} tables (difference of the median walls)",
         "tool",
         "ms per table",
-        "Soda / this",
+        "Soda documented / this",
     )
     per_table: dict[str, float] = {}
     for _, key in ROWS:
@@ -278,13 +333,23 @@ def _per_table_cost(report: Report, walls_by_size: dict[int, dict[str, list[floa
                 walls_by_size[small][key]
             )
             per_table[key] = grown / (large - small) * 1000
+    soda_ms = per_table.get("documented")
     for label, key in ROWS:
         if key not in per_table:
             table.add(label, "NOT RUN", None)
             continue
-        soda_ms = per_table.get("soda")
         ratio = f"{soda_ms / per_table[key]:.2f}" if soda_ms and per_table[key] > 0 else "-"
         table.add(label, per_table[key], ratio)
+    if soda_ms and per_table.get("steady", 0) > 0:
+        ratio = soda_ms / per_table["steady"]
+        report.budgets.append(
+            Budget(
+                "DriftGuard steady run per further table vs Soda Core's documented path",
+                f">= {BUDGET_PER_TABLE}x cheaper",
+                f"{ratio:.2f}x",
+                ratio >= BUDGET_PER_TABLE,
+            )
+        )
 
 
 def _driftguard_outcomes(document: dict[str, Any], count: int) -> dict[str, int]:

@@ -37,6 +37,7 @@ from driftguard.model import (
     Explanation,
     Finding,
     FindingStatus,
+    LastRead,
     MetricPoint,
     Notification,
     RunCommit,
@@ -61,7 +62,7 @@ _RECENT_VALUES = 12
 class SourceCollector(Protocol):
     """What the engine needs of driftguard.collect.Collector (a fake in unit tests)."""
 
-    def collect(self, scheduled_time: datetime) -> Snapshot: ...
+    def collect(self, scheduled_time: datetime, last_reads: LastReads | None = None) -> Snapshot: ...
 
     def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory: ...
 
@@ -71,6 +72,7 @@ class SourceCollector(Protocol):
 
 
 CollectorFactory = Callable[[Source, timedelta, SecretResolver], AbstractContextManager[SourceCollector]]
+LastReads = Callable[[str], "LastRead | None"]  # table -> its last full read (detect.last_read)
 
 
 class ChannelSender(Protocol):
@@ -209,7 +211,7 @@ class Engine:
                 stored = self._backfill_new_tables(
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
-                snapshot = col.collect(scheduled_time)
+                snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
         except DriftGuardError as error:
             if self._raise_retryable and error.retryable:
                 raise
@@ -224,8 +226,10 @@ class Engine:
             evaluation = detect.evaluate_snapshot(
                 self.config, source, snapshot, history, context.baselines.get
             )
-            findings = [*evaluation.findings, source_finding(source.name, scheduled_time, None)]
-            return _Judgement(findings, evaluation.points, evaluation.schema_baselines, history)
+            judged = detect.say_what_was_kept(evaluation.findings, snapshot)
+            findings = [*judged, source_finding(source.name, scheduled_time, None)]
+            points = [*evaluation.points, *detect.marker_points(snapshot)]
+            return _Judgement(findings, points, evaluation.schema_baselines, history)
 
         return self._decide_and_commit(
             source, scheduled_time, started, snapshot, judge, error=None, dry_run=dry_run, context=context
@@ -284,6 +288,22 @@ class Engine:
             return [merged[t] for t in sorted(merged)][-limit:]
 
         return read
+
+    def _last_reads(self, source: Source, context: SourceContext, at: datetime) -> LastReads:
+        """Tables' last full reads for collection, at no remote cost: a store that loads series tails
+        with the source (DynamoDB) answers from them alone, and a series they lack (or a window they
+        cannot tell) means no reuse this run: a full read, as without the feature. A store without
+        tails (SQLite) reads locally."""
+
+        def from_tails(key: CheckKey, before: datetime, limit: int) -> list[MetricPoint]:
+            return context.series(key, before=before, limit=limit) or []
+
+        history: detect.HistoryReader = from_tails if context.loads_tails else self._history_reader(context)
+
+        def last_read(table: str) -> LastRead | None:
+            return detect.last_read(history, source.name, table, at)
+
+        return last_read
 
     def _backfill_new_tables(
         self,

@@ -195,6 +195,22 @@ class TableSnapshot(Frozen):
     error: str | None = None  # collection of this table failed; other tables still count
     error_kind: str | None = None  # ErrorKind value
     round_trips: int = 0
+    # The engine's write counters as this run saw them (PostgreSQL), hashed: equal markers mean no
+    # row was written in between. None where the engine keeps none.
+    change_marker: int | None = None
+    # Set when freshness and the row count were not read again but kept from the full read made at
+    # this time, because the table's write counters had not moved since (collect.changes).
+    reused_from: datetime | None = None
+
+
+class LastRead(Frozen):
+    """What the last full read of a table saw, as its stored series remember it: what a run may keep
+    instead of reading the table again while the table's write counters stand still."""
+
+    marker: int
+    at: datetime  # the scheduled time of that full read
+    last_modified: datetime | None = None
+    row_count: int | None = None
 
 
 class TableHistory(Frozen):

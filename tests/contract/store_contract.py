@@ -1115,6 +1115,8 @@ def full_commit() -> RunCommit:
                         )
                     ],
                     round_trips=4,
+                    change_marker=2**48 - 1,
+                    reused_from=at - HOUR,
                 ),
                 TableSnapshot(table="customers", error="permission denied", error_kind="permission"),
             ],

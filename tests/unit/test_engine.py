@@ -72,7 +72,7 @@ class ScriptedCollector:
         self.backfills += 1
         return self.history or TableHistory(table=table.name)
 
-    def collect(self, scheduled_time: datetime) -> Snapshot:
+    def collect(self, scheduled_time: datetime, last_reads: Any = None) -> Snapshot:
         step = self.script[min(self.calls, len(self.script) - 1)]
         self.calls += 1
         if isinstance(step, Exception):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
+from driftguard.collect.changes import may_reuse
 from driftguard.collect.column_metrics import ColumnMetrics
 from driftguard.collect.connect import engine_for
 from driftguard.collect.dialects import Catalog
@@ -23,6 +24,7 @@ from driftguard.config import Source, SqlCheck, TableConfig
 from driftguard.errors import CheckDefinitionError, DriftGuardError, SourceUnavailable
 from driftguard.model import (
     ColumnInfo,
+    LastRead,
     PeriodCount,
     Snapshot,
     SqlCheckResult,
@@ -36,6 +38,10 @@ from driftguard.secrets import SecretResolver
 
 MAX_UPDATE_TIMES = 2000  # backfill keeps the newest arrival times, enough for weeks of hourly loads
 DEFAULT_FRESHNESS_BUCKET = timedelta(hours=1)
+
+
+def _no_last_read(table: str) -> LastRead | None:
+    return None
 
 
 class Collector:
@@ -84,9 +90,14 @@ class Collector:
 
     # ------------------------------------------------------------------ collect
 
-    def collect(self, scheduled_time: datetime) -> Snapshot:
+    def collect(
+        self, scheduled_time: datetime, last_reads: Callable[[str], LastRead | None] | None = None
+    ) -> Snapshot:
         """Every configured table and custom SQL check at `scheduled_time`.
 
+        `last_reads(table name)` gives a table's last full read; it is asked only about tables whose
+        engine keeps write counters, and one whose counters have not moved since keeps that read's
+        freshness and row count (collect.changes).
         Table and check failures are recorded in the snapshot; source-level failures raise."""
         started = time.perf_counter()
         collected_at = utcnow()
@@ -96,7 +107,7 @@ class Collector:
         trips_before = 0 if first_use else session.round_trips
         scheduled_time = utc(scheduled_time)
         try:
-            tables = self._collect_tables(scheduled_time)
+            tables = self._collect_tables(scheduled_time, last_reads or _no_last_read)
             results, errors = self._run_sql_checks()
             metrics = self._run_sql_metrics(errors)
         except SourceUnavailable:
@@ -114,11 +125,15 @@ class Collector:
             round_trips=session.round_trips - trips_before,
         )
 
-    def _collect_tables(self, scheduled_time: datetime) -> list[TableSnapshot]:
+    def _collect_tables(
+        self, scheduled_time: datetime, last_reads: Callable[[str], LastRead | None]
+    ) -> list[TableSnapshot]:
         if not self.source.tables:
             return []
         catalog = self._read_catalog(self.source.tables)
-        return [self._collect_table(table, catalog, scheduled_time) for table in self.source.tables]
+        return [
+            self._collect_table(table, catalog, scheduled_time, last_reads) for table in self.source.tables
+        ]
 
     def _run_sql_checks(self) -> tuple[list[SqlCheckResult], dict[str, str]]:
         results: list[SqlCheckResult] = []
@@ -217,6 +232,7 @@ class Collector:
             columns=columns,
             row_estimate=rows[0].row_estimate,
             where=where,
+            change_marker=rows[0].change_marker,
         )
 
     def _explain_missing(self, table: TableConfig, where: str) -> NoReturn:
@@ -236,14 +252,22 @@ class Collector:
             f"{where}: the table is readable but missing from the catalog; is it temporary?"
         )
 
-    def _collect_table(self, table: TableConfig, catalog: Catalog, scheduled_time: datetime) -> TableSnapshot:
+    def _collect_table(
+        self,
+        table: TableConfig,
+        catalog: Catalog,
+        scheduled_time: datetime,
+        last_reads: Callable[[str], LastRead | None],
+    ) -> TableSnapshot:
         session = self.session
         before = session.round_trips
         target: TableTarget | None = None
         try:
             target = self._target(table, catalog)
             where = target.where
-            query = TableQuery(target, session.rules, scheduled_time)
+            last = None if target.change_marker is None else last_reads(table.name)
+            reuse = last if may_reuse(target.change_marker, last, scheduled_time) else None
+            query = TableQuery(target, session.rules, scheduled_time, reuse)
             row: dict[str, Any] | None = None
             if query.statement is not None:
                 row = dict(session.execute(query.statement, where=target.where).mappings().one())

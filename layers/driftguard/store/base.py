@@ -68,6 +68,9 @@ class SourceContext:
     # The version of the source's partition this was read at, for `RunCommit.context_version`;
     # None: the store does not version partitions (its commits check the alert states only).
     version: int | None = None
+    # The store loads series tails with the source (`tails` then holds every series it has): a
+    # caller that must not pay a remote read may take a missing tail as "no points".
+    loads_tails: bool = False
 
     def series(self, key: CheckKey, *, before: datetime, limit: int) -> list[MetricPoint] | None:
         """The series window from the loaded tails, or None: then ask `Store.series`."""

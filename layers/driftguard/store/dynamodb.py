@@ -317,7 +317,9 @@ class _Partition:
 
     def context(self) -> SourceContext:
         tails = {fp: SeriesTail(t.points(), complete=not t.trimmed) for fp, t in self.tails.items()}
-        return SourceContext(self.source, dict(self.states), dict(self.baselines), tails, self.version)
+        return SourceContext(
+            self.source, dict(self.states), dict(self.baselines), tails, self.version, loads_tails=True
+        )
 
     def head_body(self) -> bytes:
         """The head's body: each series' open points and whether its tail was trimmed."""
