@@ -135,6 +135,16 @@ def test_a_metric_past_its_timeout_is_that_metrics_error_only(db: Any, tmp_path:
         ("mean", "amount"),
     }
     assert all(f.status != FindingStatus.ERROR for f in others), [f.explanation.reason for f in others]
+    # the backfill's one GROUP BY timed out on the slow column: each metric on its own, and the
+    # amount metrics still learned from the table's own hours
+    src = Source.model_validate(config)
+    with Collector(src, statement_timeout=timedelta(seconds=1)) as collector:
+        history = collector.backfill(src.tables[0], since=NOW - timedelta(hours=3), until=NOW)
+    assert {(p.column, p.period_start) for p in history.profiles} == {
+        ("amount", NOW - timedelta(hours=2)),
+        ("amount", NOW - timedelta(hours=1)),
+    }
+    assert all(p.mean is not None and p.row_count == 12 for p in history.profiles)
 
 
 def test_without_a_timestamp_column_metrics_read_a_stated_sample(db: Any) -> None:

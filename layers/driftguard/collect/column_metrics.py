@@ -3,10 +3,11 @@
 With a timestamp column (`TableChecks.column_metrics_period`: the volume column, else the
 freshness column), a metric is computed over the latest complete period only, `column >= start
 AND column < end`, which an index on the timestamp column serves without reading the rest of the
-table; a first check backfills the same metric per period of the training window, one GROUP BY
-per metric. Without one, a metric reads a sample: PostgreSQL `TABLESAMPLE SYSTEM (p) REPEATABLE
-(0)` sized from the table's statistics to about SAMPLE_ROWS rows (every statement sees the same
-pages), other engines the first SAMPLE_ROWS rows; the rows a sample read are stated with the metric.
+table; a first check backfills every metric per period of the training window in one GROUP BY
+(one metric per statement if that fails). Without one, a metric reads a sample: PostgreSQL
+`TABLESAMPLE SYSTEM (p) REPEATABLE (0)` sized from the table's statistics to about SAMPLE_ROWS
+rows (every statement sees the same pages), other engines the first SAMPLE_ROWS rows; the rows a
+sample read are stated with the metric.
 
 Each metric is its own statement, so each runs under its own statement timeout, and a metric
 that fails (timeout, missing column, a metric the column's type cannot have) is recorded for
@@ -171,58 +172,77 @@ class ColumnMetrics:
         )
 
     def backfill(self, since: datetime, until: datetime, run: Run) -> list[ColumnProfile]:
-        """Per complete period of [since, until): every metric of every column, one GROUP BY per
-        metric. A metric that fails is left out (it learns from its runs instead)."""
+        """Per complete period of [since, until): every metric of every column in one GROUP BY (one
+        scan of the window). If that fails (a timeout, one metric's error), each metric on its own,
+        and a metric that still fails is left out: it learns from its runs instead."""
         timing = self.target.config.checks.column_metrics_period
         if timing is None:
             return []
-        info = self._time_column(timing[0])
-        seconds = period_seconds(timing[1])
-        time_value = self.rules.comparable_time(sa.column(info.name))
-        lower, upper = (self.rules.time_param(t, info.type) for t in (since, until))
-        by_period: dict[tuple[str, datetime], dict[str, Any]] = {}
+        wanted: list[tuple[ColumnInfo, str]] = []
         for check in self.target.config.checks.columns:
             try:
                 column = self._find(check.name, f"columns[{check.name}].name")
             except CheckDefinitionError:
                 continue
-            for metric in check.metrics:
-                if _inapplicable(metric, column, self.rules, self.target.where, check.name):
-                    continue
-                rows = (
-                    sa.select(
-                        self.rules.bucket_start(sa.column(info.name), seconds).label("bucket"),
-                        sa.column(column.name).label("v"),
-                    )
-                    .select_from(self.target.sa_table())
-                    .where(time_value >= lower, time_value < upper)
-                    .subquery("in_window")
-                )
-                selected = {
-                    "rows": sa.func.count(),
-                    "values": sa.func.count(rows.c.v),
-                    **_aggregates(metric, rows.c.v),
-                }
-                statement = (
-                    sa.select(rows.c.bucket, *(e.label(k) for k, e in selected.items()))
-                    .group_by(rows.c.bucket)
-                    .order_by(rows.c.bucket)
-                )
+            wanted += [
+                (column, m)
+                for m in check.metrics
+                if not _inapplicable(m, column, self.rules, self.target.where, check.name)
+            ]
+        if not wanted:
+            return []
+        info = self._time_column(timing[0])
+        seconds = period_seconds(timing[1])
+        time_value = self.rules.comparable_time(sa.column(info.name))
+        lower, upper = (self.rules.time_param(t, info.type) for t in (since, until))
+        names = list(dict.fromkeys(column.name for column, _ in wanted))
+        in_window = (
+            sa.select(
+                self.rules.bucket_start(sa.column(info.name), seconds).label("bucket"),
+                *(sa.column(name).label(f"v{i}") for i, name in enumerate(names)),
+            )
+            .select_from(self.target.sa_table())
+            .where(time_value >= lower, time_value < upper)
+            .subquery("in_window")
+        )
+
+        def grouped(pairs: list[tuple[ColumnInfo, str]]) -> sa.Select[Any]:
+            selected: dict[str, ColumnElement[Any]] = {"rows": sa.func.count()}
+            for column, metric in pairs:
+                i = names.index(column.name)
+                value = in_window.c[f"v{i}"]
+                selected[f"c{i}_values"] = sa.func.count(value)
+                selected.update({f"c{i}_{k}": e for k, e in _aggregates(metric, value).items()})
+            labelled = (e.label(k) for k, e in selected.items())
+            return sa.select(in_window.c.bucket, *labelled).group_by(in_window.c.bucket)
+
+        Batch = list[tuple[ColumnInfo, str]]
+
+        def attempt(batches: list[Batch]) -> list[tuple[Batch, Sequence[Any]]]:
+            done: list[tuple[Batch, Sequence[Any]]] = []
+            for batch in batches:
                 try:
-                    result = run(statement)
+                    done.append((batch, run(grouped(batch))))
                 except SourceUnavailable:
                     raise
                 except DriftGuardError:
                     continue
-                for r in result:
-                    row = dict(r._mapping)
-                    start = datetime.fromtimestamp(float(row["bucket"]), UTC)
-                    if start + timedelta(seconds=seconds) > until:
-                        continue  # the period still running at `until` is not complete
+            return done
+
+        results = attempt([wanted]) or attempt([[pair] for pair in wanted])
+        by_period: dict[tuple[str, datetime], dict[str, Any]] = {}
+        for pairs, result in results:
+            for r in result:
+                row = dict(r._mapping)
+                start = datetime.fromtimestamp(float(row["bucket"]), UTC)
+                if start + timedelta(seconds=seconds) > until:
+                    continue  # the period still running at `until` is not complete
+                for column, metric in pairs:
+                    i = names.index(column.name)
                     fields = by_period.setdefault((column.name, start), {})
                     fields.setdefault("row_count", int(row["rows"]))
-                    fields.setdefault("null_count", int(row["rows"]) - int(row["values"]))
-                    fields.update(_read(metric, row, column))
+                    fields.setdefault("null_count", int(row["rows"]) - int(row[f"c{i}_values"]))
+                    fields.update(_read(metric, row, column, prefix=f"c{i}_"))
         return [
             ColumnProfile(column=name, period_start=start, **fields)
             for (name, start), fields in sorted(by_period.items(), key=lambda item: item[0][1])
@@ -249,15 +269,17 @@ def _inapplicable(metric: str, info: ColumnInfo, rules: DialectRules, where: str
     return None
 
 
-def _read(metric: str, row: Mapping[str, Any], info: ColumnInfo) -> dict[str, Any]:
+def _read(metric: str, row: Mapping[str, Any], info: ColumnInfo, prefix: str = "") -> dict[str, Any]:
+    """The profile fields of `metric` from a result row whose aggregates are named `prefix` + key."""
     if metric == "distinct_count":
-        return {"distinct_count": int(row["distinct"])}
+        return {"distinct_count": int(row[prefix + "distinct"])}
     if metric == "mean":
-        return {"mean": None if row["mean"] is None else float(row["mean"])}
+        mean = row[prefix + "mean"]
+        return {"mean": None if mean is None else float(mean)}
     if metric in ("min", "max"):
-        return {metric: _extreme(row[metric], info)}
+        return {metric: _extreme(row[prefix + metric], info)}
     if metric == "quantiles":
-        values = row["quantiles"]
+        values = row[prefix + "quantiles"]
         return {
             "quantiles": None
             if values is None or any(v is None for v in values)
