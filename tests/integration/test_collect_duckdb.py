@@ -14,16 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb  # the dev extra installs it (driftguard[duckdb]): a missing driver fails, never skips
 import pytest
 
-duckdb = pytest.importorskip("duckdb")
-pytest.importorskip("duckdb_engine")
-
-from driftguard.collect import Collector  # noqa: E402
-from driftguard.collect.connect import dispose_engines  # noqa: E402
-from driftguard.config import Source  # noqa: E402
-from driftguard.errors import SourceUnavailable  # noqa: E402
-from driftguard.model import Snapshot, TableSnapshot  # noqa: E402
+from driftguard.collect import Collector
+from driftguard.collect.connect import dispose_engines
+from driftguard.config import Source
+from driftguard.errors import SourceUnavailable
+from driftguard.model import Snapshot, TableSnapshot
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=5)

@@ -49,7 +49,6 @@ class DuckdbFile:
 @pytest.fixture(params=["postgres", "mysql", "duckdb"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "duckdb":
-        pytest.importorskip("duckdb_engine")
         return DuckdbFile(tmp_path / "lake.duckdb")
     return request.getfixturevalue("pg" if request.param == "postgres" else "mysql")
 
