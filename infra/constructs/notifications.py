@@ -11,8 +11,9 @@
   or an address when it contains '@') and a configuration set; the notify function may send only
   from that identity through that set (env DRIFTGUARD_SES_CONFIGURATION_SET, unless the channel
   names its own `configuration_set`).
-* The notify function reads only the channel secrets (`webhook_url_secret`, `secret_secret`) and
-  the state table (read-only: it looks up whether a notification was already delivered).
+* The notify function reads only the channel secrets (`webhook_url_secret`, `token_secret`,
+  `secret_secret`) and the state table (read-only: it looks up whether a notification was
+  already delivered).
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ def channel_secrets(config: Config) -> list[str]:
     """The Secrets Manager references of every channel (what the notify function may read)."""
     refs: list[str] = []
     for channel in config.channels:
-        if isinstance(channel, SlackChannel) and channel.webhook_url_secret:
-            refs.append(channel.webhook_url_secret)
+        if isinstance(channel, SlackChannel):
+            refs += [ref for ref in (channel.webhook_url_secret, channel.token_secret) if ref]
         if isinstance(channel, WebhookChannel) and channel.secret_secret:
             refs.append(channel.secret_secret)
     return refs

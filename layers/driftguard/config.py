@@ -551,6 +551,12 @@ class SlackChannel(_Channel):
     type: Literal["slack"]
     webhook_url_env: str | None = None
     webhook_url_secret: str | None = None
+    token_env: str | None = Field(default=None, description="environment variable holding a bot token")
+    token_secret: str | None = Field(default=None, description="Secrets Manager secret holding a bot token")
+    channel: str | None = Field(default=None, description="Slack channel ID the bot posts to (with a token)")
+    update_in_place: bool = Field(
+        default=False, description="edit the message that announced alerts when they resolve (bot token)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -564,8 +570,20 @@ class SlackChannel(_Channel):
 
     @model_validator(mode="after")
     def _one_ref(self) -> SlackChannel:
-        if not (self.webhook_url_env or self.webhook_url_secret):
-            raise ValueError("a slack channel needs webhook_url_env or webhook_url_secret")
+        webhook = bool(self.webhook_url_env or self.webhook_url_secret)
+        bot = bool(self.token_env or self.token_secret)
+        if webhook == bot:
+            raise ValueError(
+                "a slack channel needs either webhook_url_env/webhook_url_secret (an incoming webhook) or "
+                "token_env/token_secret with channel (a bot token), not both"
+            )
+        if bot and not self.channel:
+            raise ValueError("a slack channel with a bot token needs channel: the Slack channel ID (C...)")
+        if self.update_in_place and not bot:
+            raise ValueError(
+                "update_in_place needs a bot token (token_env or token_secret, and channel): an incoming "
+                "webhook cannot edit the messages it posted"
+            )
         return self
 
 
