@@ -21,8 +21,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.base-installed
 
+DEMO_DIR ?= .driftguard/demo
 demo: $(VENV)/.base-installed
-	$(BIN)/driftguard demo
+	$(BIN)/driftguard demo --dir $(DEMO_DIR)
+	$(BIN)/driftguard -c $(DEMO_DIR)/driftguard-demo.yaml report --output $(DEMO_DIR)/report.html
+	@echo "Open the report in a browser: $(abspath $(DEMO_DIR)/report.html)"
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

@@ -37,6 +37,7 @@ BENCHMARKS = (
     Benchmark("soda", "bench.perf.soda", True),
     Benchmark("demo", "bench.perf.demo", True),
     Benchmark("detection", "bench.detection", False),
+    Benchmark("report", "bench.report_html", False),
 )
 
 

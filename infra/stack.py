@@ -14,10 +14,11 @@ from cdk_nag import AwsSolutionsChecks
 
 from constructs import Construct
 from driftguard.config import Config, load_config
+from driftguard.errors import ConfigError
 from infra.constructs.checks import Checks
 from infra.constructs.common import ShippedConfig
 from infra.constructs.layer import SharedLayer
-from infra.constructs.monitoring import Monitoring
+from infra.constructs.monitoring import Monitored, Monitoring
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import StateTables
 
@@ -44,19 +45,23 @@ class DriftGuardStack(Stack):
             state=state,
             notifications=notifications,
         )
-        periods = [g.period for g in checks.schedule_groups]
         monitoring = Monitoring(
             self,
             "Monitoring",
             config=config,
             key=notifications.key,
-            functions={"check": checks.function, "notify": notifications.function},
-            state_machine=checks.state_machine,
-            queues={
-                "delivery": notifications.dead_letter_queue,
-                "schedule": checks.schedule_dead_letter_queue,
-            },
-            smallest_period=min(periods) if periods else None,
+            watched=Monitored(
+                functions={"check": checks.function, "notify": notifications.function},
+                state_machine=checks.state_machine,
+                queues={
+                    "delivery": notifications.dead_letter_queue,
+                    "schedule": checks.schedule_dead_letter_queue,
+                },
+                tables={"state": state.state, "idempotency": state.idempotency},
+                schedule_group=checks.schedule_group,
+                alerts_topic=notifications.topic,
+                ses_configuration_set=notifications.configuration_set,
+            ),
         )
         for name, value in {
             "StateMachineArn": checks.state_machine.state_machine_arn,
@@ -71,9 +76,18 @@ class DriftGuardStack(Stack):
 
 
 def add_stack(app: App, config_path: Path) -> DriftGuardStack:
-    """The stack for `config_path` (raises driftguard.errors.ConfigError for a bad config)."""
+    """The stack for `config_path` (raises driftguard.errors.ConfigError for a bad config).
+
+    The stack's name is `aws.stack_name`, which has no default: two deployments that both took a
+    default would overwrite each other. Every name, metric dimension and schedule group of the
+    stack derives from it, so any number of stacks can share an account and region."""
     config_path = config_path.resolve()
     config = load_config(config_path)
+    if not config.aws.stack_name:
+        raise ConfigError(
+            f"{config_path}: aws.stack_name is not set; name this deployment's stack (e.g. "
+            "aws.stack_name: DriftGuard-shop): stacks with the same name overwrite each other"
+        )
     stack = DriftGuardStack(app, config.aws.stack_name, config=config, config_path=config_path)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

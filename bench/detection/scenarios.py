@@ -41,8 +41,20 @@ VOLUME_FAMILIES = (
     "volatile",
 )
 FRESHNESS_FAMILIES = ("freshness_clean", "freshness_stall")
-FAMILIES = VOLUME_FAMILIES + FRESHNESS_FAMILIES
-CLEAN_FAMILIES = ("clean", "freshness_clean")
+# real-like volume series (reallike.py); named here so that selection needs no import of that module
+REAL_LIKE_FAMILIES = (
+    "rl_clean",
+    "rl_slow_trend",
+    "rl_incident",
+    "rl_holiday_week",
+    "rl_weather",
+    "rl_step",
+    "rl_missing",
+    "rl_late",
+)
+REAL_LIKE_CLEAN = ("rl_clean", "rl_slow_trend")
+FAMILIES = VOLUME_FAMILIES + FRESHNESS_FAMILIES + REAL_LIKE_FAMILIES
+CLEAN_FAMILIES = ("clean", "freshness_clean", *REAL_LIKE_CLEAN)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class Scenario:
     events: tuple[Event, ...]
     warmup: int  # the first `warmup` points are never scored, for any detector
     update_times: tuple[datetime, ...] = ()  # freshness only: when the table really changed
+    calendar: str | None = None  # the holiday calendar an operator would configure (real-like series)
 
     @property
     def name(self) -> str:
@@ -391,6 +404,11 @@ def scenario(family: str, seed: int) -> Scenario:
         return volume_scenario(family, seed)
     if family in FRESHNESS_FAMILIES:
         return freshness_scenario(family, seed)
+    if family in REAL_LIKE_FAMILIES:
+        # imported here: reallike.py builds on this module's primitives
+        from bench.detection.reallike import real_like_scenario
+
+        return real_like_scenario(family, seed)
     raise ValueError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
 
 
@@ -404,5 +422,8 @@ def seeds(split: Split, family: str, quick: bool = False) -> range:
     return chosen[first : first + 1]
 
 
-def scenarios(split: Split, families: tuple[str, ...] = FAMILIES, quick: bool = False) -> list[Scenario]:
-    return [scenario(f, s) for f in families for s in seeds(split, f, quick)]
+def scenarios(
+    split: Split, families: tuple[str, ...] = FAMILIES, quick: bool = False, series: int | None = None
+) -> list[Scenario]:
+    """The split's series of `families`; `series`: only the first that many seeds of each family."""
+    return [scenario(f, s) for f in families for s in seeds(split, f, quick)[:series]]

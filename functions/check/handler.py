@@ -6,7 +6,6 @@ driftguard.lambda_runtime (the same engine as the CLI, with AWS adapters).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -29,6 +28,7 @@ with long_lived():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from driftguard import lambda_runtime as runtime
+    from driftguard.contracts import CheckEnvironment, check_event
 
     logger = Logger()
     metrics = Metrics()
@@ -38,7 +38,8 @@ with long_lived():
     tracer = Tracer(patch_modules=("botocore",))
 
 # Two executions for the same source and scheduled time (Express is at-least-once; operators
-# re-run schedules) collect once: the second waits for or reuses the first's result.
+# re-run schedules) collect once: the second waits for or reuses the first's result. The check and
+# the recording of its failure share the key: the first to run decides the firing's outcome.
 idempotency = IdempotencyConfig(event_key_jmespath="[source, scheduled_time]", expires_after_seconds=6 * 3600)
 
 
@@ -59,7 +60,7 @@ def idempotent_check(store: Store) -> Callable[..., dict[str, Any]]:
     botocore client, so botocore lists its services and loads DynamoDB's model and endpoint rules
     once per container instead of once for each (about 60-80 ms of a cold start)."""
     persistence = DynamoDBPersistenceLayer(
-        table_name=os.environ.get("DRIFTGUARD_IDEMPOTENCY_TABLE", "driftguard-idempotency"),
+        table_name=CheckEnvironment.from_environ().idempotency_table,
         boto3_client=cast("DynamoStore", store).client,  # the runtime's store is a DynamoStore
     )
     guard = idempotent_function(
@@ -72,32 +73,27 @@ def checked(event: dict[str, Any]) -> dict[str, Any]:
     rt = container()
     result = runtime.check(rt, event)
     runtime.emit_check_metrics(metrics, rt, result)
-    return {k: v for k, v in result.items() if k != "notifications"}
+    return result
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    action = event.get("action", "check")
+    action = check_event(event).action
     rt = container()
     if "source" in event:
         logger.set_correlation_id(f"{event['source']}@{event.get('scheduled_time')}")
     if action == "plan":
         return runtime.plan(rt, event)
-    if action == "record_failure":
-        result = runtime.record_failure(rt, event)
-        runtime.emit_check_metrics(metrics, rt, result)
-        return result
     if action == "record_deliveries":
         return runtime.record_deliveries(rt, event, metrics=metrics)
-    if action != "check":
-        raise runtime.errors.ConfigError(
-            f"unknown action {action!r}: use plan, check, record_failure, record_deliveries"
-        )
     idempotency.register_lambda_context(context)
     key = {"source": event.get("source"), "scheduled_time": event.get("scheduled_time")}
-    summary = idempotent_check(rt.store)(event=key)
-    # Notifications are read from the outbox after the idempotent part, so a duplicate execution
-    # finds them delivered and sends nothing again.
+    if action == "record_failure":
+        key["error"] = event.get("error")
+    guarded = idempotent_check(rt.store)
+    summary = runtime.once_per_firing(lambda: guarded(event=key), context.get_remaining_time_in_millis())
+    # Notifications are read from the outbox after the idempotent part: ids of what still waits (the
+    # notify step claims each one, so a duplicate execution sends nothing again).
     return {**summary, "notifications": runtime.undelivered(rt, summary)}

@@ -1,4 +1,5 @@
-"""Notify function: deliver one grouped notification to one channel, exactly once.
+"""Notify function: deliver one grouped notification (by id) to its channel, at most once across
+executions (driftguard.ledger: claimed before it is sent, marked after).
 
 The state machine owns retries: RetryableDeliveryError is retried with backoff and jitter,
 PermanentDeliveryError goes straight to the dead-letter path.
@@ -30,6 +31,10 @@ with long_lived():
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    notification = event.get("notification") or {}
-    logger.set_correlation_id(str(notification.get("id", "")))
-    return runtime.notify(runtime.runtime(), event)
+    logger.set_correlation_id(str(event.get("id", "")))
+    return runtime.notify(
+        runtime.runtime(),
+        event,
+        claimer=f"lambda:{context.aws_request_id}",
+        remaining_ms=context.get_remaining_time_in_millis(),
+    )

@@ -7,12 +7,10 @@ Check function: asset = functions/check plus the compiled config as `driftguard.
 handler `handler.handler`; the shared layer carries driftguard and its runtime dependencies
 (boto3/botocore come from the Lambda runtime, see infra/constructs/layer.py). Environment:
 
-    DRIFTGUARD_CONFIG=driftguard.json       POWERTOOLS_SERVICE_NAME=driftguard
-    POWERTOOLS_METRICS_NAMESPACE=DriftGuard LOG_LEVEL=INFO
-    DRIFTGUARD_STATE_TABLE                  the store's table (pk/sk, TTL expires_at)
-    DRIFTGUARD_IDEMPOTENCY_TABLE            Powertools' table (id, TTL expiration: its defaults)
-    DRIFTGUARD_ALERTS_TOPIC_ARN             the stack's alerts topic (SNS channels without topic_arn)
-    DRIFTGUARD_DLQ_URL                      the delivery dead-letter queue (the function may send to it)
+    driftguard.contracts.CheckEnvironment (infra sets it, the handler reads it back): the config
+    file, the state and idempotency tables, the alerts topic, Powertools' service (the stack's name)
+    and namespace. The events below are its models (`action` discriminates), and the retried error
+    names are contracts.retryable_error_names (the `retryable` classes of driftguard.errors).
 
 Events (a state machine execution starts with the schedule's input
 `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "max_concurrency": C}`):
@@ -24,34 +22,35 @@ Events (a state machine execution starts with the schedule's input
 (b) check    `{"source": NAME, "scheduled_time": T}` (T is EventBridge Scheduler's
              `<aws.scheduler.scheduled-time>`, the same for every source of one firing)
              -> `{"source", "scheduled_time", "status", "findings": N, "anomalies": N,
-                  "notifications": [{"id", "channel": NAME, "type": "sns" | "lambda", "notification": {...},
-                                     "sns": {"TopicArn", "Subject", "Message", "MessageAttributes", ...}}]}`
-             `sns` (type sns only) is the sns:Publish request (standard topics; FIFO topics go
-             through the notify function as type lambda): TopicArn, Subject, Message and
-             MessageAttributes, which carry a String `severity` (info|warning|critical) for
-             subscription filter policies.
+                  "notifications": [{"id", "channel": NAME}]}`: ids only, never bodies (state
+             stays small whatever the number of alerts): every outbox entry of the source still
+             waiting, this run's and any an earlier execution left.
 (c) record_failure `{"action": "record_failure", "source", "scheduled_time", "error": {"Error", "Cause"}}`
              (from the Catch) -> records an ERROR finding through the alert lifecycle and returns
-             the shape of (b), so an unreachable source alerts once, not on every run.
+             the shape of (b), so an unreachable source alerts once, not on every run. (b) and (c)
+             share one idempotency key: whichever runs first decides, the other reuses its result.
 (d) record_deliveries `{"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}`
-             after the deliveries of one check; status is "delivered" or "failed" (dead-lettered).
+             after the deliveries of one check; parks those with status "failed" (dead-lettered).
 
 Errors are raised as the classes of driftguard.errors; Step Functions matches the class name.
 SourceUnavailable, QueryTimeout and StateConflict are retried (3 attempts, 2 s, rate 2, at most
 20 s, full jitter), as are Lambda.ServiceException and Lambda.SdkClientException;
 Lambda.TooManyRequestsException (reserved concurrency reached) gets 6 attempts up to 30 s.
-Everything else (ConfigError, PermissionDenied, CheckDefinitionError, SecretError, exhausted
-retries, timeouts) is caught and becomes (c). If (c) or (d) fails after its retries, the event is
-parked in the delivery DLQ (`{"kind": "unrecorded_check_failure" | "unrecorded_deliveries", ...}`)
-and the DLQ alarm fires; no failure aborts the other sources of the shard.
+CheckInProgress (another execution holds this check and did not finish while the handler waited)
+is retried once and then ends the item quietly ("Checked by another execution"): the execution
+holding the check records its outcome. Everything else (ConfigError, PermissionDenied,
+CheckDefinitionError, SecretError, exhausted retries, timeouts) is caught and becomes (c). If (c)
+or (d) fails after its retries, the event is parked in the delivery DLQ
+(`{"kind": "unrecorded_check_failure" | "unrecorded_deliveries", ...}`) and the DLQ alarm fires;
+no failure aborts the other sources of the shard.
 
 Notify function: asset functions/notify plus `driftguard.json`, handler `handler.handler`, env
-DRIFTGUARD_STATE_TABLE (read-only), input `{"channel": NAME, "notification": {...}}`; raises
-RetryableDeliveryError (retried: 5 attempts, 2 s, rate 2, at most 60 s, full jitter) or
-PermanentDeliveryError (not retried). SNS notifications are published by the state machine
-itself (service integration sns:publish, retried on any task failure: 3 attempts). What still
-fails is sent to the delivery DLQ as `{"kind": "delivery", "id", "channel", "type", "notification",
-"error"}` and reported to (d) as failed.
+DRIFTGUARD_STATE_TABLE (read-write: the delivery ledger's claims and marks) and
+DRIFTGUARD_ALERTS_TOPIC_ARN, input `{"id", "channel": NAME}`: claims the notification (skips it if
+delivered or held by another execution), reads its body from the store, sends it, marks it
+delivered; raises RetryableDeliveryError (retried: 5 attempts, 2 s, rate 2, at most 60 s, full
+jitter; the claim is released first) or PermanentDeliveryError (not retried). What still fails is
+sent to the delivery DLQ as `{"kind": "delivery", "id", "channel", "error"}` and reported to (d).
 
 Both handlers must be idempotent: Express executions are at-least-once.
 
@@ -84,7 +83,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -94,25 +93,29 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 
 from constructs import Construct
 from driftguard.config import Config
+from driftguard.contracts import CheckEnvironment, retryable_error_names
 from driftguard.errors import ConfigError
 from driftguard.schedules import ScheduleGroup, plan_schedules
 from infra.constructs.common import (
-    AWS_MANAGED_POLICY,
     FunctionSpec,
     ShippedConfig,
     acknowledge,
     dead_letter_queue,
+    environment,
     grant_secrets,
     log_group,
     nag_arn,
     python_function,
 )
-from infra.constructs.notifications import Notifications, external_topic_arns
-from infra.constructs.state import StateTables
+from infra.constructs.notifications import Notifications
+from infra.constructs.state import IDEMPOTENCY_ACTIONS, STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 CHECK_TIMEOUT = Duration.seconds(90)
 EXPRESS_LIMIT = Duration.minutes(5)
-RETRYABLE_CHECK_ERRORS = ["SourceUnavailable", "QueryTimeout", "StateConflict"]
+# Another execution holds the same check (Powertools idempotency): the handler waited for it; the
+# state machine asks again once more, then leaves the outcome to that execution. Never a failure.
+IN_PROGRESS = ["CheckInProgress"]
+RETRYABLE_CHECK_ERRORS = [name for name in retryable_error_names() if name not in IN_PROGRESS]
 LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.SdkClientException"]
 LAMBDA_THROTTLED = ["Lambda.TooManyRequestsException"]
 RETRYABLE_DELIVERY_ERRORS = ["RetryableDeliveryError"]
@@ -156,12 +159,12 @@ class Checks(Construct):
                 memory_mb=config.aws.check_memory_mb,
                 timeout=CHECK_TIMEOUT,
                 reserved_concurrency=config.aws.check_reserved_concurrency or config.aws.map_concurrency,
-                environment={
-                    "DRIFTGUARD_STATE_TABLE": state.state.table_name,
-                    "DRIFTGUARD_IDEMPOTENCY_TABLE": state.idempotency.table_name,
-                    "DRIFTGUARD_ALERTS_TOPIC_ARN": notifications.topic.topic_arn,
-                    "DRIFTGUARD_DLQ_URL": notifications.dead_letter_queue.queue_url,
-                },
+                environment=environment(
+                    CheckEnvironment,
+                    self,
+                    state_table=state.state.table_name,
+                    idempotency_table=state.idempotency.table_name,
+                ),
             ),
             config=config,
             shipped=shipped,
@@ -169,9 +172,8 @@ class Checks(Construct):
         )
         if config.aws.vpc is not None:
             self._place_in_vpc(config.aws.vpc.subnet_ids, config.aws.vpc.security_group_ids)
-        state.state.grant_read_write_data(self.function)
-        state.idempotency.grant_read_write_data(self.function)
-        notifications.dead_letter_queue.grant_send_messages(self.function)
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
+        state.idempotency.grant(self.function, *IDEMPOTENCY_ACTIONS)
         grant_secrets(self.function, [s.connection.password_secret or "" for s in config.sources])
 
         self.state_machine = sfn.StateMachine(
@@ -191,13 +193,6 @@ class Checks(Construct):
                 include_execution_data=False,
             ),
         )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sns:Publish"],
-                resources=[notifications.topic.topic_arn, *external_topic_arns(config)],
-            )
-        )
-        notifications.key.grant(self.state_machine, "kms:Decrypt", "kms:GenerateDataKey*")
         self._acknowledge_state_machine_findings(notifications.function)
 
         self.schedule_dead_letter_queue = dead_letter_queue(self, "ScheduleDeadLetterQueue")
@@ -212,22 +207,38 @@ class Checks(Construct):
         cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             subnet_ids=subnet_ids, security_group_ids=security_group_ids
         )
-        assert self.function.role is not None
-        self.function.role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+        # What AWSLambdaVPCAccessExecutionRole grants for the ENIs, without its logs:* on every group.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
         )
+        assert self.function.role is not None
         acknowledge(
-            self.function,
-            "AwsSolutions-IAM4",
-            "AWSLambdaVPCAccessExecutionRole is what Lambda needs "
-            "to manage the function's ENIs in the configured subnets.",
-            [f"{AWS_MANAGED_POLICY}/AWSLambdaVPCAccessExecutionRole"],
+            self.function.role,
+            "AwsSolutions-IAM5",
+            "Lambda manages the function's ENIs with these EC2 actions; the Describe actions take no "
+            "resource, and the ENIs do not exist before Lambda creates them (the set of "
+            "AWSLambdaVPCAccessExecutionRole, without its logs on every log group).",
+            ["Resource::*"],
         )
 
     def _definition(
         self, config: Config, notifications: Notifications, check: lambda_.IFunction
     ) -> sfn.IChainable:
-        """plan -> Map sources -> check (Catch: record_failure) -> Map notifications -> record_deliveries."""
+        """plan -> Map sources -> check (Catch: record_failure) -> Map notifications -> record_deliveries.
+
+        State carries notification ids, never bodies: the notify function reads each body from the
+        store when it claims the delivery, so a run with hundreds of alerts stays far below the
+        256 KB state limit (States.DataLimitExceeded, which no Catch can catch)."""
         plan = self._invoke(
             "Plan",
             check,
@@ -253,6 +264,15 @@ class Checks(Construct):
             {"action": "record_failure", **source, "error": sfn.JsonPath.object_at("$.error")},
             retry_errors=["StateConflict", *LAMBDA_SERVICE_ERRORS],
         )
+        # The execution holding the check records its outcome and delivers its notifications.
+        elsewhere = sfn.Pass(
+            self,
+            "Checked by another execution",
+            parameters={"source": sfn.JsonPath.string_at("$.source"), "status": "in_progress"},
+        )
+        for task in (run_check, record_failure):
+            task.add_retry(**_retry(IN_PROGRESS, attempts=1, max_delay=10))
+            task.add_catch(elsewhere, errors=IN_PROGRESS, result_path="$.error")
         run_check.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
         record_failure.add_catch(
             self._park(
@@ -306,7 +326,7 @@ class Checks(Construct):
             items_path="$.notifications",
             max_concurrency=NOTIFICATIONS_AT_ONCE,
             result_path="$.deliveries",
-        ).item_processor(self._delivery(config, notifications))
+        ).item_processor(self._delivery(notifications))
         any_delivered = (
             sfn.Choice(self, "Any notifications?")
             .when(sfn.Condition.is_present("$.deliveries[0]"), record_deliveries.next(summarize))
@@ -325,11 +345,11 @@ class Checks(Construct):
         ).item_processor(run_check)
         return plan.next(check_sources)
 
-    def _delivery(self, config: Config, notifications: Notifications) -> sfn.IChainable:
-        """One notification: SNS through the service integration, any other channel through the notify
-        function; each with its own retries; what still fails is parked in the delivery DLQ."""
+    def _delivery(self, notifications: Notifications) -> sfn.IChainable:
+        """One notification, by id: the notify function claims it in the delivery ledger, reads its
+        body from the store, sends it once and marks it (or skips it: delivered, or being sent by a
+        duplicate execution); retried on retryable errors; what still fails is parked in the DLQ."""
         result = {"id": sfn.JsonPath.string_at("$.id"), "channel": sfn.JsonPath.string_at("$.channel")}
-        delivered = sfn.Pass(self, "Delivered", parameters={**result, "status": "delivered"})
         dead_lettered = sfn.Pass(
             self,
             "Dead-lettered",
@@ -338,60 +358,17 @@ class Checks(Construct):
         park = self._park(
             notifications,
             "Park undelivered notification",
-            {
-                "kind": "delivery",
-                **result,
-                "type": sfn.JsonPath.string_at("$.type"),
-                "notification": sfn.JsonPath.object_at("$.notification"),
-                "error": sfn.JsonPath.object_at("$.error"),
-            },
+            {"kind": "delivery", **result, "error": sfn.JsonPath.object_at("$.error")},
         ).next(dead_lettered)
-
-        # The optimized sns:publish integration, its request named field by field from the check's
-        # prepared `sns` dict (a task without Parameters must not be relied on to forward its input).
-        # FIFO topics need optional group/dedup ids, so the check routes them to the notify function.
-        publish = sfn.CustomState(
-            self,
-            "Publish to SNS",
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Stack.of(self).partition}:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn.$": "$.sns.TopicArn",
-                    "Subject.$": "$.sns.Subject",
-                    "Message.$": "$.sns.Message",
-                    "MessageAttributes.$": "$.sns.MessageAttributes",
-                },
-                "ResultPath": sfn.JsonPath.DISCARD,
-            },
-        )
-        publish.add_retry(
-            errors=["States.TaskFailed"],
-            interval=Duration.seconds(1),
-            backoff_rate=2,
-            max_attempts=3,
-            max_delay=Duration.seconds(10),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
         notify = self._invoke(
             "Deliver with notify function",
             notifications.function,
-            {
-                "channel": sfn.JsonPath.string_at("$.channel"),
-                "notification": sfn.JsonPath.object_at("$.notification"),
-            },
+            result,
             retry_errors=LAMBDA_SERVICE_ERRORS,
-            result_path=sfn.JsonPath.DISCARD,
         )
         notify.add_retry(**_retry(RETRYABLE_DELIVERY_ERRORS, attempts=5, max_delay=60))
-        for task in (publish, notify):
-            task.add_catch(park, errors=["States.ALL"], result_path="$.error")
-            task.next(delivered)
-        return (
-            sfn.Choice(self, "Channel type")
-            .when(sfn.Condition.string_equals("$.type", "sns"), publish)
-            .otherwise(notify)
-        )
+        notify.add_catch(park, errors=["States.ALL"], result_path="$.error")
+        return notify
 
     def _park(self, notifications: Notifications, name: str, body: dict[str, Any]) -> tasks.SqsSendMessage:
         """Send what could not be done to the delivery DLQ (an operator inspects and redrives it)."""
@@ -446,18 +423,28 @@ class Checks(Construct):
             "Lambda tasks may invoke any version of the two DriftGuard functions, nothing else.",
             [f"Resource::{nag_arn(fn)}:*" for fn in (self.function, notify)],
         )
-        acknowledge(
-            sm,
-            "AwsSolutions-IAM5",
-            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
-            "on the topic key (SNS documentation); limited to that key.",
-            ["Action::kms:GenerateDataKey*"],
-        )
 
     def _schedule(self, groups: list[ScheduleGroup]) -> None:
         """One EventBridge Scheduler schedule per (cadence, shard), each starting the state machine."""
-        group = scheduler.ScheduleGroup(self, "ScheduleGroup")
-        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        # Deleted with the stack (schedules are configuration, not data): a retained group with its
+        # generated name would make the next deploy of the same stack fail on "already exists".
+        group = scheduler.ScheduleGroup(self, "ScheduleGroup", removal_policy=RemovalPolicy.DESTROY)
+        self.schedule_group = group
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": group.schedule_group_arn,
+                    }
+                },
+            ),
+        )
         for g in groups:
             scheduler.Schedule(
                 self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from aws_cdk import Acknowledgment, ArnFormat, CfnElement, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -14,8 +15,11 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct, IConstruct
 from driftguard.config import Config, compile_config
+from driftguard.contracts import METRIC_NAMESPACE, FunctionEnvironment
 from driftguard.errors import ConfigError
 from infra.constructs.assets import CONFIG_FILE_NAME, REPO, function_code
+
+E = TypeVar("E", bound=FunctionEnvironment)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -93,10 +97,6 @@ def nag_arn(resource: IConstruct) -> str:
     return f"<{stack.resolve(stack.get_logical_id(cfn))}.Arn>"
 
 
-AWS_MANAGED_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role"
-"""How cdk-nag renders an AWS-managed service-role policy in an AwsSolutions-IAM4 finding."""
-
-
 @dataclass(frozen=True)
 class FunctionSpec:
     """What differs between DriftGuard's functions; everything else is the same by construction."""
@@ -105,7 +105,7 @@ class FunctionSpec:
     description: str
     memory_mb: int
     timeout: Duration
-    environment: dict[str, str]
+    environment: FunctionEnvironment  # the contract the function's handler reads back
     reserved_concurrency: int | None = None
 
 
@@ -131,7 +131,20 @@ def python_function(
     shipped: ShippedConfig,
     layer: lambda_.ILayerVersion,
 ) -> lambda_.Function:
-    """A DriftGuard function: Python 3.13 on arm64, the shared layer, X-Ray, its own log group."""
+    """A DriftGuard function: Python 3.13 on arm64, the shared layer, X-Ray, its own log group, and
+    its own role, which may write to that log group only (AWSLambdaBasicExecutionRole allows any)."""
+    logs_group = log_group(scope, f"{construct_id}Logs", config)
+    role = iam.Role(
+        scope,
+        f"{construct_id}ServiceRole",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"{spec.description} (execution role)",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[logs_group.log_group_arn]
+        )
+    )
     function = lambda_.Function(
         scope,
         construct_id,
@@ -145,26 +158,12 @@ def python_function(
         timeout=spec.timeout,
         reserved_concurrent_executions=spec.reserved_concurrency,
         tracing=lambda_.Tracing.ACTIVE,
-        log_group=log_group(scope, f"{construct_id}Logs", config),
-        environment={
-            "DRIFTGUARD_CONFIG": CONFIG_FILE_NAME,
-            "POWERTOOLS_SERVICE_NAME": "driftguard",
-            "POWERTOOLS_METRICS_NAMESPACE": "DriftGuard",
-            "LOG_LEVEL": "INFO",
-            # DriftGuard uses no pydantic plugin: skip the entry-point scan at the first model build,
-            # which every cold start pays (about 10 ms)
-            "PYDANTIC_DISABLE_PLUGINS": "__all__",
-            **spec.environment,
-        },
+        log_group=logs_group,
+        role=role,
+        environment=spec.environment.variables(),
     )
     acknowledge(
-        function,
-        "AwsSolutions-IAM4",
-        "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs; AWS maintains it.",
-        [f"{AWS_MANAGED_POLICY}/AWSLambdaBasicExecutionRole"],
-    )
-    acknowledge(
-        function,
+        role,
         "AwsSolutions-IAM5",
         "X-Ray PutTraceSegments/PutTelemetryRecords do not support "
         "resource-level permissions (CDK's Tracing.ACTIVE grant).",
@@ -179,9 +178,26 @@ def python_function(
     return function
 
 
+def environment(model: type[E], scope: Construct, **fields: str | None) -> E:
+    """A function's environment: the contract's model with what every function shares filled in (the
+    metrics' `service` dimension is the stack's name, so two stacks never share a metric)."""
+    return model.model_validate(
+        {
+            "config_file": CONFIG_FILE_NAME,
+            "service": Stack.of(scope).stack_name,
+            "metrics_namespace": METRIC_NAMESPACE,
+            **fields,
+        }
+    )
+
+
 EXACT_SECRET_LIMIT = 40
 """Up to this many secrets a role names each one; beyond, IAM's 10,240-character limit on a role's
 inline policies forces a pattern per secret path (see `grant_secrets`)."""
+
+
+MIN_SECRET_PATH_DEPTH = 2
+"""A secret path granted as a whole (`a/b/*`) has at least this many segments."""
 
 
 def grant_secrets(function: lambda_.IFunction, refs: list[str]) -> None:
@@ -189,7 +205,8 @@ def grant_secrets(function: lambda_.IFunction, refs: list[str]) -> None:
 
     A name becomes `arn:...:secret:NAME-??????` (Secrets Manager appends 6 random characters).
     With more than EXACT_SECRET_LIMIT distinct secrets, names are granted by their path
-    (`driftguard/sources/*`): keep many secrets under a path that holds nothing else.
+    (`driftguard/sources/*`): keep many secrets under a path that holds nothing else. A path must
+    have at least MIN_SECRET_PATH_DEPTH segments: `prod/*` would grant every production secret.
     """
     unique = sorted(set(refs) - {""})
     if not unique:
@@ -201,8 +218,9 @@ def grant_secrets(function: lambda_.IFunction, refs: list[str]) -> None:
         paths = sorted({_secret_path(ref) for ref in unique})
         resources = [_secret_arn(stack, f"{path}*") for path in paths]
         rendered = "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:"
+        assert function.role is not None  # DriftGuard's functions have their own role (python_function)
         acknowledge(
-            function,
+            function.role,
             "AwsSolutions-IAM5",
             f"{len(unique)} secrets exceed what one role policy can "
             "list; access is limited to the secret paths the config names.",
@@ -229,4 +247,11 @@ def _secret_path(ref: str) -> str:
             f"secret {ref!r}: with more than {EXACT_SECRET_LIMIT} secrets, each must live under a path "
             "(e.g. 'driftguard/sources/NAME') so the stack can grant the path instead of every secret"
         )
-    return name.rsplit("/", 1)[0] + "/"
+    path = name.rsplit("/", 1)[0]
+    if len(path.split("/")) < MIN_SECRET_PATH_DEPTH:
+        raise ConfigError(
+            f"secret {ref!r}: with more than {EXACT_SECRET_LIMIT} secrets the stack grants their path, "
+            f"and {path + '/*'!r} is too broad to be one team's; move the secrets under a path of at least "
+            f"{MIN_SECRET_PATH_DEPTH} segments (e.g. 'driftguard/sources/NAME')"
+        )
+    return path + "/"

@@ -1,24 +1,28 @@
 """Where alerts go: the alerts topic and its subscriptions, SES, the notify function, the delivery DLQ.
 
 * One customer-managed KMS key encrypts the alerts topic and the ops topic (monitoring); its key
-  policy lets CloudWatch alarms publish to the ops topic.
+  policy lets CloudWatch alarms of this account and region (aws:SourceAccount, aws:SourceArn)
+  publish to the ops topic.
 * The alerts topic enforces TLS and carries every `SnsChannel.subscriptions` entry (email, sqs,
   https, lambda). `filter_severity` becomes a filter policy on the `severity` message attribute,
   which the check function sets on every SNS message it prepares. A `lambda` endpoint in this
   account gets permission for the topic to invoke it; an `sqs` endpoint's queue policy must allow
   `sns.amazonaws.com` from this topic (the stack cannot edit a queue it does not own).
 * SES (only when an `ses` channel is configured): the email identity `aws.ses_identity` (a domain,
-  or an address when it contains '@') and a configuration set; the notify function may send only
-  from that identity through that set (env DRIFTGUARD_SES_CONFIGURATION_SET, unless the channel
-  names its own `configuration_set`).
+  or an address when it contains '@'; not created when `aws.ses_create_identity` is false, because
+  an identity is account-wide and another stack or a person may have verified it) and a
+  configuration set that suppresses bounces and complaints and publishes failures as metrics of
+  its own. The notify function sends through that set (NotifyEnvironment.ses_configuration_set,
+  unless the channel names its own `configuration_set`) and only from that identity.
 * The notify function reads only the channel secrets (`webhook_url_secret`, `token_secret`,
-  `secret_secret`) and the state table (read-only: it looks up whether a notification was
-  already delivered).
+  `secret_secret`) and the state table (read-only: it looks up whether a notification was already delivered).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from typing import Any
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,17 +31,35 @@ from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from driftguard.config import Config, SesChannel, SlackChannel, SnsChannel, WebhookChannel
+from driftguard.contracts import NotifyEnvironment
 from driftguard.errors import ConfigError
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
+    acknowledge,
     dead_letter_queue,
+    environment,
     grant_secrets,
     python_function,
 )
-from infra.constructs.state import StateTables
+from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 NOTIFY_TIMEOUT = Duration.seconds(30)
+SES_DIMENSION = "ses:configuration-set"
+"""SES's auto-tag: every message sent through a configuration set carries its name."""
+SES_FAILURE_EVENTS = ("BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE")
+"""SES event types that mean an alert e-mail did not reach its reader (also the metric names, in
+CamelCase: Bounce, Complaint, Reject, RenderingFailure)."""
+
+
+def alarms_of_this_account(scope: Construct) -> dict[str, Any]:
+    """The conditions on `cloudwatch.amazonaws.com`: only this account's alarms in this region
+    (the confused-deputy guard CloudWatch documents for SNS topic and KMS key policies)."""
+    stack = Stack.of(scope)
+    alarms = stack.format_arn(
+        service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    return {"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": alarms}}
 
 
 class Notifications(Construct):
@@ -52,24 +74,31 @@ class Notifications(Construct):
         state: StateTables,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="DriftGuard SNS topics")
+        # Deleted with the stack (after KMS's shortest waiting period): it encrypts messages in
+        # flight, no data at rest outlives the topics.
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            enable_key_rotation=True,
+            description="DriftGuard SNS topics",
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=alarms_of_this_account(self),
             )
         )
         self.topic = sns.Topic(self, "AlertsTopic", master_key=self.key, enforce_ssl=True)
         self._subscribe(config)
         self.dead_letter_queue = dead_letter_queue(self, "DeliveryDeadLetterQueue")
 
-        environment = {"DRIFTGUARD_STATE_TABLE": state.state.table_name}
         ses_channels = [c for c in config.channels if isinstance(c, SesChannel)]
-        configuration_set = self._ses(config) if ses_channels else None
-        if configuration_set is not None:
-            environment["DRIFTGUARD_SES_CONFIGURATION_SET"] = configuration_set.configuration_set_name
+        self.configuration_set = self._ses(config) if ses_channels else None
         self.function = python_function(
             self,
             "NotifyFunction",
@@ -78,16 +107,42 @@ class Notifications(Construct):
                 description="DriftGuard: deliver one notification to one channel",
                 memory_mb=256,
                 timeout=NOTIFY_TIMEOUT,
-                environment=environment,
+                environment=environment(
+                    NotifyEnvironment,
+                    self,
+                    state_table=state.state.table_name,
+                    alerts_topic_arn=self.topic.topic_arn,
+                    ses_configuration_set=self.configuration_set.configuration_set_name
+                    if self.configuration_set
+                    else None,
+                ),
             ),
             config=config,
             shipped=shipped,
             layer=layer,
         )
-        state.state.grant_read_data(self.function)
+        # The delivery ledger claims each notification before sending it and marks it after.
+        state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
+        self._grant_publish(config)
         grant_secrets(self.function, channel_secrets(config))
-        if configuration_set is not None:
-            self._grant_send_email(config, configuration_set)
+        if self.configuration_set is not None:
+            self._grant_send_email(config, self.configuration_set)
+
+    def _grant_publish(self, config: Config) -> None:
+        """SNS channels are published by the notify function: the alerts topic (and its key) and
+        any topic a channel names."""
+        self.topic.grant_publish(self.function)
+        assert self.function.role is not None
+        acknowledge(
+            self.function.role,
+            "AwsSolutions-IAM5",
+            "Publishing to a KMS-encrypted topic needs kms:GenerateDataKey* "
+            "on the topic key (SNS documentation); limited to that key.",
+            ["Action::kms:GenerateDataKey*"],
+        )
+        external = external_topic_arns(config)
+        if external:
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=external))
 
     def _subscribe(self, config: Config) -> None:
         for channel in config.channels:
@@ -128,14 +183,33 @@ class Notifications(Construct):
                 "aws.ses_identity is missing: an 'ses' channel is configured, so the stack must verify a "
                 "sender identity. Set aws.ses_identity to your domain (e.g. example.com) or sender address"
             )
-        ses.EmailIdentity(
-            self,
-            "SesIdentity",
-            identity=ses.Identity.email(identity) if "@" in identity else ses.Identity.domain(identity),
-        )
-        return ses.ConfigurationSet(
+        if config.aws.ses_create_identity:
+            # An identity is account-wide: a second stack (or a redeploy after the identity was verified
+            # by hand) sets aws.ses_create_identity: false and only sends from it.
+            ses.EmailIdentity(
+                self,
+                "SesIdentity",
+                identity=ses.Identity.email(identity) if "@" in identity else ses.Identity.domain(identity),
+            )
+        configuration_set = ses.ConfigurationSet(
             self, "SesConfigurationSet", suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS
         )
+        # Bounces, complaints, rejects and rendering failures as CloudWatch metrics of this
+        # configuration set only (monitoring alarms on them).
+        configuration_set.add_event_destination(
+            "SesMetrics",
+            destination=ses.EventDestination.cloud_watch_dimensions(
+                [
+                    ses.CloudWatchDimension(
+                        name=SES_DIMENSION,
+                        source=ses.CloudWatchDimensionSource.MESSAGE_TAG,
+                        default_value="driftguard",
+                    )
+                ]
+            ),
+            events=[getattr(ses.EmailSendingEvent, e) for e in SES_FAILURE_EVENTS],
+        )
+        return configuration_set
 
     def _grant_send_email(self, config: Config, configuration_set: ses.ConfigurationSet) -> None:
         stack = Stack.of(self)

@@ -7,9 +7,10 @@ Credentials are never written in the file: only references (`password_env`, `pas
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -42,7 +45,8 @@ _DURATION_RE = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-_ISO_DURATION_RE = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# pydantic writes a timedelta as e.g. 'P1Y35D' (a year = 365 days) or 'PT15M'.
+_ISO_DURATION_RE = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -53,14 +57,14 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '15m', '2h' or '1d', not a boolean")
     if isinstance(value, int | float):
-        if value <= 0:
+        if not value > 0:  # also NaN
             raise ValueError("a duration must be positive")
-        return timedelta(seconds=value)
+        return _bounded(value)
     if isinstance(value, str) and (iso := _ISO_DURATION_RE.match(value)) and value != "P":
-        days, hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
-        total = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        if total > timedelta(0):
-            return total
+        years, days, hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
+        total = (years * 365 + days) * 86400 + hours * 3600 + minutes * 60 + seconds
+        if total > 0:
+            return _bounded(total)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
@@ -69,11 +73,53 @@ def parse_duration(value: Any) -> timedelta:
             unit_key = "m" if unit.startswith("min") or unit == "m" else unit[0]
             if amount <= 0:
                 raise ValueError("a duration must be positive")
-            return timedelta(seconds=amount * _UNIT_SECONDS[unit_key])
+            return _bounded(amount * _UNIT_SECONDS[unit_key])
     raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '15m', '2h', '1d' or '1w'")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _any_case(pattern: str) -> str:
+    """`pattern` matching letters in either case, for JSON Schema (whose patterns take no flags)."""
+    out, escaped = [], False
+    for ch in pattern:
+        if escaped or not ch.isalpha():
+            out.append(ch)
+        else:
+            out.append(f"[{ch.lower()}{ch.upper()}]")
+        escaped = ch == "\\" and not escaped
+    return "".join(out)
+
+
+# The schema says what `parse_duration` takes, as users write it: '4h', '15 minutes', seconds, or
+# ISO 8601 ('PT4H'), so an editor and `jsonschema` accept and refuse what the loader does.
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": _any_case(_DURATION_RE.pattern)},
+        {"type": "string", "pattern": _ISO_DURATION_RE.pattern},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+    "description": "a duration: '30s', '15m', '2h', '1d', '1w', a number of seconds, or ISO 8601",
+}
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
+MAX_DURATION = timedelta(days=3660)  # ten years: no setting of DriftGuard means anything longer
+
+
+def _bounded(seconds: float) -> timedelta:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"a duration must be at most {MAX_DURATION.days} days; write e.g. '30s', '2h' or '7d'"
+        )
+    return timedelta(seconds=seconds)
+
+
+MAX_STATEMENT_TIMEOUT = timedelta(hours=6)
+StatementTimeout = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(_DURATION_SCHEMA),
+    Field(le=MAX_STATEMENT_TIMEOUT, description="how long one statement may run before it is cancelled"),
+]
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
@@ -139,6 +185,14 @@ class Schedule(Strict):
                 f"cron {v!r} restricts both day-of-month and day-of-week; EventBridge Scheduler "
                 "cannot express that: restrict only one of them"
             )
+        try:  # croniter searches a bounded span of years and gives up on a date that never comes
+            start = datetime(2024, 1, 1)
+            croniter(v, start).get_next(datetime)
+            croniter(v, start).get_prev(datetime)
+        except Exception:  # CroniterBadDateError and its kin: the expression names no real date
+            raise ValueError(
+                f"cron {v!r} never fires (no such date, e.g. 31 February); check day-of-month and month"
+            ) from None
         return v
 
     @model_validator(mode="after")
@@ -220,6 +274,25 @@ class Schedule(Strict):
 # --------------------------------------------------------------------------- detection settings
 
 
+def _known_calendar(v: str) -> str:
+    from driftguard.detect.calendar import check_calendar  # the holidays library loads only when used
+
+    check_calendar(v)
+    return v.upper()  # as explanations name it: 'US holidays', 'DE-BY holidays'
+
+
+def _known_timezone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'America/New_York'") from None
+    return v
+
+
+CalendarName = Annotated[str, AfterValidator(_known_calendar)]
+TimezoneName = Annotated[str, AfterValidator(_known_timezone)]
+
+
 class DetectionSettings(Strict):
     """How a learned baseline judges a series. Every field has a sensible default."""
 
@@ -241,6 +314,17 @@ class DetectionSettings(Strict):
     level_shift_confirm_runs: int = Field(
         default=6, ge=1, description="a shift that persists this many runs becomes the new normal"
     )
+    calendar: CalendarName | None = Field(
+        default=None,
+        description="public holidays of this country, as the `holidays` library names it ('US', 'GB', "
+        "'DE-BY' for a subdivision): kept out of training and judged against their own kind of day",
+    )
+    special_days: tuple[date, ...] = Field(
+        default=(), description="more dates treated like holidays (sales, closures), as YYYY-MM-DD"
+    )
+    calendar_timezone: TimezoneName = Field(
+        default="UTC", description="the time zone in which holidays are dates"
+    )
 
 
 class DetectionOverrides(Strict):
@@ -254,6 +338,9 @@ class DetectionOverrides(Strict):
     min_points: int | None = Field(default=None, ge=3)
     seasonality: Literal["auto", "none", "daily", "weekly"] | None = None
     level_shift_confirm_runs: int | None = Field(default=None, ge=1)
+    calendar: CalendarName | None = None
+    special_days: tuple[date, ...] | None = None
+    calendar_timezone: TimezoneName | None = None
 
     def apply(self, base: DetectionSettings) -> DetectionSettings:
         return base.model_copy(update=self.model_dump(exclude_none=True))
@@ -329,11 +416,18 @@ def _true_means_defaults(v: Any) -> Any:
     return {} if v is True else (None if v is False else v)
 
 
+def _true_allowed(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a check that `true` switches on with its defaults (`schema: true`)."""
+    schema.setdefault("anyOf", []).append({"type": "boolean"})
+
+
 class TableChecks(Strict):
     freshness: FreshnessCheck | None = None
-    volume: Annotated[VolumeCheck | None, BeforeValidator(_true_means_defaults)] = None
+    volume: Annotated[VolumeCheck | None, BeforeValidator(_true_means_defaults)] = Field(
+        default=None, json_schema_extra=_true_allowed
+    )
     schema_: Annotated[SchemaCheck | None, BeforeValidator(_true_means_defaults)] = Field(
-        default=None, alias="schema"
+        default=None, alias="schema", json_schema_extra=_true_allowed
     )
     columns: list[ColumnCheck] = Field(default_factory=list)
 
@@ -371,6 +465,12 @@ class SqlCheck(Strict):
     )
     description: str = ""
     severity: Severity = Severity.WARNING
+    max_rows: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="rows read at most (the server is asked for no more); a longer result is truncated",
+    )
 
 
 class SqlMetric(Strict):
@@ -390,30 +490,58 @@ class SqlMetric(Strict):
     )
     severity: Severity = Severity.WARNING
     detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
+    max_rows: int = Field(
+        default=10_000,  # a first run's 8 weeks of hourly values (per segment) fit
+        ge=1,
+        le=100_000,
+        description="rows read at most (the server is asked for no more); a longer result is an error: "
+        "aggregate it or bound its ts range",
+    )
 
 
 # --------------------------------------------------------------------------- sources
 
 
-_FORBIDDEN_SECRET_KEYS = {"password", "passwd", "pwd", "secret", "token", "api_key", "url_with_password"}
-_URL_WITH_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]+:[^/@\s]+@", re.IGNORECASE)
+_FORBIDDEN_SECRET_KEYS = {
+    "password", "passwd", "pwd", "pass", "secret", "token", "api_key", "apikey", "access_key",
+    "secret_key", "private_key", "sslpassword", "url_with_password", "credentials",
+}  # fmt: skip
+# A URL with user:password@, or a bare "user:password@host" as some tools accept for a host.
+_INLINE_CREDENTIALS = re.compile(r"(?:^|//)[^/@\s:]+:[^/@\s]*@")
+_SECRET_QUERY = re.compile(
+    r"[?&](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|key|sig|signature)=[^&\s]+",
+    re.IGNORECASE,
+)
 
 
-def _reject_inline_secrets(data: Any, where: str) -> Any:
-    if isinstance(data, dict):
-        for key in data:
-            if str(key).lower() in _FORBIDDEN_SECRET_KEYS:
-                raise ValueError(
-                    f"'{key}' must not be written in the config file: keep credentials out of it. "
-                    f"Use {where}_env: NAME (an environment variable, locally) or {where}_secret: "
-                    "NAME_OR_ARN (a Secrets Manager secret, in AWS)"
-                )
-        for key, value in data.items():
-            if isinstance(value, str) and _URL_WITH_CREDENTIALS.match(value):
-                raise ValueError(
-                    f"'{key}' holds a URL with a user and password in it; remove the credentials and "
-                    f"reference them with {where}_env or {where}_secret instead"
-                )
+def credential_in_text(value: str) -> str | None:
+    """What credential `value` carries in plain sight (user:password@, a secret query parameter)."""
+    if _INLINE_CREDENTIALS.search(value):
+        return "a user and password (user:password@)"
+    if _SECRET_QUERY.search(value):
+        return "a secret query parameter"
+    return None
+
+
+def _reject_inline_secrets(data: Any, where: str, path: str = "") -> Any:
+    """Refuse credentials written anywhere in a mapping (nested ones such as `options` too)."""
+    if not isinstance(data, dict):
+        return data
+    for key, value in data.items():
+        name = f"{path}{key}"
+        if str(key).lower() in _FORBIDDEN_SECRET_KEYS:
+            raise ValueError(
+                f"'{name}' must not be written in the config file: keep credentials out of it. "
+                f"Use {where}_env: NAME (an environment variable, locally) or {where}_secret: "
+                "NAME_OR_ARN (a Secrets Manager secret, in AWS)"
+            )
+        if isinstance(value, str) and (found := credential_in_text(value)):
+            raise ValueError(
+                f"'{name}' holds {found}; remove the credentials from the file and reference them with "
+                f"{where}_env or {where}_secret instead"
+            )
+        if isinstance(value, dict):
+            _reject_inline_secrets(value, where, f"{name}.")
     return data
 
 
@@ -430,6 +558,12 @@ class Connection(Strict):
     )
     path: str | None = Field(default=None, description="SQLite or DuckDB database file")
     connect_timeout: Duration = timedelta(seconds=10)
+    max_connections: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="connections held at most to this database server, shared by every source on it",
+    )
     options: dict[str, str] = Field(
         default_factory=dict, description="extra driver options, e.g. ssl: 'true'"
     )
@@ -442,6 +576,12 @@ class Connection(Strict):
 
 SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb"]
 FILE_KINDS = ("sqlite", "duckdb")  # sources that are a database file: connection.path
+_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb"]] = {
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+}
 
 
 class Source(Strict):
@@ -452,7 +592,7 @@ class Source(Strict):
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
     description: str = ""
-    statement_timeout: Duration | None = None  # default: config.defaults.statement_timeout
+    statement_timeout: StatementTimeout | None = None  # default: config.defaults.statement_timeout
     max_concurrency: int = Field(
         default=2, ge=1, le=100, description="concurrent checks against this database"
     )
@@ -474,6 +614,8 @@ class Source(Strict):
                 )
         else:
             missing = [k for k in ("host", "database") if not getattr(c, k)]
+            if not c.user and not c.password_secret:  # only a JSON secret can supply the user name
+                missing.append("user")
             if missing:
                 raise ValueError(f"a {self.kind} source needs connection.{' and connection.'.join(missing)}")
             if c.path:
@@ -491,7 +633,22 @@ class Source(Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"sql check/metric name(s) {', '.join(dup)} used twice in source {self.name!r}")
+        self._sql_is_one_read_only_query()
         return self
+
+    def _sql_is_one_read_only_query(self) -> None:
+        """The check a run makes before sending custom SQL, made at validate time already."""
+        from driftguard.collect.readonly_sql import read_only_statement
+        from driftguard.errors import CheckDefinitionError
+
+        dialect = _SQL_DIALECTS[self.kind]
+        queries = [(f"sql_checks[{i}] ({c.name})", c.sql) for i, c in enumerate(self.sql_checks)]
+        queries += [(f"sql_metrics[{i}] ({m.name})", m.sql) for i, m in enumerate(self.sql_metrics)]
+        for where, sql in queries:
+            try:
+                read_only_statement(sql, dialect, where=where)
+            except CheckDefinitionError as e:
+                raise ValueError(str(e)) from None
 
     @property
     def default_port(self) -> int | None:
@@ -524,6 +681,17 @@ class SnsSubscription(Strict):
     protocol: Literal["email", "sqs", "https", "lambda"]
     endpoint: str
     filter_severity: list[Severity] | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        if found := credential_in_text(v):
+            raise ValueError(
+                f"the endpoint holds {found}, which the CDK stack would publish in the subscription; "
+                "use an endpoint that authenticates another way (e.g. a signed webhook channel with "
+                "secret_env/secret_secret)"
+            )
+        return v
 
 
 class SnsChannel(_Channel):
@@ -602,11 +770,7 @@ class WebhookChannel(_Channel):
             raise ValueError(
                 "the signing secret must not be written in the file; use secret_env or secret_secret"
             )
-        if (
-            isinstance(data, dict)
-            and isinstance(data.get("url"), str)
-            and _URL_WITH_CREDENTIALS.match(data["url"])
-        ):
+        if isinstance(data, dict) and isinstance(data.get("url"), str) and credential_in_text(data["url"]):
             raise ValueError(
                 "the webhook url holds credentials; remove them and sign with secret_env/secret_secret"
             )
@@ -675,12 +839,17 @@ class Alerting(Strict):
 
 class Defaults(Strict):
     schedule: Schedule = Field(default_factory=lambda: Schedule(rate=timedelta(minutes=15)))
-    statement_timeout: Duration = timedelta(seconds=30)
+    statement_timeout: StatementTimeout = timedelta(seconds=30)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
 
 class LocalState(Strict):
     path: str = ".driftguard/state.db"
+    retention: Duration = Field(
+        default=timedelta(days=400),
+        description="history kept in the local state (runs, snapshots, points, delivered notifications); "
+        "the same default as aws.retention_days",
+    )
 
 
 class VpcSettings(Strict):
@@ -691,7 +860,9 @@ class VpcSettings(Strict):
 class AwsSettings(Strict):
     """Settings the CDK stack and the Lambda runtime read."""
 
-    stack_name: str = "DriftGuard"
+    stack_name: str | None = Field(
+        default=None, description="the CloudFormation stack: one per deployment, required to deploy"
+    )
     retention_days: int = Field(default=400, ge=1, description="TTL of snapshots and history")
     log_retention_days: int = Field(default=90, ge=1)
     alarm_email: str | None = None
@@ -702,6 +873,11 @@ class AwsSettings(Strict):
         default=None, ge=1, le=10000, description="checks at once, all schedules; default map_concurrency"
     )
     ses_identity: str | None = Field(default=None, description="domain or address to verify for SES")
+    ses_create_identity: bool = Field(
+        default=True,
+        description="false when ses_identity is already verified in the account (by another stack or "
+        "by hand): the stack then only grants sending from it",
+    )
 
 
 class Config(Strict):
@@ -740,7 +916,40 @@ class Config(Strict):
                 walk(child, f"{path}.routes[{i}]")
 
         walk(self.route, "route")
+        self._servers_agree()
+        self._retention_covers_training()
         return self
+
+    def _retention_covers_training(self) -> None:
+        """Pruned history must not take away what a baseline learns from."""
+        windows = [self.defaults.detection.training_window]
+        windows += [s.detection.training_window for s in self.sources if s.detection.training_window]
+        longest = max(windows)
+        if self.state.retention < longest:
+            raise ValueError(
+                f"state.retention ({format_duration(self.state.retention)}) is shorter than the training "
+                f"window baselines learn from ({format_duration(longest)}); keep history at least that long"
+            )
+
+    def _servers_agree(self) -> None:
+        """Sources on one database server share one connection pool, opened with one set of
+        connection settings: they must not ask for different ones."""
+        by_server: dict[tuple[object, ...], list[Source]] = {}
+        for s in self.sources:
+            c = s.connection
+            server = (s.kind, (c.host or "").lower(), c.port or s.default_port, c.database, c.user, c.path)
+            by_server.setdefault(server, []).append(s)
+        for group in by_server.values():
+            first = group[0]
+            for other in group[1:]:
+                for key in ("max_connections", "connect_timeout", "options"):
+                    mine, theirs = getattr(first.connection, key), getattr(other.connection, key)
+                    if mine != theirs:
+                        raise ValueError(
+                            f"sources {first.name!r} and {other.name!r} use the same database server but "
+                            f"set connection.{key} differently ({mine!r} and {theirs!r}); they share one "
+                            "connection pool: give them the same value"
+                        )
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -798,10 +1007,55 @@ def _yaml_loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
     return base, StrictLoader
 
 
-def _load_yaml(text: str) -> Any:
+# A config for 10,000 sources is a few hundred thousand YAML nodes; aliases that would expand to
+# more than this are a "billion laughs" document, refused before anything is built from it.
+MAX_YAML_NODES = 2_000_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (as validation would walk
+    it), counted over the distinct nodes only, so a bomb is measured without being expanded."""
     import yaml
 
-    return yaml.load(text, Loader=_yaml_loaders()[1])  # a SafeLoader subclass: no arbitrary objects
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not children_done:
+            if id(node) in entered:  # a node inside itself (a recursive alias): endless when walked
+                return MAX_YAML_NODES + 1
+            entered.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_YAML_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _yaml_loaders()[1](text)  # a SafeLoader subclass: no arbitrary objects
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_size(root) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{root.start_mark.line + 1}: the document expands to more than {MAX_YAML_NODES:,} nodes "
+                "through its aliases (&anchor / *alias); write the repeated parts out or use fewer aliases"
+            )
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def _line_index(text: str) -> dict[tuple[Any, ...], int]:

@@ -12,20 +12,29 @@ Failure semantics (nothing is lost):
 - the run's snapshot, points, states, transitions and notifications are committed atomically,
   and idempotently per (source, scheduled_time): a duplicate run changes nothing;
 - notifications are committed to the outbox before any delivery, so a crash between commit and
-  delivery is repaired by `flush_outbox`; a delivery that finally fails is parked, not dropped.
+  delivery is repaired by `flush_outbox` (the CLI's run, check and redeliver call it first); a
+  delivery that finally fails is parked, not dropped;
+- every delivery goes through the delivery ledger (driftguard.ledger, via
+  notify.delivery.deliver_once): claimed before it is sent and marked after, so overlapping
+  senders (threads, concurrent CLI processes, a run after a crash) send it at most once. A claim of
+  a process that died (kill -9 between claim and mark) is taken over by the next sender on the
+  same host at once, and by any sender when its lease expires.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from driftguard import alerts, detect
+from driftguard import alerts, detect, ledger
 from driftguard.config import ChannelConfig, Config, Source, TableConfig
-from driftguard.errors import DriftGuardError, StateConflict
+from driftguard.errors import DriftGuardError, SourceUnavailable, StateConflict, UnexpectedSourceError
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -55,6 +64,9 @@ from driftguard.secrets import SecretResolver
 from driftguard.store.base import SourceContext, Store
 
 SOURCE_METRIC = "availability"
+# How long a local claim holds before any sender may take it over: longer than a send with all its
+# retries. A claim of a dead process on this host is taken over at once (`claimer_gone`).
+LOCAL_CLAIM_LEASE = timedelta(minutes=15)
 _STATE_CONFLICT_RETRIES = 3
 _RECENT_VALUES = 12
 
@@ -179,6 +191,7 @@ class Engine:
         self.secrets = secrets or SecretResolver()
         self._collector_factory = collector_factory or _default_collector
         self._senders = senders  # None: built lazily from config channels
+        self._claimer = local_claimer()  # who this engine's delivery claims name
         self._clock = clock
         self._raise_retryable = raise_retryable
         self._deliver_inline = deliver_inline  # False in AWS: the state machine delivers the outbox
@@ -212,7 +225,12 @@ class Engine:
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
                 snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
-        except DriftGuardError as error:
+        except Exception as raised:
+            # Whatever stopped the collection (a cut connection at any step, a driver error no
+            # rule classifies) is this source's failed run, never the end of everyone's run.
+            error = (
+                raised if isinstance(raised, DriftGuardError) else UnexpectedSourceError.of(source, raised)
+            )
             if self._raise_retryable and error.retryable:
                 raise
             return self._record_source_error(
@@ -325,6 +343,8 @@ class Engine:
             window = self.config.detection_for(source).training_window
             try:
                 history = collector.backfill(table, since=scheduled_time - window, until=scheduled_time)
+            except SourceUnavailable:
+                raise  # the source itself is gone: its run fails, not only this table's history
             except DriftGuardError:
                 # The table's own check will report the problem with full context; a failed
                 # backfill only means this table learns from scratch.
@@ -450,6 +470,7 @@ class Engine:
             findings=len(findings),
             anomalies=sum(f.status == FindingStatus.ANOMALY for f in findings),
             notifications=len(notifications),
+            results=findings,
         )
 
     def _with_recent_values(
@@ -480,33 +501,68 @@ class Engine:
     def deliver(
         self, notifications: Sequence[Notification], *, retry_parked: bool = False
     ) -> list[DeliveryRecord]:
-        """Deliver committed outbox entries; every outcome is recorded (delivered or parked).
-        A delivered notification is never sent twice; a parked one only with `retry_parked`."""
+        """Deliver committed outbox entries through the ledger; every outcome is recorded (delivered
+        or parked). A delivered notification is never sent twice; a parked one only with
+        `retry_parked`; one another sender holds is left to it (and not in the result)."""
+        from driftguard.notify.delivery import deliver_once
+
         records: list[DeliveryRecord] = []
         for n in notifications:
-            done = self.store.delivery(n.id)
-            if done is not None and (done.status == DeliveryStatus.DELIVERED or not retry_parked):
-                records.append(done)
-                continue
-            try:
-                record = self._sender_for(n.channel)(n)
-            except DriftGuardError as e:  # the channel cannot even be built (missing secret ...)
-                record = DeliveryRecord(
-                    notification_id=n.id,
-                    channel=n.channel,
-                    status=DeliveryStatus.FAILED,
-                    attempts=0,
-                    at=self._clock(),
-                    error=str(e),
-                    notification=n,
-                )
-            self.store.record_delivery(record)
-            records.append(record)
+            request = ledger.ClaimRequest(
+                self._claimer,
+                self._clock(),
+                LOCAL_CLAIM_LEASE,
+                retry_parked=retry_parked,
+                orphaned=claimer_gone,
+            )
+            claim, record = deliver_once(self.store, n.id, self._send, request)
+            if record is None and claim.verdict != ledger.Verdict.IN_FLIGHT:
+                record = claim.record  # delivered or parked before: its outcome stands
+            if record is not None:
+                records.append(record)
         return records
 
+    def _send(self, n: Notification) -> DeliveryRecord:
+        try:
+            return self._sender_for(n.channel)(n)
+        except DriftGuardError as e:  # the channel cannot even be built (missing secret ...)
+            return DeliveryRecord(
+                notification_id=n.id,
+                channel=n.channel,
+                status=DeliveryStatus.FAILED,
+                attempts=0,
+                at=self._clock(),
+                error=str(e),
+                notification=n,
+            )
+
     def flush_outbox(self, source: str | None = None) -> list[DeliveryRecord]:
-        """Deliver anything committed but not yet delivered (e.g. after a crash)."""
+        """Deliver anything committed but not yet delivered: what a crash left between commit and
+        send, or between claim and mark. Entries another live sender holds are left to it."""
         return self.deliver(self.store.pending_notifications(source))
+
+
+def local_claimer() -> str:
+    """A claimer id naming this host and process (`claimer_gone` reads them back), unique per call."""
+    return f"local:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claimer_gone(claimer: str) -> bool:
+    """True for a claim of a local process on this host that no longer runs (it crashed between
+    claim and mark): its claim is taken over at once instead of at lease expiry. Unknown claimers
+    (another host, AWS) are never judged gone: their claims wait for the lease."""
+    kind, _, rest = claimer.partition(":")
+    host, _, rest = rest.partition(":")
+    pid, _, _ = rest.partition(":")
+    if kind != "local" or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, as another user
+        return False
+    return False
 
 
 def build_sender(channel: ChannelConfig, secrets: SecretResolver) -> ChannelSender:

@@ -15,6 +15,7 @@ class ErrorKind(StrEnum):
     PERMISSION = "permission"
     DEFINITION = "definition"  # the check is wrong: missing table/column, bad SQL, wrong type
     SECRET = "secret"
+    STATE = "state"  # the local state file cannot be used (unwritable, corrupt, full disk, gone)
     INTERNAL = "internal"
 
 
@@ -68,6 +69,29 @@ class CheckDefinitionError(DriftGuardError):
     kind = ErrorKind.DEFINITION
 
 
+class StateError(DriftGuardError):
+    """The state store cannot be used: its message names the file, what is wrong and what to do.
+    Nothing of the failed write was kept (each write is one transaction)."""
+
+    kind = ErrorKind.STATE
+
+
+class StateMissing(StateError):
+    """A command that only reads state found none (it never creates one)."""
+
+
+class UnexpectedSourceError(DriftGuardError):
+    """Collecting a source failed in a way no rule classifies (a driver or library error). It is
+    recorded as that source's failed run, like any other failure of the source."""
+
+    kind = ErrorKind.INTERNAL
+
+    @classmethod
+    def of(cls, source: object, error: BaseException) -> UnexpectedSourceError:
+        name = getattr(source, "name", source)
+        return cls(f"source {name}: unexpected {type(error).__name__}: {error}")
+
+
 class StateConflict(DriftGuardError):
     """Another writer changed alert state between read and commit (optimistic locking)."""
 
@@ -82,3 +106,11 @@ class DeliveryError(DriftGuardError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class CheckInProgress(DriftGuardError):
+    """Another execution is checking the same source and scheduled time and did not finish while
+    this one waited: the state machine retries (and then reuses its result); never a failure."""
+
+    kind = ErrorKind.INTERNAL
+    retryable = True

@@ -6,18 +6,28 @@ Check function actions (the event's `action`, default "check"):
                       -> {"sources": [{"source": NAME, "scheduled_time": T}, ...]}
 - check:              {"source": NAME, "scheduled_time": T}
                       -> {"source", "scheduled_time", "status", "duplicate", "findings", "anomalies",
-                          "firing", "duration_ms", "notifications": [{"id", "channel",
-                          "type": "sns"|"lambda", "notification", "sns"?}]}
+                          "firing", "notified", "duration_ms", "notifications": [{"id", "channel"}]}
 - record_failure:     {"action": "record_failure", "source", "scheduled_time", "error": {"Error", "Cause"}}
                       -> same shape as check (the failure goes through the alert lifecycle)
 - record_deliveries:  {"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}
-                      -> {"recorded": N}
+                      -> {"recorded": N}: parks the ones that failed for good
+Notify function: {"id", "channel"} -> {"id", "channel", "status": "delivered" | "skipped"}
 
-Exactly-once notifications: the check commits the outbox before returning; the returned list is
-the run's outbox entries NOT yet delivered, so a duplicate execution (Express is at-least-once)
-returns nothing to send. The flow's final record_deliveries step marks what it delivered or
-dead-lettered. Retryable errors (SourceUnavailable, QueryTimeout, StateConflict) propagate
-with their class name as the Lambda errorType so the state machine's Retry matches them.
+Effectively once, whatever the number, order or overlap of executions:
+- check and record_failure of one (source, scheduled time) run under one Powertools idempotency
+  key: one of them runs, the others reuse its result. An execution that finds another in
+  progress waits for it (`once_per_firing`) and, if it does not finish in time, raises
+  CheckInProgress, which the state machine retries and never records as a failure. The store's
+  commit is idempotent too, behind that.
+- state passes notification ids, never bodies (a 500-alert run stays far below the 256 KB state
+  limit): the notify function reads the body from the store when it claims the delivery.
+- every delivery goes through the delivery ledger (notify.delivery.deliver_once): claimed with a
+  conditional write before it is sent, marked after, so of two executions delivering one
+  notification one sends and the other skips it. The claim's lease is the notify invocation's
+  remaining time plus a margin: a claim of a notify that crashed is taken over by the next check
+  of the source, which lists every outbox entry of the source still waiting.
+Retryable errors (SourceUnavailable, QueryTimeout, StateConflict, CheckInProgress) propagate with
+their class name as the Lambda errorType so the state machine's Retry matches them.
 """
 
 from __future__ import annotations
@@ -25,16 +35,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from driftguard import errors
-from driftguard.config import Config, SnsChannel, load_config
+from driftguard import errors, ledger
+from driftguard.config import Config, load_config
+from driftguard.contracts import CRITICAL_TAG, FunctionEnvironment, NotifyEnvironment
 from driftguard.errors import DeliveryError, DriftGuardError
 from driftguard.model import DeliveryRecord, DeliveryStatus, Notification, utc, utcnow
+from driftguard.notify.base import ChannelAdapter
 from driftguard.secrets import SecretResolver
 from driftguard.store.base import Store
 
@@ -58,10 +71,24 @@ class Runtime:
     config: Config
     store: Store
     secrets: SecretResolver
+    # Channel adapters by name, built on first use and kept by the warm container (their clients too).
+    channels: dict[str, ChannelAdapter] = field(default_factory=dict)
+
+    def channel(self, name: str) -> ChannelAdapter:
+        if name not in self.channels:
+            from driftguard.notify import build_channel
+
+            environment = NotifyEnvironment.from_environ()
+            self.channels[name] = build_channel(
+                self.config.channel(name),
+                secrets=self.secrets,
+                default_topic_arn=environment.alerts_topic_arn,
+                ses_configuration_set=environment.ses_configuration_set,
+            )
+        return self.channels[name]
 
 
-def _config_path() -> Path:
-    name = os.environ.get("DRIFTGUARD_CONFIG", "driftguard.json")
+def _config_path(name: str) -> Path:
     path = Path(name)
     if not path.is_absolute():
         path = Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / path
@@ -71,15 +98,11 @@ def _config_path() -> Path:
 @cache
 def runtime() -> Runtime:
     """Built once per container: config, store and secret resolver are reused by warm invocations."""
-    config = load_config(_config_path())
-    table = os.environ.get("DRIFTGUARD_STATE_TABLE")
-    if not table:
-        raise errors.ConfigError(
-            "DRIFTGUARD_STATE_TABLE is not set: the check function needs its state table"
-        )
+    env = FunctionEnvironment.from_environ()
+    config = load_config(_config_path(env.config_file))
     from driftguard.store.dynamodb import DynamoStore
 
-    store = DynamoStore(table_name=table, retention_days=config.aws.retention_days)
+    store = DynamoStore(table_name=env.state_table, retention_days=config.aws.retention_days)
     return Runtime(config=config, store=store, secrets=SecretResolver())
 
 
@@ -120,51 +143,70 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Run the check; the summary has no notifications (see `undelivered`)."""
-    outcome = _engine(rt).check(
-        str(_required(event, "source")), parse_time(_required(event, "scheduled_time"))
-    )
-    return summarize(outcome)
+    """Run the check, or record its failure when the event carries the state machine's caught
+    `error`: one function, so both sit behind one idempotency key (see functions/check). The
+    summary has no notifications (see `undelivered`)."""
+    source = str(_required(event, "source"))
+    at = parse_time(_required(event, "scheduled_time"))
+    if "error" in event:
+        return summarize(_engine(rt).record_failure(source, at, error_from_catch(event["error"])))
+    return summarize(_engine(rt).check(source, at))
 
 
-def record_failure(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    error = error_from_catch(_required(event, "error"))
-    outcome = _engine(rt).record_failure(
-        str(_required(event, "source")), parse_time(_required(event, "scheduled_time")), error
-    )
-    summary = summarize(outcome)
-    return {**summary, "notifications": undelivered(rt, summary)}
+# How often an execution that found the same check in progress in another asks again, and how much
+# of its own time it keeps for answering (and for the state machine to retry it in a new invocation).
+IN_PROGRESS_POLL_SECONDS = 0.25
+IN_PROGRESS_MARGIN_SECONDS = 10.0
+
+
+def once_per_firing(run_once: Callable[[], dict[str, Any]], remaining_ms: int) -> dict[str, Any]:
+    """`run_once` (the idempotent check), waiting while another execution holds it: its result is
+    reused as soon as it is stored, or this one runs the check if the other failed (Powertools
+    then drops its record). Out of time, CheckInProgress: retried by the state machine, never
+    recorded as a failure."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    deadline = time.monotonic() + remaining_ms / 1000 - IN_PROGRESS_MARGIN_SECONDS
+    while True:
+        try:
+            return run_once()
+        except IdempotencyAlreadyInProgressError as e:
+            if time.monotonic() + IN_PROGRESS_POLL_SECONDS > deadline:
+                raise errors.CheckInProgress(
+                    "another execution is checking this source at this scheduled time; "
+                    "its result is reused when it finishes"
+                ) from e
+            time.sleep(IN_PROGRESS_POLL_SECONDS)
 
 
 def record_deliveries(rt: Runtime, event: dict[str, Any], *, metrics: Any | None = None) -> dict[str, Any]:
-    """Mark what the state machine delivered (or dead-lettered) so it is never sent again."""
+    """Park what the state machine could not deliver (retries exhausted, refused), so `redeliver`
+    can replay it. Delivered ones were marked by the notify function itself; a parked record
+    never replaces a delivered one (driftguard.ledger.may_record)."""
     results = _required(event, "results") or []
-    # A parked delivery keeps its notification for replay: read the outbox only when one failed.
-    failed = any(r.get("status") != "delivered" for r in results)
-    pending = {n.id: n for n in rt.store.pending_notifications()} if failed else {}
     recorded = {"delivered": 0, "failed": 0}
     for result in results:
         nid = str(result.get("id", ""))
-        delivered = result.get("status") == "delivered"
-        previous = rt.store.delivery(nid) if nid else None
-        if not nid or (previous is not None and previous.status == DeliveryStatus.DELIVERED):
+        status = result.get("status")
+        if status == "delivered":
+            recorded["delivered"] += 1
+        if not nid or status != "failed":
             continue
         rt.store.record_delivery(
             DeliveryRecord(
                 notification_id=nid,
                 channel=str(result.get("channel", "")),
-                status=DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED,
+                status=DeliveryStatus.FAILED,
                 attempts=int(result.get("attempts", 1)),
                 at=utcnow(),
-                error=None if delivered else _cause_text(result.get("error")),
-                notification=None if delivered else pending.get(nid),
+                error=_cause_text(result.get("error")),
             )
         )
-        recorded["delivered" if delivered else "failed"] += 1
+        recorded["failed"] += 1
     if metrics is not None:
         _add(metrics, "NotificationsSent", recorded["delivered"])
         _add(metrics, "NotificationsFailed", recorded["failed"])
-    return {"recorded": recorded["delivered"] + recorded["failed"], **recorded}
+    return {"recorded": recorded["failed"], **recorded}
 
 
 def _engine(rt: Runtime) -> Any:
@@ -199,22 +241,25 @@ def summarize(outcome: Any) -> dict[str, Any]:
 
 
 def undelivered(rt: Runtime, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run's outbox entries not yet delivered, as state machine dispatch items.
+    """The source's outbox entries not yet delivered, as ids for the state machine to deliver: this
+    run's, and any an earlier execution left (it crashed, or its notify step did); entries another
+    execution is sending are skipped by the ledger when claimed.
 
     A run that put nothing in the outbox has nothing to deliver: the outbox is read only when the
     committed run created notifications (a quiet steady check saves a Query). A summary without the
     count (cached by idempotency from an older version) is read as "unknown"."""
     if summary.get("notified") == 0:
         return []
-    at = parse_time(summary["scheduled_time"])
-    pending = rt.store.pending_notifications(str(summary["source"]))
-    return [dispatch_item(rt, n) for n in pending if n.run_time == at]
+    return [
+        {"id": n.id, "channel": n.channel} for n in rt.store.pending_notifications(str(summary["source"]))
+    ]
 
 
 def emit_check_metrics(metrics: Any, rt: Runtime, summary: dict[str, Any]) -> None:
-    """The documented custom metrics (namespace DriftGuard, dimension service). Sources with
-    `dashboard: true` also get ChecksRun/Anomalies with a `source` dimension: custom metrics
-    cost money, so per-source series exist only where a team asked for them."""
+    """The documented custom metrics (namespace DriftGuard, dimension service = the stack's name),
+    ChecksRun by cadence for the heartbeats; sources with `dashboard: true` also get
+    ChecksRun/Anomalies with a `source` dimension, sources tagged critical CheckFailures: custom
+    metrics cost money, so per-source series exist only where a team asked for them."""
     if summary.get("duplicate"):
         return
     failed = summary["status"] == "failed"
@@ -225,12 +270,25 @@ def emit_check_metrics(metrics: Any, rt: Runtime, summary: dict[str, Any]) -> No
     _add(metrics, "AlertsFiring", summary["firing"])
     _add(metrics, "CheckDurationMs", summary["duration_ms"], unit="Milliseconds")
     source = next((s for s in rt.config.sources if s.name == summary["source"]), None)
-    if source is not None and source.dashboard:
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    if source is None:
+        return
+    from driftguard.schedules import cadence_id
 
-        for name, value in (("ChecksRun", 1), ("Anomalies", summary["anomalies"])):
-            with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=_namespace()) as m:
-                m.add_dimension(name="source", value=source.name)
+    # The per-cadence heartbeat, per-source panels and the alarm of a critical source
+    # (infra/constructs/monitoring.py): one series each, only where the stack watches it.
+    series = [("ChecksRun", 1, "cadence", cadence_id(rt.config.schedule_of(source)))]
+    if source.dashboard:
+        series += [
+            ("ChecksRun", 1, "source", source.name),
+            ("Anomalies", summary["anomalies"], "source", source.name),
+        ]
+    if CRITICAL_TAG in source.tags:
+        series.append(("CheckFailures", 1 if failed else 0, "source", source.name))
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    for name, value, dimension, key in series:
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=_namespace()) as m:
+            m.add_dimension(name=dimension, value=key)
 
 
 def _namespace() -> str:
@@ -241,29 +299,6 @@ def _add(metrics: Any, name: str, value: float, unit: str = "Count") -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
     metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
-
-
-def dispatch_item(rt: Runtime, n: Notification) -> dict[str, Any]:
-    """How the state machine delivers one notification: standard SNS topics through the service
-    integration (no Lambda invocation), every other channel through the notify function. FIFO
-    topics go through the notify function too: their group and dedup ids are optional fields a
-    fixed Parameters block cannot carry."""
-    channel = rt.config.channel(n.channel)
-    topic = ""
-    if isinstance(channel, SnsChannel):
-        topic = channel.topic_arn or os.environ.get("DRIFTGUARD_ALERTS_TOPIC_ARN", "")
-    direct_sns = bool(topic) and not topic.endswith(".fifo")
-    item: dict[str, Any] = {
-        "id": n.id,
-        "channel": n.channel,
-        "type": "sns" if direct_sns else "lambda",
-        "notification": n.model_dump(mode="json"),
-    }
-    if direct_sns:
-        from driftguard.notify.aws import sns_publish_request
-
-        item["sns"] = sns_publish_request(n, topic_arn=topic, idempotency_key=n.id)
-    return item
 
 
 def error_from_catch(error: Any) -> DriftGuardError:
@@ -300,27 +335,48 @@ def _cause_text(cause: Any) -> str | None:
 # ------------------------------------------------------------------------------------ notify function
 
 
-def notify(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Deliver one notification to one channel, once. The state machine owns the retries: one
-    attempt here, a typed error for it to retry or dead-letter."""
-    from driftguard import notify as channels
+# A notify invocation cannot outlive its timeout: its claim holds that long and this much more, then
+# the next check of the source may take it over (the claimer crashed between claim and mark).
+CLAIM_MARGIN = timedelta(seconds=30)
 
-    notification = Notification.model_validate(_required(event, "notification"))
-    channel_name = str(event.get("channel") or notification.channel)
-    done = rt.store.delivery(notification.id)
-    if done is not None and done.status == DeliveryStatus.DELIVERED:
-        return {"id": notification.id, "channel": channel_name, "status": "delivered", "duplicate": True}
-    adapter = channels.build_channel(rt.config.channel(channel_name), secrets=rt.secrets)
+
+def notify(rt: Runtime, event: dict[str, Any], *, claimer: str, remaining_ms: int) -> dict[str, Any]:
+    """Deliver one notification (by id: its body is read from the store) to its channel, at most
+    once across executions: the ledger claims it first; one already delivered or being sent by
+    another invocation is skipped. The state machine owns the retries: one attempt here, a typed
+    error for it to retry (the claim is released first) or dead-letter."""
+    from driftguard.notify.delivery import deliver_once
+
+    nid = str(_required(event, "id"))
     started = time.perf_counter()
-    try:
-        adapter.send(notification, idempotency_key=notification.id)
-    except DeliveryError as e:
-        if e.retryable:
-            raise RetryableDeliveryError(str(e), e.retry_after) from e
-        raise PermanentDeliveryError(str(e)) from e
+
+    def send_one(notification: Notification) -> DeliveryRecord:
+        try:
+            adapter = rt.channel(notification.channel)
+        except DriftGuardError as e:  # cannot even be built (missing secret ...): nothing was sent
+            raise PermanentDeliveryError(str(e)) from e
+        try:
+            adapter.send(notification, idempotency_key=notification.id)
+        except DeliveryError as e:
+            if e.retryable:
+                raise RetryableDeliveryError(str(e), e.retry_after) from e
+            raise PermanentDeliveryError(str(e)) from e
+        return DeliveryRecord(
+            notification_id=notification.id,
+            channel=notification.channel,
+            status=DeliveryStatus.DELIVERED,
+            attempts=1,
+            at=utcnow(),
+        )
+
+    request = ledger.ClaimRequest(claimer, utcnow(), timedelta(milliseconds=remaining_ms) + CLAIM_MARGIN)
+    claim, record = deliver_once(rt.store, nid, send_one, request)
+    channel = str(event.get("channel") or (record.channel if record else ""))
+    if record is None:
+        return {"id": nid, "channel": channel, "status": "skipped", "reason": claim.verdict.value}
     return {
-        "id": notification.id,
-        "channel": channel_name,
+        "id": nid,
+        "channel": channel,
         "status": "delivered",
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }

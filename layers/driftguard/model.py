@@ -105,6 +105,11 @@ class CheckKey(Frozen):
         return self.metric.endswith("_seconds") or "lag" in self.metric
 
     @property
+    def is_rate(self) -> bool:
+        """True for shares in [0, 1] (null_rate, distinct_rate ...), which read best as percentages."""
+        return self.metric.endswith("_rate")
+
+    @property
     def label(self) -> str:
         """Human-readable name: source.table check/metric[column]."""
         where = f"{self.source}.{self.table}" if self.table else self.source
@@ -163,7 +168,8 @@ class SqlCheckResult(Frozen):
     actual: float | str | None = None
     threshold: float | str | None = None
     context: list[dict[str, Any]] = Field(default_factory=list)  # other columns of (up to 20) returned rows
-    rows: int = 0
+    rows: int = 0  # rows read: at most the check's max_rows
+    truncated: bool = False  # the result had more rows than max_rows; they were not read
 
 
 class SqlMetricRow(Frozen):
@@ -481,6 +487,9 @@ class RunRecord(Frozen):
     findings: int = 0
     anomalies: int = 0
     notifications: int = 0
+    # Every check's finding of this run, so `status` and `explain` show the latest value of each
+    # check (alert states are written only when they change) and `explain --at` a past run.
+    results: list[Finding] = Field(default_factory=list)
 
     @field_validator("scheduled_time", "started_at", "finished_at")
     @classmethod

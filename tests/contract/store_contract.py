@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from driftguard.errors import StateConflict
+from driftguard.ledger import Claim, ClaimRequest, Verdict
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -56,7 +57,7 @@ from driftguard.model import (
     Transition,
     stable_hash,
 )
-from driftguard.store.base import Store
+from driftguard.store.base import PendingDelivery, Store
 
 # The same contract methods run once per store class (SQLite, DynamoDB), which hypothesis sees as
 # "differing executors"; and each example reuses the class's store fixture on purpose (every
@@ -237,6 +238,13 @@ def run_commit(
 
 def points_of(key: CheckKey, times: Sequence[datetime], value: float = 1.0) -> list[MetricPoint]:
     return [MetricPoint(key=key, ts=t, value=value + i) for i, t in enumerate(times)]
+
+
+LEASE = timedelta(minutes=5)
+
+
+def claim(claimer: str, *, at: datetime = T0, retry_parked: bool = False) -> ClaimRequest:
+    return ClaimRequest(claimer, at, LEASE, retry_parked=retry_parked)
 
 
 def hours(count: int, start: datetime = T0) -> list[datetime]:
@@ -898,6 +906,94 @@ class StoreContract:
             notes[0].id,
         ]
 
+    # ------------------------------------------------------------------ delivery ledger
+    def test_a_claim_is_granted_once_with_the_body_read_from_the_store(self, store: Store) -> None:
+        note = notification("shop", T0)
+        store.commit_run(run_commit("shop", T0, notifications=[note]))
+
+        first = store.claim_delivery(note.id, claim("a"))
+        second = store.claim_delivery(note.id, claim("b"))
+
+        assert first == Claim(Verdict.SEND, notification=note)
+        assert second.verdict is Verdict.IN_FLIGHT and second.holder == "a" and second.notification is None
+        assert store.claim_delivery(note.id, claim("a")).verdict is Verdict.IN_FLIGHT  # its own, too
+        assert store.claim_delivery("no-such-id", claim("a")).verdict is Verdict.UNKNOWN
+
+    def test_of_simultaneous_claims_exactly_one_wins(self, store: Store) -> None:
+        note = notification("shop", T0)
+        store.commit_run(run_commit("shop", T0, notifications=[note]))
+
+        results = run_in_threads(
+            *[lambda i=i: store.claim_delivery(note.id, claim(f"c{i}")) for i in range(6)]
+        )
+
+        verdicts = sorted(r.verdict.value if isinstance(r, Claim) else repr(r) for r in results)
+        assert verdicts == ["in_flight"] * 5 + ["send"]
+
+    def test_a_delivered_notification_is_never_claimed_again_nor_parked_over(self, store: Store) -> None:
+        note = notification("shop", T0)
+        store.commit_run(run_commit("shop", T0, notifications=[note]))
+        store.claim_delivery(note.id, claim("a"))
+        store.record_delivery(delivered(note))
+
+        later = store.claim_delivery(note.id, claim("b", at=T0 + 10 * HOUR, retry_parked=True))
+        store.record_delivery(failed(note))  # a late failure report of another sender
+
+        assert later == Claim(Verdict.DELIVERED, record=delivered(note))
+        assert store.delivery(note.id) == delivered(note)
+        assert store.failed_deliveries() == [] and store.pending_notifications() == []
+
+    def test_a_claim_is_taken_over_when_its_lease_expires_or_its_holder_is_gone(self, store: Store) -> None:
+        expiring, orphaned = notification("shop", T0), notification("shop", T0, channel="slack")
+        store.commit_run(run_commit("shop", T0, notifications=[expiring, orphaned]))
+        for note in (expiring, orphaned):
+            store.claim_delivery(note.id, claim("crashed"))
+
+        before_expiry = T0 + timedelta(minutes=4)
+        assert store.claim_delivery(expiring.id, claim("b", at=before_expiry)).verdict is Verdict.IN_FLIGHT
+        assert store.claim_delivery(expiring.id, claim("b", at=T0 + timedelta(minutes=6))).granted
+        gone = ClaimRequest("c", before_expiry, LEASE, orphaned=lambda holder: holder == "crashed")
+        assert store.claim_delivery(orphaned.id, gone).granted
+
+    def test_a_released_claim_can_be_claimed_at_once_and_only_its_holder_releases(self, store: Store) -> None:
+        note = notification("shop", T0)
+        store.commit_run(run_commit("shop", T0, notifications=[note]))
+        store.claim_delivery(note.id, claim("a"))
+
+        store.release_delivery(note.id, "someone-else")
+        assert store.claim_delivery(note.id, claim("b")).verdict is Verdict.IN_FLIGHT
+        store.release_delivery(note.id, "a")
+        assert store.claim_delivery(note.id, claim("b")).granted
+
+    def test_a_parked_notification_is_claimed_only_to_be_redelivered(self, store: Store) -> None:
+        note = notification("shop", T0)
+        store.commit_run(run_commit("shop", T0, notifications=[note]))
+        store.record_delivery(failed(note))
+
+        assert store.claim_delivery(note.id, claim("a")) == Claim(
+            Verdict.PARKED, record=failed(note, keep=True)
+        )
+        replay = store.claim_delivery(note.id, claim("a", retry_parked=True))
+        assert replay.granted and replay.notification == note
+        assert store.claim_delivery(note.id, claim("b", retry_parked=True)).verdict is Verdict.IN_FLIGHT
+        store.record_delivery(delivered(note))
+        assert store.failed_deliveries() == [] and store.delivery(note.id) == delivered(note)
+
+    def test_the_backlog_lists_waiting_entries_with_their_claims_and_parked_ones(self, store: Store) -> None:
+        claimed, waiting, parked, sent = (notification("shop", T0, channel=c) for c in ("a", "b", "c", "d"))
+        store.commit_run(run_commit("shop", T0, notifications=[claimed, waiting, parked, sent]))
+        store.claim_delivery(claimed.id, claim("x"))
+        store.record_delivery(failed(parked))
+        store.record_delivery(delivered(sent))
+
+        backlog = store.delivery_backlog()
+
+        assert sorted(backlog.pending, key=lambda p: p.notification.channel) == [
+            PendingDelivery(claimed, "x", T0 + LEASE),
+            PendingDelivery(waiting),
+        ]
+        assert backlog.parked == [failed(parked, keep=True)]
+
     # ------------------------------------------------------------------ fidelity
     def test_a_commit_with_every_field_populated_reads_back_equal(self, store: Store) -> None:
         commit = full_commit()
@@ -1082,6 +1178,7 @@ def full_commit() -> RunCommit:
             findings=4,
             anomalies=1,
             notifications=1,
+            results=[found],
         ),
         snapshot=Snapshot(
             source="shöp",

@@ -2,7 +2,8 @@
 
 * The Lambda layer is built (or taken from the cache) once per session and its cache keys are
   pinned, so an edit to the package during the session does not rebuild it for every synth.
-* Each config is synthesized once per module (module-scoped `synth` fixtures).
+* Each config is synthesized once per module (module-scoped `synth` fixtures); examples/aws-basic.yaml
+  once per session (`basic_synth`), since several modules read it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import stack_helpers  # noqa: F401  (first: puts the repository on sys.path)
 
 # isort: split
 from infra.constructs import layer
+from stack_helpers import REPO, Synthesized, synthesize
+
+BASIC_CONFIG = REPO / "examples" / "aws-basic.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,10 @@ def pinned_layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         mp.setattr(layer, "deps_key", lambda: deps)
         mp.setattr(layer, "package_key", lambda: package)
         yield
+
+
+@pytest.fixture(scope="session")
+def basic_synth(pinned_layer: None, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    result = synthesize(BASIC_CONFIG, tmp_path_factory.mktemp("basic"))
+    print(f"\nsynth of {BASIC_CONFIG.name}: {result.seconds:.1f}s")
+    return result

@@ -101,3 +101,15 @@ def only(synth: Synthesized, cfn_type: str, prefix: str) -> dict[str, Any]:
     """The properties of the one resource of `cfn_type` whose logical id starts with `prefix`."""
     (resource,) = [r for k, r in synth.resources(cfn_type).items() if k.startswith(prefix)]
     return resource["Properties"]
+
+
+def acknowledgements(synth: Synthesized) -> dict[str, str]:
+    """The cdk-nag findings the stack acknowledged (`AwsSolutions-IAM5[Resource::*]`), with their reasons."""
+    metadata = json.loads((synth.outdir / f"{synth.stack.stack_name}.metadata.json").read_text())
+    return {
+        rule.removeprefix("Annotation::"): reason
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+    }

@@ -28,7 +28,7 @@ def base(**aws: Any) -> dict[str, Any]:
             }
         ],
         "channels": [{"name": "console", "type": "console"}],
-        "aws": aws,
+        "aws": {"stack_name": "DriftGuardTest", **aws},
     }
 
 
@@ -95,3 +95,28 @@ def test_examples_are_valid_configs() -> None:
 
     for example in sorted((REPO / "examples").glob("aws-*.yaml")):
         assert load_config(example).aws.stack_name
+
+
+def test_a_deployment_names_its_stack(tmp_path: Path) -> None:
+    """No default stack name: a second team deploying with the default would replace the first's."""
+    config = base()
+    del config["aws"]["stack_name"]
+    with pytest.raises(ConfigError, match=r"aws\.stack_name is not set"):
+        build(tmp_path, config)
+
+
+@pytest.mark.slow
+def test_many_secrets_must_live_under_a_path_of_one_team(pinned_layer: None, tmp_path: Path) -> None:
+    """Granted by path, `prod/db-N` would become `prod/*`: every production secret of the account."""
+    config = base()
+    template = config["sources"][0]
+    config["sources"] = [
+        {
+            **template,
+            "name": f"s{i}",
+            "connection": {**template["connection"], "password_secret": f"prod/db-{i}"},
+        }
+        for i in range(41)
+    ]
+    with pytest.raises(ConfigError, match=r"'prod/\*' is too broad to be one team's"):
+        build(tmp_path, config)

@@ -30,8 +30,33 @@ def test_check_function_runs_in_the_configured_subnets_and_notify_does_not(synth
     assert check["VpcConfig"] == {"SubnetIds": vpc.subnet_ids, "SecurityGroupIds": vpc.security_group_ids}
     assert "VpcConfig" not in only(synth, "AWS::Lambda::Function", "NotificationsNotifyFunction")
     role = only(synth, "AWS::IAM::Role", "ChecksCheckFunctionServiceRole")
-    managed = [flat(arn) for arn in role["ManagedPolicyArns"]]
-    assert "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole" in managed
+    assert "ManagedPolicyArns" not in role  # AWSLambdaVPCAccessExecutionRole also allows logs on every group
+    statements = role_statements(synth, "ChecksCheckFunctionServiceRole")
+    for action in (
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+    ):
+        assert actions_on(statements, action) == ["*"]
+    assert actions_on(statements, "logs:PutLogEvents")[0].startswith("<ChecksCheckFunctionLogs")
+
+
+@pytest.mark.slow
+def test_the_weekday_heartbeat_waits_out_the_weekend(synth: Synthesized) -> None:
+    """`0 6 * * 1-5` in Europe/Berlin: the longest gap is Friday 06:00 to Monday 06:00 across the
+    October night that gains an hour (73 h), not the 24 h of a weekday."""
+    (weekdays,) = [
+        a["Properties"]
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+        if {
+            "Name": "cadence",
+            "Value": next(g.cadence_id for g in plan_schedules(load_config(CONFIG)) if "2-6" in g.expression),
+        }
+        in a["Properties"].get("Dimensions", [])
+    ]
+    assert (
+        weekdays["Period"] == (73 * 60 + 15 + 10) * 60
+    )  # the gap, the 15-minute window, 10 minutes of slack
 
 
 @pytest.mark.slow
@@ -99,5 +124,16 @@ def test_no_ses_without_an_ses_channel(synth: Synthesized) -> None:
 
 
 @pytest.mark.slow
-def test_no_checks_alarm_uses_the_fastest_cadence(synth: Synthesized) -> None:
-    assert only(synth, "AWS::CloudWatch::Alarm", "MonitoringNoChecks")["Period"] == 2 * 30 * 60
+def test_each_cadence_has_its_heartbeat(synth: Synthesized) -> None:
+    """`*/30 * * * *` in Europe/Berlin: 30 minutes, but the October night that repeats an hour can
+    stretch one gap by that hour; no flexible window; 10 minutes of slack."""
+    cadences = {g.cadence_id: g for g in plan_schedules(load_config(CONFIG))}
+    (half_hourly,) = [c for c, g in cadences.items() if g.expression.startswith("cron(*/30")]
+    periods = {
+        d["Value"]: a["Properties"]["Period"]
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+        for d in a["Properties"].get("Dimensions", [])
+        if d["Name"] == "cadence"
+    }
+    assert set(periods) == set(cadences)
+    assert periods[half_hourly] == (30 + 60 + 10) * 60

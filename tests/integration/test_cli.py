@@ -105,12 +105,25 @@ def _orders_db(path: Path, hours: dict[datetime, int]) -> None:
 
 
 def test_a_run_sequence_notifies_exactly_fire_repeat_escalate_resolve_and_respects_silences(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue: "a local `driftguard run` sequence over a changing database gets exactly the
-    expected notifications". The timeline is in the future so that a silence created now (wall
-    clock) covers chosen runs; decisions use each run's scheduled time."""
-    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    expected notifications". In-process, with the CLI's clock pinned just after each run's
+    scheduled time, as cron would run it: `--at` never reaches into the future."""
+    from click.testing import CliRunner
+
+    import driftguard.cli.common
+    from driftguard.cli import main
+
+    clock = {"now": datetime(2026, 11, 2, 9, tzinfo=UTC)}
+    monkeypatch.setattr(driftguard.cli.common, "utcnow", lambda: clock["now"])
+
+    def cli(*args: str) -> Any:
+        result = CliRunner().invoke(main, ["--config", str(cfg), *args, "--json"])
+        assert result.exit_code in (0, 1), result.output  # 1: anomalies, per --fail-on
+        return json.loads(result.stdout)
+
+    t0 = datetime(2026, 11, 3, 9, tzinfo=UTC)
     db, notices = tmp_path / "shop.db", tmp_path / "notices.jsonl"
     _orders_db(db, {t0 - timedelta(hours=h): 100 for h in range(2, 24 * 21)})  # the loop adds t0-1h
     cfg = tmp_path / "dg.yaml"
@@ -152,25 +165,23 @@ def test_a_run_sequence_notifies_exactly_fire_repeat_escalate_resolve_and_respec
         at = t0 + timedelta(hours=k)
         _orders_db(db, {at - timedelta(hours=1): rows})
         if k == 6:
+            clock["now"] = at - timedelta(minutes=30)
             until = (t0 + timedelta(hours=7, minutes=30)).isoformat()
-            driftguard(
-                "--config", str(cfg), "silence", "--source", "shop", "--until", until, "--comment", "reload"
-            )
+            cli("silence", "--source", "shop", "--until", until, "--comment", "reload")
+        clock["now"] = at + timedelta(minutes=5)
         before = len(notices.read_text().splitlines()) if notices.exists() else 0
-        report = as_json(driftguard("--config", str(cfg), "run", "--at", at.isoformat(), "--json"))
-        assert report["runs"][0]["status"] == "ok"
+        report = cli("run", "--at", at.isoformat())
+        assert report["runs"][0]["status"] == "ok" and report["runs"][0]["replay"] is True
         lines = notices.read_text().splitlines()[before:] if notices.exists() else []
         seen.append([(a["kind"], a["severity"]) for n in map(json.loads, lines) for a in n["alerts"]])
     assert seen == expected
     # A silenced alert still changed state, and the audit trail says who muted it.
-    history = as_json(driftguard("--config", str(cfg), "history", "shop", "--json", "--limit", "20"))
+    history = cli("history", "shop", "--limit", "20")
     muted = [t for t in history["transitions"] if t["silenced_by"]]
     assert muted and muted[-1]["to_state"] == "FIRING"
     # Re-running a scheduled time that was already checked changes nothing and says so.
-    again = as_json(
-        driftguard("--config", str(cfg), "run", "--at", (t0 + timedelta(hours=8)).isoformat(), "--json")
-    )
-    assert again["runs"][0]["duplicate"] is True
+    again = cli("run", "--at", (t0 + timedelta(hours=8)).isoformat())
+    assert again["runs"][0]["duplicate"] is True and again["runs"][0]["replay"] is False
     assert len(notices.read_text().splitlines()) == sum(len(s) > 0 for s in seen)
 
 
@@ -200,9 +211,14 @@ def test_dry_run_changes_no_state_and_status_history_explain_report(tmp_path: Pa
         driftguard("--config", str(cfg), "check", "shop", "--at", at.isoformat(), "--dry-run", "--json")
     )
     assert dry["dry_run"] and dry["findings"]
-    status = as_json(driftguard("--config", str(cfg), "status", "--json"))
-    assert status["sources"][0]["last_run"] is None and status["sources"][0]["states"] == []
-    real = as_json(driftguard("--config", str(cfg), "check", "shop", "--at", at.isoformat(), "--json"))
+    assert not (tmp_path / "state.db").exists()  # a dry run stores nothing, not even an empty state
+    missing = driftguard("--config", str(cfg), "status", "--json", check=False)
+    assert missing.returncode == 2 and "state.db does not exist" in missing.stderr
+    real = as_json(
+        driftguard(
+            "--config", str(cfg), "check", "shop", "--at", at.isoformat(), "--json", "--fail-on", "never"
+        )
+    )
     assert not real["dry_run"] and real["status"] == "ok"
     status = as_json(driftguard("--config", str(cfg), "status", "--json"))
     assert status["sources"][0]["last_run"]["scheduled_time"].startswith("2026-11-17T11:00")
@@ -238,7 +254,9 @@ def test_postgres_example_run_reports_snapshots_and_findings(_pg_admin: Any, tmp
         folder = tmp_path / "examples"
         folder.mkdir()
         shutil.copy(REPO / "examples" / "postgres.yaml", folder / "postgres.yaml")
-        report = as_json(driftguard("--config", str(folder / "postgres.yaml"), "run", "--json"))
+        report = as_json(
+            driftguard("--config", str(folder / "postgres.yaml"), "run", "--json", "--fail-on", "never")
+        )
         (run,) = report["runs"]
         assert run["status"] == "ok" and run["error"] is None
         findings = {(f["key"]["table"], f["key"]["check"]) for f in run["findings"]}

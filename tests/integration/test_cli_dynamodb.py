@@ -33,7 +33,7 @@ def deployed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
                     {
                         "name": "shop",
                         "kind": "postgres",
-                        "connection": {"host": "db", "database": "shop"},
+                        "connection": {"host": "db", "database": "shop", "user": "u"},
                         "tables": [{"name": "orders"}],
                     }
                 ],

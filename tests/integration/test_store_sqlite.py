@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 import driftguard.store.sqlite as sqlite_store
 from contract.store_contract import T0, StoreContract, full_commit, hours, run_commit, run_in_threads
-from driftguard.errors import ConfigError, StateConflict
+from driftguard.errors import ConfigError, StateConflict, StateError
 from driftguard.model import Transition
 from driftguard.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -150,7 +151,7 @@ def test_a_failure_at_any_step_of_a_commit_leaves_nothing(tmp_path: Path, failin
         )
         commit = full_commit()
 
-        with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+        with pytest.raises(StateError, match=f"^state file {path} .*injected failure"):
             store.commit_run(commit)
 
         assert set(row_counts(path).values()) == {0}
@@ -273,3 +274,50 @@ def test_two_processes_commit_each_run_once(tmp_path: Path) -> None:
     committed = [json.loads(out) for out, _ in outputs]
     assert [a + b for a, b in zip(*committed, strict=True)] == [1] * run_count
     assert row_counts(path)["runs"] == run_count
+
+
+def test_retention_prunes_old_history_of_the_committed_source_and_keeps_undelivered_notices(
+    tmp_path: Path,
+) -> None:
+    from contract.store_contract import check_key, delivered, failed, notification, points_of, transition
+
+    store = SqliteStore(tmp_path / "state.db", retention=timedelta(hours=24))
+    key = check_key("shop")
+    times = [T0 + timedelta(hours=h) for h in range(0, 72, 6)]
+    parked = notification("shop", times[0], channel="parked")
+    for at in times:
+        sent = notification("shop", at)
+        store.commit_run(
+            run_commit(
+                "shop",
+                at,
+                points=points_of(key, [at]),
+                transitions=[transition(key, at)],
+                notifications=[sent, parked] if at == times[0] else [sent],
+            )
+        )
+        store.record_delivery(delivered(sent).model_copy(update={"at": at}))
+        if at == times[0]:
+            store.record_delivery(failed(parked, keep=True))
+    store.commit_run(run_commit("other", times[0]))  # another source's history is its own to prune
+    newest, horizon = times[-1], times[-1] - timedelta(hours=24)
+    kept = [at for at in times if at >= horizon]
+    assert [r.scheduled_time for r in reversed(store.runs("shop", limit=100))] == kept
+    assert len(store.snapshots("shop", limit=100)) == len(kept)
+    assert [p.ts for p in store.series(key, before=newest + timedelta(hours=1))] == kept
+    assert [t.at for t in reversed(store.transitions("shop", limit=100))] == kept
+    assert store.get_run("other", times[0]) is not None
+    assert [d.notification_id for d in store.failed_deliveries()] == [parked.id]  # parked: kept
+    counts = row_counts(tmp_path / "state.db")
+    assert counts["outbox"] == len(kept) + 1 and counts["deliveries"] == len(kept) + 1
+    store.close()
+
+
+def test_the_cli_store_keeps_the_configured_retention(tmp_path: Path) -> None:
+    from driftguard.cli.common import CliContext
+
+    config = tmp_path / "dg.yaml"
+    config.write_text("state: {path: state.db, retention: 60d}\n")
+    cli = CliContext(config_path=str(config))
+    assert isinstance(cli.store, SqliteStore) and cli.store.retention == timedelta(days=60)
+    cli.close()

@@ -26,7 +26,7 @@ COMMANDS = {c.name: c for c in commands}
 def cli(tmp_path: Path) -> Iterator[CliContext]:
     context = CliContext(
         config_path=str(tmp_path / "driftguard.yaml"),
-        _config=make_config(),
+        _config=make_config(tables=("orders", "items")),
         _store=SqliteStore(tmp_path / "s.db"),
         _console=Console(width=200, highlight=False),
     )
@@ -87,16 +87,28 @@ def test_silence_until_and_author(cli: CliContext) -> None:
         (["--source", "orders_db", "--duration", "1h", "--until", "now", "--comment", "c"], "exactly one of"),
         (["--source", "orders_db", "--duration", "soon", "--comment", "c"], "is not a duration"),
         (["--source", "orders_db", "--duration", "1h"], "--comment is required"),
-        (["--duration", "1h", "--comment", "c"], "--source is required"),
+        (["--duration", "1h", "--comment", "c"], "say which alerts to silence"),
+        (["--table", "nosuchtable", "--duration", "1h", "--comment", "c"], "no table of that name"),
+        (["--tag", "tier9", "--duration", "1h", "--comment", "c"], "no source has this tag"),
         (["--source", "nope", "--duration", "1h", "--comment", "c"], "no source named 'nope'"),
         (["--source", "orders_db", "--until", "tomorrow", "--comment", "c"], "is not a time"),
     ],
 )
 def test_silence_explains_what_is_wrong(cli: CliContext, args: list[str], message: str) -> None:
     result = invoke(cli, "silence", *args)
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert message in result.output
     assert cli.store.silences() == []
+
+
+def test_a_silence_by_tag_or_owner_needs_no_source(cli: CliContext) -> None:
+    result = invoke(
+        cli, "silence", "--tag", "tier1", "--owner", "data-team", "--severity", "warning",
+        "--duration", "1h", "--comment", "all tier-1 warnings", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["matchers"] == ["tag=tier1", "owner=data-team", "severity=warning"]
+    assert len(cli.store.silences()) == 1
 
 
 def test_extend_keeps_the_silence_until_later(cli: CliContext) -> None:

@@ -37,6 +37,7 @@ def make_config(
     alerting: dict[str, Any] | None = None,
     tags: Iterable[str] = ("tier1", "sales"),
     owner: str | None = "data-team",
+    tables: Iterable[str] = (),
 ) -> Config:
     channel_list = list(channels)
     return Config.model_validate(
@@ -48,6 +49,7 @@ def make_config(
                     "connection": {"path": "/tmp/orders.db"},
                     "tags": list(tags),
                     "owner": owner,
+                    "tables": [{"name": t} for t in tables],
                 }
             ],
             "channels": channel_list,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from bench.detection import runner
+from bench.detection.reallike import US_HOLIDAYS, late_arrivals, negative_binomial
 from bench.detection.references import (
     DeequOnlineNormal,
     ElementaryZScore,
     ReDataModifiedZScore,
     RollingThreeSigma,
+    SeasonalMedianMAD,
 )
 from bench.detection.scenarios import (
     CADENCES,
@@ -26,6 +29,7 @@ from bench.detection.scenarios import (
     HELDOUT_SEEDS,
     TRAIN_SEEDS,
     Event,
+    Rng,
     Scenario,
     scenario,
     seeds,
@@ -307,7 +311,21 @@ def test_rolling_three_sigma_judges_out_of_sample_after_a_full_window() -> None:
     assert daily[14].expected is not None and daily[13].expected is None
 
 
-@pytest.mark.parametrize("detector", [ElementaryZScore(), DeequOnlineNormal(), ReDataModifiedZScore()])
+def test_slot_median_mad_expects_the_median_of_the_same_slot_in_the_last_four_weeks() -> None:
+    # one point a day: the same weekday 1-4 weeks back are the slot; residuals of the last 4 weeks
+    values = [100.0 + (i % 7) * 10 + (1.0 if i % 2 else -1.0) for i in range(70)]
+    values[5 * 7] = 1000.0  # an old outlier in the slot 5 weeks back: outside the 4 weeks
+    verdicts = SeasonalMedianMAD().backtest(rows_of([*values, 100.0, 125.0]), DAY)
+    assert all(v.expected is None for v in verdicts[:28])  # 2 weeks for a median, 14 residuals
+    last = verdicts[70]
+    assert last.expected == pytest.approx(100.0, abs=1.0) and not last.anomaly
+    flagged = verdicts[71]  # 125 against ~110, residuals of about +-1: beyond 4 x MAD
+    assert flagged.anomaly and flagged.upper is not None and flagged.upper - flagged.expected < 10
+
+
+@pytest.mark.parametrize(
+    "detector", [ElementaryZScore(), DeequOnlineNormal(), ReDataModifiedZScore(), SeasonalMedianMAD()]
+)
 def test_every_reference_returns_one_verdict_per_point(detector: runner.Detector) -> None:
     s = scenario("spike", 1)
     verdicts = detector.backtest(s.rows, s.period)
@@ -330,12 +348,26 @@ CLEAN = Tally(scored_days=60.0, false_alerts=1)
 WEAK = Tally(events=10, detected=5, false_alerts=5, scored_days=30.0, delays=(3,) * 5)
 
 
+QUIET = Tally(scored_days=120.0, false_alerts=1)  # 0.25 per 30 days
+
+
 def test_targets_are_met_only_when_driftguard_earns_them() -> None:
-    met = runner.targets(results({"spike": GOOD, "clean": CLEAN}, {"spike": WEAK, "clean": CLEAN}))
-    assert [t.met for t in met] == [True, True, True, True]
-    missed = runner.targets(results({"spike": WEAK, "clean": GOOD}, {"spike": GOOD, "clean": CLEAN}))
-    assert [t.met for t in missed] == [False, False, True, False]
+    ours = {"spike": GOOD, "clean": CLEAN, "rl_clean": QUIET, "level_shift": GOOD}
+    theirs = {"spike": WEAK, "clean": CLEAN, "rl_clean": CLEAN, "level_shift": WEAK}
+    met = runner.targets(results(ours, theirs))
+    assert [t.met for t in met] == [True] * 6
+    worse = {
+        "spike": WEAK,
+        "clean": GOOD,
+        "rl_clean": Tally(scored_days=30.0, false_alerts=1),
+        "level_shift": WEAK,
+    }
+    missed = runner.targets(
+        results(worse, {"spike": GOOD, "clean": CLEAN, "rl_clean": CLEAN, "level_shift": GOOD})
+    )
+    assert [t.met for t in missed] == [False, False, True, False, False, False]
     assert "spike: 0.50 < Elementary 1.00" in missed[0].detail
+    assert missed[4].detail == "rl_clean 1.00" and missed[5].detail == "level_shift 0.50"
 
 
 def test_without_driftguard_every_target_is_not_met_and_the_reason_is_printed() -> None:
@@ -374,3 +406,68 @@ def test_the_benchmark_runs_end_to_end_in_quick_mode(tmp_path: Path) -> None:
     assert "DriftGuard" in result.stdout and "Elementary" in result.stdout and "Targets:" in result.stdout
     figures = json.loads(out.read_text())
     assert figures  # written, whatever the numbers are
+
+
+# --------------------------------------------------------------------------- real-like series
+
+
+def test_negative_binomial_counts_have_the_asked_overdispersion() -> None:
+    rng = Rng("test", 1)
+    for mean, dispersion in ((200.0, 20.0), (40.0, 5.0)):
+        draws = [negative_binomial(rng, mean, dispersion) for _ in range(4000)]
+        assert statistics.mean(draws) == pytest.approx(mean, rel=0.05)
+        assert statistics.variance(draws) / mean == pytest.approx(dispersion, rel=0.15)
+
+
+def test_the_listed_us_holidays_are_the_holidays_librarys() -> None:
+    import holidays
+
+    first, last = min(US_HOLIDAYS), max(US_HOLIDAYS)
+    library = {
+        d
+        for d in holidays.country_holidays("US", years=range(first.year, last.year + 1))
+        if first <= d <= last
+    }
+    assert library == set(US_HOLIDAYS)
+
+
+def test_real_like_holidays_run_at_a_weekend_level_and_are_not_labeled() -> None:
+    s = scenario("rl_holiday_week", 1)  # daily, from Labor Day 2026 into 2027
+    assert s.calendar == "US"
+    by_day = {ts.date(): v for ts, v in s.rows}
+    holidays_seen = [d for d in by_day if d in US_HOLIDAYS]
+    assert len(holidays_seen) >= 6
+    labeled = {s.rows[i][0].date() for e in s.events for i in range(e.onset, e.end + 1)}
+    assert not labeled & set(holidays_seen)
+    weekdays = statistics.median(v for d, v in by_day.items() if d.weekday() < 5 and d not in US_HOLIDAYS)
+    assert all(by_day[d] < 0.8 * weekdays for d in holidays_seen)
+
+
+def test_missing_periods_leave_the_series_and_events_stay_on_reported_periods() -> None:
+    for seed in (0, 1):
+        s = scenario("rl_missing", seed)
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(s.rows)]
+        assert sum(g > s.period for g in gaps) >= 5 and all(g >= s.period for g in gaps)
+        for e in s.events:
+            assert (s.rows[e.end][0] - s.rows[e.onset][0]) == (e.end - e.onset) * s.period
+
+
+def test_late_rows_are_counted_in_the_next_period_and_none_are_lost() -> None:
+    counts = [100.0] * 50
+    moved = late_arrivals(counts, Rng("test", 2))
+    assert moved != counts and moved[0] < 100.0  # some rows of the first period arrived late
+    # every late row lands in the next period: only the last period's late rows are still to come
+    assert 0 <= sum(counts) - sum(moved) <= counts[-1]
+
+
+def test_a_real_like_step_persists_to_the_end() -> None:
+    for seed in (0, 1):
+        s = scenario("rl_step", seed)
+        (e,) = s.events
+        before = statistics.median(s.values[e.onset - 14 * s_per_day(s) : e.onset])
+        after = statistics.median(s.values[-7 * s_per_day(s) :])
+        assert after > 1.4 * before or after < 0.7 * before, s.name
+
+
+def s_per_day(s: Scenario) -> int:
+    return round(DAY / s.period)

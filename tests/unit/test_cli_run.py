@@ -7,7 +7,6 @@ import io
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +20,22 @@ AT = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
 
 class SlowFirstEngine:
-    """Finishes the plan's sources in reverse order, so completion order is not plan order."""
+    """Finishes the plan's sources in reverse order, so completion order is not plan order: each
+    check waits for the next one in the plan to finish (so it needs a worker per source)."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.lock = threading.Lock()
         self.checked: list[str] = []
+        self.done = [threading.Event() for _ in range(count)]
 
     def check(self, name: str, when: datetime, *, dry_run: bool) -> Any:
-        time.sleep(0.02 * (self.count - int(name[1:])))
+        i = int(name[1:])
+        if i + 1 < self.count:
+            assert self.done[i + 1].wait(timeout=60)
         with self.lock:
             self.checked.append(name)
+        self.done[i].set()
         return (name, when, dry_run)
 
 

@@ -1,4 +1,4 @@
-"""Connection URLs, driver options, credentials and the engine cache (no server needed)."""
+"""Connection URLs, driver options, credentials and the per-server pools (no server needed)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from driftguard.collect import connect
 from driftguard.collect.connect import (
+    bound_socket_reads,
     build_url,
     connect_args,
     dispose_engines,
-    engine_for,
+    lease_pool,
+    open_pools,
     resolve_credentials,
 )
 from driftguard.config import Source
@@ -107,14 +109,10 @@ def test_sqlite_opens_read_only_through_a_file_uri(tmp_path: Path) -> None:
 
 
 def test_timeouts_and_supported_options_become_driver_arguments() -> None:
-    pg = connect_args(
-        source(connect_timeout="3s", options={"application_name": "dg", "sslmode": "require"}), TIMEOUT
-    )
+    pg = connect_args(source(connect_timeout="3s", options={"application_name": "dg", "sslmode": "require"}))
     assert pg["timeout"] == 3 and pg["application_name"] == "dg" and pg["ssl_context"].check_hostname is False
-    my = connect_args(
-        source("mysql", connect_timeout="4s", options={"charset": "utf8mb4", "ssl": "true"}), TIMEOUT
-    )
-    assert (my["connect_timeout"], my["read_timeout"], my["charset"]) == (4, 40, "utf8mb4")
+    my = connect_args(source("mysql", connect_timeout="4s", options={"charset": "utf8mb4", "ssl": "true"}))
+    assert (my["connect_timeout"], my["charset"]) == (4, "utf8mb4")
     assert my["ssl"] == {} and my["ssl_verify_cert"] is True
 
 
@@ -133,33 +131,79 @@ def test_timeouts_and_supported_options_become_driver_arguments() -> None:
 )
 def test_unsupported_options_are_config_errors(kind: str, options: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=r"^source orders: ") as info:
-        connect_args(source(kind, options=options), TIMEOUT)
+        connect_args(source(kind, options=options))
     assert message in str(info.value)
 
 
-def test_engines_are_cached_per_source_and_a_new_password_gets_a_new_engine() -> None:
+def test_sources_on_one_server_share_one_bounded_pool_closed_by_the_last_lease() -> None:
+    env = resolver({"DB_PASSWORD": "a"})
+    leases = [
+        lease_pool(
+            Source.model_validate(
+                {
+                    "name": f"s{i}",
+                    "kind": "postgres",
+                    "connection": {
+                        "host": "DB.example" if i % 2 else "db.example",  # host names ignore case
+                        "database": "shop",
+                        "user": "reader",
+                        "password_env": "DB_PASSWORD",
+                        "max_connections": 3,
+                    },
+                }
+            ),
+            resolver=env,
+        )
+        for i in range(5)
+    ]
+    other = lease_pool(source(host="db2.example", password_env="DB_PASSWORD"), resolver=env)
+    assert len({id(lease.engine) for lease in leases}) == 1 and other.engine is not leases[0].engine
+    assert leases[0].engine.pool.status().startswith("Pool size: 3 ")  # max_connections, no overflow
+    assert len(open_pools()) == 2
+    for lease in leases:
+        lease.release()
+        lease.release()  # idempotent: a lease is given back once
+    assert list(open_pools()) == [("postgres", "db2.example", 5432, "shop", "reader")]
+    other.release()
+    assert open_pools() == {}
+
+
+def test_a_rotated_password_gets_a_fresh_pool() -> None:
     src = source(password_env="DB_PASSWORD")
-    first = engine_for(src, statement_timeout=TIMEOUT, resolver=resolver({"DB_PASSWORD": "a"}))
-    again = engine_for(src, statement_timeout=TIMEOUT, resolver=resolver({"DB_PASSWORD": "a"}))
-    rotated = engine_for(src, statement_timeout=TIMEOUT, resolver=resolver({"DB_PASSWORD": "b"}))
-    other = engine_for(
-        source(host="db2.example", password_env="DB_PASSWORD"),
-        statement_timeout=TIMEOUT,
-        resolver=resolver({"DB_PASSWORD": "a"}),
-    )
-    assert first is again
-    assert rotated is not first and other is not first
-    assert len([k for k in connect._engines if k[0] == "orders"]) == 2  # the pre-rotation engine is gone
-    assert first.pool.status().startswith("Pool size: 1 ") and first.dialect.name == "postgresql"
+    first = lease_pool(src, resolver=resolver({"DB_PASSWORD": "a"}))
+    rotated = lease_pool(src, resolver=resolver({"DB_PASSWORD": "b"}))
+    assert rotated.engine is not first.engine and rotated.engine.url.password == "b"
+    first.release()  # the old pool's last lease: the new one stays open
+    assert list(open_pools().values()) == [rotated.engine]
+    rotated.release()
+
+
+def test_socket_reads_wait_past_the_statement_timeout() -> None:
+    class Pg8000Like:
+        def __init__(self) -> None:
+            self.timeouts: list[float] = []
+            outer = self
+
+            class Sock:
+                def settimeout(self, seconds: float) -> None:
+                    outer.timeouts.append(seconds)
+
+            self._usock = Sock()
+
+    class PyMysqlLike:
+        _read_timeout: float | None = None
+        _write_timeout: float | None = None
+
+    pg, my = Pg8000Like(), PyMysqlLike()
+    bound_socket_reads(pg, TIMEOUT)
+    bound_socket_reads(my, TIMEOUT)
+    assert pg.timeouts == [40] and (my._read_timeout, my._write_timeout) == (40, 40)
 
 
 def test_a_duckdb_source_without_its_driver_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import importlib.util
-
-    from driftguard.collect.connect import engine_for
-    from driftguard.secrets import SecretResolver
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -169,4 +213,19 @@ def test_a_duckdb_source_without_its_driver_says_which_extra_to_install(
     with pytest.raises(
         ConfigError, match=r"source lake: a duckdb source needs duckdb_engine.*driftguard\[duckdb\]"
     ):
-        engine_for(source, statement_timeout=timedelta(seconds=5), resolver=SecretResolver())
+        lease_pool(source, resolver=SecretResolver())
+
+
+def test_a_duckdb_file_is_its_own_server_and_keeps_no_connection_open(tmp_path: Path) -> None:
+    def lake(name: str, path: str) -> Source:
+        return Source.model_validate({"name": name, "kind": "duckdb", "connection": {"path": path}})
+
+    first = lease_pool(lake("a", str(tmp_path / "lake.duckdb")), resolver=resolver())
+    same = lease_pool(lake("b", str(tmp_path / "." / "lake.duckdb")), resolver=resolver())
+    other = lease_pool(lake("c", str(tmp_path / "other.duckdb")), resolver=resolver())
+    assert same.engine is first.engine and other.engine is not first.engine
+    # not pooled: an open read-only handle would keep the file's writer out between checks
+    assert isinstance(first.engine.pool, sa.pool.NullPool)
+    for lease in (first, same, other):
+        lease.release()
+    assert open_pools() == {}

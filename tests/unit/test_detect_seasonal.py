@@ -95,6 +95,7 @@ def test_level_shift_adoption_is_explained() -> None:
     j = judge(values, 1000.0, labels)
     assert j.status == FindingStatus.OK
     assert "level shift" in j.note and j.expected == pytest.approx(1000.0, rel=0.05)
+    assert j.note.startswith(f"new level since {START + timedelta(hours=200):%Y-%m-%d %H:%M}")
     not_yet = judge(values[:205], 1000.0, {i: PointLabel.ANOMALY for i in range(200, 205)})
     assert not_yet.status == FindingStatus.ANOMALY and not_yet.note == ""
 
@@ -225,3 +226,66 @@ def test_a_run_that_has_ended_does_not_alert_as_sustained() -> None:
     # just below expectation, the same side as the run, but well within the noise: the run has ended
     ended = strategy.judge(history, at, 99.5, settings)
     assert ended.status == FindingStatus.OK and ended.score < 1
+
+
+def _negative_binomial(rng: random.Random, mean: float, dispersion: float) -> float:
+    """A count with variance `dispersion` x mean (gamma-Poisson), Poisson drawn by its normal
+    approximation (the means here are large)."""
+    shape = mean / (dispersion - 1)
+    rate = rng.gammavariate(shape, mean / shape)
+    return float(max(0, round(rng.gauss(rate, math.sqrt(rate)))))
+
+
+def test_a_weekend_effect_on_overdispersed_counts_is_learned() -> None:
+    """Weekends are 2 days in 7: a median residual barely notices them under heavy noise, so the
+    choice compares mean absolute residuals and weekly seasonality wins."""
+    rng = random.Random(5)
+    secs, values = [], []
+    for h in range(28 * 24):
+        t = START + timedelta(hours=h)
+        mean = 150 * (1 + 0.7 * math.cos(2 * math.pi * (t.hour - 15) / 24)) * (0.5 if t.weekday() >= 5 else 1)
+        secs.append(t.timestamp())
+        values.append(_negative_binomial(rng, mean, 30.0))
+    options = candidate_seasonalities(timedelta(hours=1), "auto")
+    assert choose_baseline(secs, values, options, counts=True).seasonality.name == "weekly"
+
+
+def test_noise_is_measured_per_time_of_day_slot() -> None:
+    """Night hours three times noisier than day hours at the same level: each slot's band follows."""
+    rng = random.Random(11)
+    secs, values = [], []
+    for h in range(35 * 24):
+        t = START + timedelta(hours=h)
+        noisy = t.hour < 6
+        secs.append(t.timestamp())
+        values.append(500 * math.exp((0.15 if noisy else 0.05) * rng.gauss(0, 1)))
+    baseline = choose_baseline(
+        secs, values, candidate_seasonalities(timedelta(hours=1), "daily"), counts=False
+    )
+    night = baseline.scale(secs[-24 + 2])
+    day = baseline.scale(secs[-24 + 14])
+    assert night > 2 * day
+    assert baseline.slot_noise and max(baseline.slot_noise.values()) > 1.5
+
+
+def test_too_little_history_for_a_seasonality_is_said() -> None:
+    values = [400.0 * (1 + 0.5 * math.sin(2 * math.pi * h / 24)) for h in range(9 * 24)]
+    j = judge(values, 400.0)
+    assert j.seasonality == "weekly seasonality not learned yet: needs 14 days of history, has 9.0"
+    assert "daily seasonality" in j.method
+    asked = judge(values[:36], 400.0, seasonality="daily")
+    assert asked.seasonality.startswith("daily seasonality not learned yet: needs 2 days")
+    assert "seasonality" not in asked.method  # judged without it rather than guessed
+    assert judge(flat(15 * 24), 500.0).seasonality == ""
+
+
+def test_overdispersed_counts_get_a_skewed_negative_binomial_band() -> None:
+    rng = random.Random(2)
+    values = [_negative_binomial(rng, 50.0, 20.0) for _ in range(28 * 24)]
+    j = judge(values, 50.0)
+    assert j.noise.startswith("negative binomial counts, variance")
+    assert j.lower is not None and j.upper is not None and j.expected is not None
+    assert j.upper - j.expected > 2 * (j.expected - j.lower)  # counts are skewed: the upper tail is long
+    assert judge(values, 6 * j.expected).status == FindingStatus.ANOMALY
+    # an empty hour happens now and then at this much noise: one alone is not an anomaly
+    assert judge(values, 0.0).status == FindingStatus.OK

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from driftguard.detect.stats import (
     mad,
+    negbin_bounds,
+    negbin_cdf,
     normal_sf,
     poisson_bounds,
     poisson_cdf,
@@ -73,3 +75,21 @@ def test_mad_equals_the_textbook_definition(values: list[float]) -> None:
     """The sort-once MAD gives exactly median(|v - median(v)|), ties and signed zeros included."""
     center = median(values)
     assert mad(values) == float(median([abs(v - center) for v in values]))
+
+
+def test_negative_binomial_tails_sum_to_one_and_tend_to_poisson() -> None:
+    mean, variance = 40.0, 400.0  # ten times a Poisson count's variance
+    assert negbin_cdf(-1, mean, variance) == 0.0
+    assert negbin_cdf(5000, mean, variance) == pytest.approx(1.0, abs=1e-9)
+    # with hardly any extra variance it is a Poisson count
+    assert negbin_cdf(35, mean, mean * 1.0001) == pytest.approx(poisson_cdf(35, mean), abs=1e-3)
+    # overdispersion fattens both tails
+    assert negbin_cdf(20, mean, variance) > poisson_cdf(20, mean)
+    assert 1 - negbin_cdf(70, mean, variance) > 1 - poisson_cdf(70, mean)
+
+
+def test_negative_binomial_bounds_hold_the_tail_chance() -> None:
+    mean, variance, tail = 40.0, 400.0, 1e-4
+    lower, upper = negbin_bounds(mean, variance, tail)
+    assert negbin_cdf(int(lower) - 1, mean, variance) <= tail < negbin_cdf(int(lower), mean, variance)
+    assert 1 - negbin_cdf(int(upper), mean, variance) <= tail < 1 - negbin_cdf(int(upper) - 1, mean, variance)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from driftguard.alerts import new_silence
 from driftguard.config import Config, TableConfig, parse_config
@@ -416,3 +417,30 @@ def test_a_silence_that_ends_with_its_alert_is_stored_ended(store: SqliteStore) 
     (ended,) = store.silences()
     assert ended.id == silence.id and ended.ends_at == T0 + timedelta(hours=1)
     assert store.silences(active_at=T0 + timedelta(hours=2)) == []
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [sa_exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"), TypeError("x")],
+)
+def test_any_failure_of_a_source_is_its_failed_run_never_an_exception(
+    config: Config, store: SqliteStore, raised: Exception
+) -> None:
+    engine = make_engine(config, store, ScriptedCollector([raised]), RecordingSender())
+    outcome = engine.check("shop", T0)
+    assert outcome.run.status == RunStatus.FAILED and outcome.run.error_kind == "internal"
+    assert outcome.run.error == f"source shop: unexpected {type(raised).__name__}: {raised}"
+    assert store.get_run("shop", T0) == outcome.run
+
+
+def test_a_lost_connection_during_backfill_fails_the_source_instead_of_learning_from_scratch(
+    config: Config, store: SqliteStore
+) -> None:
+    class LosesTheConnectionInBackfill(ScriptedCollector):
+        def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory:
+            raise SourceUnavailable("source shop: the connection was lost")
+
+    collector = LosesTheConnectionInBackfill([100])
+    outcome = make_engine(config, store, collector, RecordingSender()).check("shop", T0)
+    assert outcome.run.status == RunStatus.FAILED and collector.calls == 0
+    assert outcome.run.error == "source shop: the connection was lost"

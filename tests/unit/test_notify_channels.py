@@ -358,3 +358,26 @@ def test_sns_publish_request_drops_empty_attributes_and_fits_the_message_size_li
     request = sns_publish_request(huge, topic_arn="arn:aws:sns:eu-west-1:1:alerts", idempotency_key="k")
     assert "source" not in request["MessageAttributes"]
     assert len(request["Message"].encode()) <= SNS_MESSAGE_MAX_BYTES and request["Message"].endswith("…")
+
+
+def test_ses_sends_through_the_stacks_configuration_set_unless_the_channel_names_one() -> None:
+    """The deployed stack's configuration set suppresses bounces and publishes delivery metrics: an
+    `ses` channel without its own set must use it (it used to be set in the environment and ignored)."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.requests: list[dict[str, object]] = []
+
+        def send_email(self, **request: object) -> None:
+            self.requests.append(request)
+
+    for own, expected in ((None, "stack-set"), ("team-set", "team-set")):
+        extra = f", configuration_set: {own}" if own else ""
+        cfg = _channel(f"{{name: c, type: ses, from: dg@example.com, to: [a@example.com]{extra}}}")
+        client = Recorder()
+        adapter = build_channel(
+            cfg, secrets=SecretResolver(environ={}), ses_client=client, ses_configuration_set="stack-set"
+        )
+        adapter.send(sample_notification("c", now=NOW), idempotency_key="k")
+        (request,) = client.requests
+        assert request["ConfigurationSetName"] == expected

@@ -292,3 +292,31 @@ def test_rendering_never_crashes_and_keeps_its_limits(n: Notification) -> None:
     assert subject and subject.isascii() and len(subject) < 100
     assert set(render.sns_attributes(n)) == {"severity", "source", "state"}
     assert json.loads(json.dumps(render.json_payload(n), allow_nan=False))["id"] == n.id
+
+
+def test_schema_alerts_say_what_changed_not_column_counts() -> None:
+    key = CheckKey(source="shop", table="customers", check=CheckKind.SCHEMA, metric="schema")
+    changes = [
+        {
+            "change": "removed",
+            "column": "lifetime_value",
+            "severity": "critical",
+            "before": None,
+            "after": None,
+        },
+        {"change": "added", "column": "ltv_cents", "severity": "warning", "before": None, "after": "INTEGER"},
+    ]
+    finding = Finding(
+        key=key,
+        ts=NOW,
+        status=FindingStatus.ANOMALY,
+        explanation=Explanation(
+            observed=5, expected=5, reason="schema changed", details={"changes": changes}
+        ),
+    )
+    notice = _notice(0).model_copy(update={"key": key, "finding": finding})
+    fields = dict(render.alert_view(notice, NOW).fields)
+    assert (
+        fields["Schema"] == "removed lifetime_value; added ltv_cents (INTEGER) (against the accepted schema)"
+    )
+    assert "Observed" not in fields and "Expected" not in fields

@@ -16,7 +16,7 @@ def source(name: str, host: str | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "kind": "postgres",
-        "connection": {"host": host or f"{name}.db.internal", "database": "app"},
+        "connection": {"host": host or f"{name}.db.internal", "database": "app", "user": "u"},
         **extra,
     }
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from driftguard.alerts.lifecycle import Step
 from driftguard.config import Source
+from driftguard.formatting import format_value
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -68,10 +69,6 @@ def _resolved_channels(before: AlertState, send_resolved: Mapping[str, bool]) ->
     return [c for c, at in sorted(before.notified_at.items()) if at >= began and send_resolved.get(c, False)]
 
 
-def _format_value(value: float | str) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _changed(step: Step, finding: Finding) -> str:
     parts: list[str] = []
     t = step.transition
@@ -84,7 +81,9 @@ def _changed(step: Step, finding: Finding) -> str:
     old = last.explanation.observed if last is not None else None
     new = finding.explanation.observed
     if old is not None and new is not None and old != new:
-        parts.append(f"value {_format_value(old)} → {_format_value(new)}")
+        key = finding.key
+        before, after = (format_value(v, seconds=key.measures_time, rate=key.is_rate) for v in (old, new))
+        parts.append(f"value {before} → {after}")
     return "; ".join(parts)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from driftguard.cli.common import CliContext, json_option, pass_cli, print_json
+from driftguard.cli.common import CliContext, Exit, UserError, json_option, pass_cli, print_json
 from driftguard.config import SnsChannel, format_duration
 from driftguard.moto_stack import create_stack_resources
 
@@ -38,9 +38,7 @@ class LocalLambdaContext:
 def _load_handler(function: str) -> Any:
     path = FUNCTIONS_DIR / function / "handler.py"
     if not path.is_file():
-        raise click.ClickException(
-            f"no handler at {path}: `invoke` runs the functions/ folder of a DriftGuard checkout"
-        )
+        raise UserError(f"no handler at {path}: `invoke` runs the functions/ folder of a DriftGuard checkout")
     spec = importlib.util.spec_from_file_location(f"driftguard_function_{function}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -63,6 +61,7 @@ def _load_handler(function: str) -> Any:
 )
 @click.option("--state-table", default="driftguard-state", show_default=True)
 @click.option("--idempotency-table", default="driftguard-idempotency", show_default=True)
+@json_option
 @pass_cli
 def invoke(
     cli: CliContext,
@@ -72,15 +71,18 @@ def invoke(
     secrets: tuple[str, ...],
     state_table: str,
     idempotency_table: str,
+    as_json: bool,
 ) -> None:
     """Run a Lambda handler in-process with EVENT_FILE and print its output as JSON.
 
-    Without --mock-aws it uses the account your AWS credentials point to."""
+    Without --mock-aws it uses the account your AWS credentials point to. A function error
+    (printed as Lambda reports it) exits 3."""
+    del as_json  # accepted like on every command: the output is always one JSON document
     config = cli.config  # validates the config before anything runs
     try:
         event = json.loads(Path(event_file).read_text(encoding="utf-8"))
     except ValueError as e:
-        raise click.ClickException(f"{event_file}: not JSON: {e}") from None
+        raise UserError(f"{event_file}: not JSON: {e}") from None
     parsed_secrets = {}
     for item in secrets:
         name, sep, value = item.partition("=")
@@ -131,7 +133,7 @@ def invoke(
                 result = handler(event, context)
         except Exception as e:  # reported the way Lambda reports a function error
             print_json({"errorType": type(e).__name__, "errorMessage": str(e)})
-            sys.exit(1)
+            sys.exit(Exit.FAILURE)
     print_json(result)
 
 

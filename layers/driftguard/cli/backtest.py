@@ -25,14 +25,18 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from driftguard.cli.common import FailedError, json_option, print_json
 from driftguard.config import parse_duration
 from driftguard.detect.backtest import backtest_freshness, backtest_volume
 from driftguard.detect.stats import typical_gap
-from driftguard.model import utc
+from driftguard.model import utc, utcnow
+
+if TYPE_CHECKING:
+    from driftguard.report.model import ReplayedPoint
 
 VOLUME_COLUMNS = ("timestamp", "value", "expected", "lower", "upper", "score", "anomaly")
 FRESHNESS_COLUMNS = ("timestamp", "lag_seconds", "expected_max_lag", "score", "anomaly")
@@ -148,8 +152,23 @@ def evaluation_times(updates: list[datetime], every: timedelta) -> list[datetime
 @click.option(
     "--max-age", default=None, help="Freshness: a hard limit on top of the learned cadence, e.g. 6h."
 )
+@json_option
+@click.option(
+    "--report",
+    "report_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write an HTML chart of the series, its band and the flagged points (e.g. out.html).",
+)
 def backtest(
-    check: str, input_path: str, output_path: str, period: str, eval_every: str | None, max_age: str | None
+    check: str,
+    input_path: str,
+    output_path: str,
+    period: str,
+    eval_every: str | None,
+    max_age: str | None,
+    as_json: bool,
+    report_path: str | None,
 ) -> None:
     """Replay a CSV series through detection; write one verdict per row (or per evaluation time).
 
@@ -160,8 +179,14 @@ def backtest(
                output timestamp,lag_seconds,expected_max_lag,score,anomaly
 
     Each verdict uses only the rows before it. expected/lower/upper (expected_max_lag) are empty
-    while learning; score >= 0, larger is more anomalous; anomaly is 0 or 1.
+    while learning; score >= 0, larger is more anomalous; anomaly is 0 or 1. With --json the
+    summary is printed on stdout as JSON (the CSV then needs --output FILE).
     """
+    if as_json and output_path == "-":
+        raise click.UsageError("--json prints the summary on stdout: write the CSV with --output FILE")
+
+    from driftguard.report.model import ReplayedPoint  # the report's model, imported only when replaying
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     with _open_input(input_path) as handle:
@@ -174,6 +199,9 @@ def backtest(
                 writer.writerow([v.ts.isoformat(), _cell(v.value), *bounds, _cell(v.score), int(v.anomaly)])
             flagged, total = sum(v.anomaly for v in verdicts), len(verdicts)
             learning = sum(v.expected is None for v in verdicts)
+            replayed = [
+                ReplayedPoint(v.ts, v.value, v.expected, v.lower, v.upper, v.anomaly) for v in verdicts
+            ]
         else:
             updates = read_updates(input_path, handle)
             every = _period(eval_every or period) or min(
@@ -194,17 +222,48 @@ def backtest(
                 )
             flagged, total = sum(r.anomaly for r in results), len(results)
             learning = sum(r.expected_max_lag is None for r in results)
+            replayed = [
+                ReplayedPoint(
+                    r.ts,
+                    r.lag_seconds,
+                    None,
+                    0.0 if r.expected_max_lag else None,
+                    r.expected_max_lag,
+                    r.anomaly,
+                )
+                for r in results
+                if r.lag_seconds is not None
+            ]
     if output_path == "-":
         click.echo(buffer.getvalue(), nl=False)
     else:
         try:
             Path(output_path).write_text(buffer.getvalue(), encoding="utf-8")
         except OSError as e:
-            raise click.ClickException(f"{output_path}: cannot write the output: {e.strerror or e}") from None
+            raise FailedError(f"{output_path}: cannot write the output: {e.strerror or e}") from None
+    if report_path is not None:
+        _write_report(check, input_path, replayed, report_path)
+    if as_json:
+        summary = {"check": check, "rows": total, "anomalies": flagged, "learning": learning}
+        print_json({**summary, "output": output_path, "report": report_path})
+        return
     where = "" if output_path == "-" else f" -> {output_path}"
     click.echo(
         f"backtest {check}: {total} rows, {flagged} anomalies, {learning} while learning{where}", err=True
     )
+
+
+def _write_report(check: str, input_path: str, replayed: list[ReplayedPoint], path: str) -> None:
+    from driftguard.report.model import backtest_report
+    from driftguard.report.render import write_report
+
+    name = "stdin" if input_path == "-" else Path(input_path).name
+    report = backtest_report(check, name, replayed, unit="s" if check == "freshness" else "", now=utcnow())
+    try:
+        write_report(report, Path(path))
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot write the report: {e.strerror or e}") from None
+    click.echo(f"backtest report -> {path}", err=True)
 
 
 commands: list[click.Command] = [backtest]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from driftguard.cli.common import json_option, print_json
+from driftguard.cli.common import json_option, make_console, print_json
 from driftguard.config import load_config
 from driftguard.demo import HISTORY_DAYS, break_things, build_database, demo_clock, demo_paths, write_config
 from driftguard.engine import Engine, RunOutcome
@@ -33,9 +33,9 @@ def _count(db: Path, table: str) -> int:
 
 
 def _show_run(console: Console, title: str, outcome: RunOutcome) -> None:
-    from driftguard.cli.display import findings_table
+    from driftguard.cli.display import findings_table, heading
 
-    console.rule(f"[bold]{title}")
+    heading(console, title)
     problems = [f for f in outcome.findings if f.status != FindingStatus.OK]
     ok = len(outcome.findings) - len(problems)
     console.print(f"{len(outcome.findings)} checks: {ok} OK, {len(problems)} need attention")
@@ -56,12 +56,12 @@ def _show_run(console: Console, title: str, outcome: RunOutcome) -> None:
 @json_option
 def demo(directory: str, seed: int, as_json: bool) -> None:
     """Build a small shop database with five weeks of history and one bad hour, then watch it."""
-    from rich.console import Console
-
-    from driftguard.cli.display import fmt_time, states_table
+    from driftguard.cli.display import fmt_time, heading, states_table
+    from driftguard.cli.text import esc
 
     started = time.perf_counter()
-    console = Console(highlight=False, quiet=as_json)
+    console = make_console()
+    console.quiet = as_json
     paths = demo_paths(Path(directory))
     now_hour = demo_clock()
     build_database(paths, now_hour, seed=seed)
@@ -73,7 +73,7 @@ def demo(directory: str, seed: int, as_json: bool) -> None:
     engine = Engine(config, store)
     db = paths.database
     console.print(
-        f"[bold]DriftGuard demo[/bold]: a shop in SQLite ({db}), {HISTORY_DAYS} days of history: "
+        f"[bold]DriftGuard demo[/bold]: a shop in SQLite ({esc(db)}), {HISTORY_DAYS} days of history: "
         f"orders {_count(db, 'orders'):,} rows loaded hourly, events {_count(db, 'events'):,} rows "
         f"every 15 min, customers {_count(db, 'customers'):,}."
     )
@@ -92,7 +92,7 @@ def demo(directory: str, seed: int, as_json: bool) -> None:
     second = engine.check("shop", now_hour)
     _show_run(console, f"Run 2 at {fmt_time(second.scheduled_time)}", second)
     states = store.alert_states("shop")
-    console.rule("[bold]Alert states (driftguard status)")
+    heading(console, "Alert states (driftguard status)")
     console.print(states_table(states, now_hour + timedelta(minutes=5)))
     elapsed = time.perf_counter() - started
     cfg = paths.config
@@ -106,7 +106,9 @@ def demo(directory: str, seed: int, as_json: bool) -> None:
         f"  {exe} -c {cfg} history shop --table orders\n"
         f"  {exe} -c {cfg} silence --source shop --table orders --duration 2h --comment 'reload'\n"
         f"  {exe} -c {cfg} accept-schema shop customers\n"
-        f"  {exe} init   # a starter config for your own database"
+        f"  {exe} init   # a starter config for your own database",
+        markup=False,
+        soft_wrap=True,
     )
     store.close()
     if as_json:

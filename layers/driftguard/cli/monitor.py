@@ -7,29 +7,120 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext, redirect_stdout
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
-from driftguard.cli.common import CliContext, json_option, parse_time, pass_cli, print_json
-from driftguard.config import json_schema
+from driftguard.cli.common import (
+    CliContext,
+    Exit,
+    UserError,
+    fail_on_option,
+    json_option,
+    now,
+    parse_past_time,
+    parse_range,
+    parse_time,
+    pass_cli,
+    print_json,
+    say_failed,
+)
+from driftguard.cli.progress import TableProgress
+from driftguard.cli.text import clean
+from driftguard.config import Source, json_schema
 from driftguard.detect.kinds import has_series, learned_kinds
 from driftguard.engine import Engine, RunOutcome, due_runs
-from driftguard.errors import ConfigError
+from driftguard.errors import ConfigError, DriftGuardError
 from driftguard.model import (
+    AlertState,
     AlertStateName,
     CheckKey,
     CheckKind,
+    DeliveryRecord,
     DeliveryStatus,
+    Finding,
     FindingStatus,
     PointLabel,
+    RunRecord,
+    RunStatus,
     SchemaBaseline,
-    utcnow,
+    Severity,
 )
+from driftguard.store import Store
+
+# How many recent runs `explain --at` looks through for the run of a past time.
+_RUNS_SCANNED = 1000
+
+# ---------------------------------------------------------------------------------------- exit codes
+
+
+def _needs_attention(findings: Iterable[Finding], fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    anomalies = [f for f in findings if f.status == FindingStatus.ANOMALY]
+    if fail_on == "critical":
+        return any(f.severity == Severity.CRITICAL for f in anomalies)
+    return bool(anomalies)
+
+
+def _failed(run: RunRecord, deliveries: Iterable[DeliveryRecord] = ()) -> bool:
+    return run.status in (RunStatus.FAILED, RunStatus.PARTIAL) or any(
+        d.status == DeliveryStatus.FAILED for d in deliveries
+    )
+
+
+def exit_code_for_runs(outcomes: list[RunOutcome], fail_on: str) -> Exit:
+    """3 when a source, a check or a delivery failed (each said on stderr); else 1 when a check
+    needs attention (per --fail-on); else 0. A run already recorded counts as it was recorded."""
+    for o in outcomes:
+        _say_run_failed(o.run)
+        for d in o.deliveries:
+            if d.status == DeliveryStatus.FAILED:
+                say_failed(
+                    f"notification {d.notification_id} to {d.channel} failed and was parked: {d.error} "
+                    "(driftguard deliveries --failed)"
+                )
+    if any(_failed(o.run, o.deliveries) for o in outcomes):
+        return Exit.FAILURE
+    if any(_needs_attention(o.findings or o.run.results, fail_on) for o in outcomes):
+        return Exit.ATTENTION
+    return Exit.OK
+
+
+def _say_run_failed(run: RunRecord) -> None:
+    when = f"{run.scheduled_time:%Y-%m-%d %H:%M} UTC"
+    if run.status == RunStatus.FAILED:
+        say_failed(f"source {run.source} failed in the run of {when}: {run.error}")
+    elif run.status == RunStatus.PARTIAL:
+        broken = [f for f in run.results if f.status == FindingStatus.ERROR]
+        first = f": {broken[0].key.label}: {broken[0].explanation.reason}" if broken else ""
+        say_failed(
+            f"source {run.source}: {len(broken) or 'some'} check(s) failed in the run of {when}{first}"
+        )
+
+
+def exit_code_for_status(
+    report: list[tuple[RunRecord | None, list[AlertState]]], parked: list[DeliveryRecord], fail_on: str
+) -> Exit:
+    """3 when a source's latest run failed or deliveries are parked; else 1 when an alert fires
+    (per --fail-on); else 0."""
+    for run, _ in report:
+        if run is not None:
+            _say_run_failed(run)
+    if parked:
+        say_failed(f"{len(parked)} notification(s) failed and are parked (driftguard deliveries --failed)")
+    if parked or any(run is not None and _failed(run) for run, _ in report):
+        return Exit.FAILURE
+    firing = [s for _, states in report for s in states if s.state == AlertStateName.FIRING]
+    if fail_on == "critical":
+        firing = [s for s in firing if s.severity == Severity.CRITICAL]
+    return Exit.ATTENTION if firing and fail_on != "never" else Exit.OK
+
 
 # ---------------------------------------------------------------------------------------- init
 
@@ -110,11 +201,12 @@ _CONNECTIONS = {
 @click.option("--kind", type=click.Choice(list(_CONNECTIONS)), default="postgres", show_default=True)
 @click.option("--name", default="warehouse", show_default=True, help="Name of the first source.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, kind: str, name: str, force: bool) -> None:
+@json_option
+def init(path: str, kind: str, name: str, force: bool, as_json: bool) -> None:
     """Write a commented starter config to PATH."""
     target = Path(path)
     if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+        raise UserError(f"{target} exists; use --force to overwrite it")
     text = _SCAFFOLD.format(
         name=name,
         kind=kind,
@@ -123,7 +215,10 @@ def init(path: str, kind: str, name: str, force: bool) -> None:
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {target}; edit it, then run: driftguard --config {target} validate")
+    if as_json:
+        print_json({"written": str(target), "kind": kind, "source": name})
+    else:
+        click.echo(f"wrote {target}; edit it, then run: driftguard --config {target} validate")
 
 
 # ---------------------------------------------------------------------------------------- validate
@@ -139,7 +234,7 @@ def validate(cli: CliContext, as_json: bool) -> None:
     except ConfigError as e:
         if as_json:
             print_json({"valid": False, "config": cli.config_path, "problems": e.problems})
-            sys.exit(2)
+            sys.exit(Exit.USAGE)
         raise
     summary = [
         {
@@ -178,8 +273,10 @@ def validate(cli: CliContext, as_json: bool) -> None:
 
 
 @click.command()
-def schema() -> None:
-    """Print the config's JSON Schema (for editor completion)."""
+@json_option
+def schema(as_json: bool) -> None:
+    """Print the config's JSON Schema (for editors and `jsonschema`; it is JSON either way)."""
+    del as_json  # accepted like on every command: the schema is always one JSON document
     click.echo(json.dumps(json_schema(), indent=2))
 
 
@@ -192,26 +289,96 @@ def _stdout_for_reports(as_json: bool) -> AbstractContextManager[object]:
     return redirect_stdout(sys.stderr) if as_json else nullcontext()
 
 
-def _engine(cli: CliContext) -> Engine:
-    return Engine(cli.config, cli.store)
+def _engine(
+    cli: CliContext, *, dry_run: bool = False, progress: TableProgress | None = None, replay: bool = False
+) -> Engine:
+    # A dry run stores nothing, so it never creates a state: without one it judges on empty history.
+    store = cli.scratch_store_if_missing() if dry_run else cli.store
+    factory = progress.collector_factory() if progress is not None else None
+    return Engine(cli.config, store, collector_factory=factory, raise_retryable=replay)
 
 
-def _print_outcome(cli: CliContext, outcome: RunOutcome, *, show_ok: bool) -> None:
-    from driftguard.cli.display import findings_table, fmt_time
+class Checker(Protocol):
+    def check(self, source_name: str, scheduled_time: datetime, *, dry_run: bool = False) -> RunOutcome: ...
 
-    when = fmt_time(outcome.scheduled_time)
+
+class Replays:
+    """Checks of a past time (`--at`). One that could not reach its source (a retryable failure:
+    down, timed out) is reported and not recorded: it did not check that time, so it must not
+    stand for the real run of it. Its engine raises those failures instead of recording them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check(self, source_name: str, scheduled_time: datetime, *, dry_run: bool = False) -> RunOutcome:
+        try:
+            return self.engine.check(source_name, scheduled_time, dry_run=dry_run)
+        except DriftGuardError as error:
+            if not error.retryable:
+                raise
+            at = now()
+            run = RunRecord(
+                source=source_name,
+                scheduled_time=scheduled_time,
+                started_at=at,
+                finished_at=at,
+                status=RunStatus.FAILED,
+                error=f"{error} (this replay was not recorded: run it again when the source is back)",
+                error_kind=error.kind.value,
+            )
+            return RunOutcome(source_name, scheduled_time, run, dry_run=dry_run)
+
+
+def _progress(cli: CliContext, as_json: bool) -> TableProgress | None:
+    """Progress is for people watching a terminal: never with --json, never in a log."""
+    return TableProgress() if not as_json and cli.err_console.is_terminal else None
+
+
+def _replay_note(outcome: RunOutcome, replay_of: datetime | None) -> str:
+    if replay_of is None or outcome.duplicate:
+        return ""
+    return (
+        f" (replay: the data as read at {outcome.run.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"judged and recorded as the run of {fmt_time_short(replay_of)})"
+    )
+
+
+def verdict(run: RunRecord) -> str:
+    """A run in a word or three: never "ok" beside anomalies."""
+    if run.status == RunStatus.FAILED:
+        return "failed"
+    if run.status == RunStatus.PARTIAL:
+        broken = sum(f.status == FindingStatus.ERROR for f in run.results)
+        return f"partial, {broken} check(s) failed" if broken else "partial"
+    if run.anomalies:
+        return f"{run.anomalies} anomal{'y' if run.anomalies == 1 else 'ies'}"
+    return "ok"
+
+
+def fmt_time_short(t: datetime) -> str:
+    return f"{t:%Y-%m-%d %H:%M} UTC"
+
+
+def _print_outcome(
+    cli: CliContext, outcome: RunOutcome, *, show_ok: bool, replay_of: datetime | None = None
+) -> None:
+    from driftguard.cli.display import findings_table
+    from driftguard.cli.text import esc
+
+    when = fmt_time_short(outcome.scheduled_time)
+    source = esc(outcome.source)
     if outcome.duplicate:
         cli.console.print(
-            f"[dim]{outcome.source}: already checked for {when} ({outcome.run.status.value}); nothing "
+            f"[dim]{source}: already checked for {when} ({verdict(outcome.run)}); nothing "
             "changed. Use --at to check another time.[/dim]"
         )
         return
-    head = f"{outcome.source} @ {when}: {outcome.run.status.value}"
+    head = f"{source} @ {when}: {verdict(outcome.run)}{_replay_note(outcome, replay_of)}"
     if outcome.dry_run:
         head += " (dry run: nothing stored, nothing sent)"
     cli.console.print(f"[bold]{head}[/bold]")
     if outcome.run.error:
-        cli.console.print(f"  [magenta]{outcome.run.error}[/magenta]")
+        cli.console.print(f"  [magenta]{esc(outcome.run.error)}[/magenta]")
     counts = Counter(f.status for f in outcome.findings)
     quiet = {FindingStatus.OK, FindingStatus.LEARNING}
     visible = [f for f in outcome.findings if show_ok or f.status not in quiet]
@@ -232,45 +399,89 @@ def _print_outcome(cli: CliContext, outcome: RunOutcome, *, show_ok: bool) -> No
         )
     for d in outcome.deliveries:
         if d.status == DeliveryStatus.FAILED:
-            cli.console.print(f"  [red]notification to {d.channel} failed and was parked: {d.error}[/red]")
+            cli.console.print(
+                f"  [red]notification to {esc(d.channel)} failed and was parked: {esc(d.error)}[/red]"
+            )
+
+
+def _outcome_json(outcome: RunOutcome, replay_of: datetime | None) -> dict[str, Any]:
+    return {**outcome.summary(), "replay": replay_of is not None and not outcome.duplicate}
+
+
+def _scheduled_or_replay(cli: CliContext, source: str, at: str | None, now: datetime) -> datetime:
+    """The time to check `source` for: its latest scheduled time, or `--at` (never the future)."""
+    if at is None:
+        return cli.config.schedule_of(cli.config.source(source)).latest_fire(now)
+    return parse_past_time(at, now=now, param="--at")
 
 
 @click.command()
 @click.argument("source")
 @click.option(
-    "--at", "at", default=None, help="Scheduled time to check for (default: the latest per schedule)."
+    "--at",
+    "at",
+    default=None,
+    help="Check as the run of this past time (a replay; default: the latest scheduled time).",
 )
 @click.option("--dry-run", is_flag=True, help="Collect and judge, but store nothing and send nothing.")
 @click.option("--all-findings", is_flag=True, help="Also list checks that are OK.")
+@fail_on_option
 @json_option
 @pass_cli
 def check(
-    cli: CliContext, source: str, at: str | None, dry_run: bool, all_findings: bool, as_json: bool
+    cli: CliContext,
+    source: str,
+    at: str | None,
+    dry_run: bool,
+    all_findings: bool,
+    fail_on: str,
+    as_json: bool,
 ) -> None:
     """Check one source now."""
-    config = cli.config
-    src = config.source(source)
-    now = utcnow()
-    when = parse_time(at, now=now, param="--at") if at else config.schedule_of(src).latest_fire(now)
+    src = cli.config.source(source)
+    when = _scheduled_or_replay(cli, src.name, at, now())
+    replay_of = when if at is not None else None
     with _stdout_for_reports(as_json):
-        outcome = _engine(cli).check(src.name, when, dry_run=dry_run)
+        progress = _progress(cli, as_json)
+        engine = _engine(cli, dry_run=dry_run, progress=progress, replay=replay_of is not None)
+        checker: Checker = Replays(engine) if replay_of is not None else engine
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
+        outcome = _check_with_progress(cli, checker, src.name, when, dry_run, progress)
     if as_json:
-        print_json(outcome.summary())
+        print_json(_outcome_json(outcome, replay_of))
     else:
-        _print_outcome(cli, outcome, show_ok=all_findings or dry_run)
+        _print_outcome(cli, outcome, show_ok=all_findings or dry_run, replay_of=replay_of)
+    sys.exit(exit_code_for_runs([outcome], fail_on))
+
+
+def _check_with_progress(
+    cli: CliContext,
+    engine: Checker,
+    source: str,
+    when: datetime,
+    dry_run: bool,
+    progress: TableProgress | None,
+) -> RunOutcome:
+    """One check; on a terminal a spinner names the source and the table being read."""
+    if progress is None:
+        return engine.check(source, when, dry_run=dry_run)
+    from driftguard.cli.text import esc
+
+    with cli.err_console.status(f"checking {esc(source)}…") as spinner:
+        progress.listener = lambda src, table: spinner.update(f"checking {esc(src)}: table {esc(table)}")
+        return engine.check(source, when, dry_run=dry_run)
 
 
 @click.command()
 @click.option("--source", "sources", multiple=True, help="Only these sources (repeatable).")
 @click.option("--due", is_flag=True, help="Only sources whose latest scheduled time has not been checked.")
-@click.option("--at", "at", default=None, help="Check every source for this scheduled time instead.")
+@click.option("--at", "at", default=None, help="Check every source as the run of this past time (a replay).")
 @click.option("--dry-run", is_flag=True, help="Collect and judge, but store nothing and send nothing.")
 @click.option(
     "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Sources in parallel."
 )
-@click.option(
-    "--fail-on-alert", is_flag=True, help="Exit with status 3 when any check is anomalous or failed."
-)
+@fail_on_option
 @json_option
 @pass_cli
 def run(
@@ -280,118 +491,175 @@ def run(
     at: str | None,
     dry_run: bool,
     workers: int,
-    fail_on_alert: bool,
+    fail_on: str,
     as_json: bool,
 ) -> None:
     """Check all sources (or the selected / due ones)."""
     config = cli.config
     for name in sources:
         config.source(name)  # unknown names fail before any work
-    now = utcnow()
+    if due and at:
+        raise click.UsageError("--due checks each source's latest scheduled time; --at another: give one")
+    clock = now()
+    replay_of = parse_past_time(at, now=clock, param="--at") if at else None
+    progress = _progress(cli, as_json)
+    engine = _engine(cli, dry_run=dry_run, progress=progress, replay=replay_of is not None)
     if due:
-        plan = list(due_runs(config, cli.store, now, sources or None))
+        plan = list(due_runs(config, engine.store, clock, sources or None))
     else:
-        fixed = parse_time(at, now=now, param="--at") if at else None
         plan = [
-            (s.name, fixed or config.schedule_of(s).latest_fire(now))
+            (s.name, replay_of or config.schedule_of(s).latest_fire(clock))
             for s in config.sources
             if not sources or s.name in sources
         ]
-    engine = _engine(cli)
     with _stdout_for_reports(as_json):
-        outcomes = _run_plan(cli, engine, plan, workers=workers, dry_run=dry_run, quiet=as_json)
+        if not dry_run:
+            engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
+        checker: Checker = Replays(engine) if replay_of is not None else engine
+        outcomes = _run_plan(
+            cli, checker, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
+        )
     if as_json:
-        print_json({"runs": [o.summary() for o in outcomes], "checked": len(outcomes)})
+        print_json({"runs": [_outcome_json(o, replay_of) for o in outcomes], "checked": len(outcomes)})
     else:
         if not plan:
             cli.console.print("nothing due" if due else "no sources configured")
         for o in outcomes:
-            _print_outcome(cli, o, show_ok=False)
-    if fail_on_alert and any(o.anomalies or o.run.error for o in outcomes):
-        sys.exit(3)
+            _print_outcome(cli, o, show_ok=False, replay_of=replay_of)
+    sys.exit(exit_code_for_runs(outcomes, fail_on))
 
 
 def _run_plan(
-    cli: CliContext, engine: Engine, plan: list[tuple[str, Any]], *, workers: int, dry_run: bool, quiet: bool
-) -> list[RunOutcome]:
-    if quiet or len(plan) <= 3 or not cli.err_console.is_terminal:
-        return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=lambda: None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("checking"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=cli.err_console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("checking", total=len(plan))
-        return _check_all(
-            engine, plan, workers=workers, dry_run=dry_run, advance=lambda: progress.advance(task)
-        )
-
-
-def _check_all(
-    engine: Engine,
+    cli: CliContext,
+    engine: Checker,
     plan: list[tuple[str, Any]],
     *,
     workers: int,
     dry_run: bool,
-    advance: Callable[[], None],
+    quiet: bool,
+    progress: TableProgress | None = None,
 ) -> list[RunOutcome]:
-    """Check the plan's sources `workers` at a time; outcomes in plan order."""
+    if quiet or not cli.err_console.is_terminal:
+        return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=lambda _name: None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftguard.cli.text import esc
+
+    display = Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=cli.err_console,
+        transient=True,
+    )
+    with display:
+        task = display.add_task("", total=len(plan))
+
+        def advance(name: str) -> None:
+            display.update(task, advance=1, description=f"done: {esc(name)}")
+
+        if progress is not None:
+            progress.listener = lambda src, table: display.update(
+                task, description=f"{esc(src)}: table {esc(table)}"
+            )
+        return _check_all(engine, plan, workers=workers, dry_run=dry_run, advance=advance)
+
+
+def _check_all(
+    engine: Checker,
+    plan: list[tuple[str, Any]],
+    *,
+    workers: int,
+    dry_run: bool,
+    advance: Callable[[str], None],
+) -> list[RunOutcome]:
+    """Check the plan's sources `workers` at a time; outcomes in plan order.
+
+    On Ctrl-C or SIGTERM the checks not yet started are cancelled and the interruption goes on up;
+    checks already running finish whole (each commits all or nothing), so nothing half-checked is
+    recorded."""
     results: dict[int, RunOutcome] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
             pool.submit(engine.check, name, when, dry_run=dry_run): i for i, (name, when) in enumerate(plan)
         }
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            advance()
+        try:
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                advance(plan[futures[fut]][0])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [results[i] for i in sorted(results)]
 
 
 # ---------------------------------------------------------------------------------------- status
 
 
+def latest_results(
+    store: Store, source: str, at: datetime | None = None
+) -> tuple[RunRecord | None, dict[str, Finding]]:
+    """The latest run of `source` (at or before `at`) and every check's latest finding up to it,
+    by fingerprint: the run's own findings over the last recorded ones of its states."""
+    runs = store.runs(source, limit=_RUNS_SCANNED)
+    run_rec = next((r for r in runs if at is None or r.scheduled_time <= at), None)
+    latest = {f.key.fingerprint: f for f in run_rec.results} if run_rec else {}
+    return run_rec, latest
+
+
 @click.command()
 @click.option("--source", default=None, help="Only this source.")
+@fail_on_option
 @json_option
 @pass_cli
-def status(cli: CliContext, source: str | None, as_json: bool) -> None:
-    """Per source and check: state, since when, last value, expected; plus parked deliveries."""
+def status(cli: CliContext, source: str | None, fail_on: str, as_json: bool) -> None:
+    """Per source and check: state, since when, latest value, expected; plus parked deliveries."""
     from driftguard.cli.display import fmt_time, states_table
+    from driftguard.cli.text import esc
 
     config = cli.config
     names = [config.source(source).name] if source else [s.name for s in config.sources]
-    now = utcnow()
-    store = cli.store
-    report = [(name, next(iter(store.runs(name, limit=1)), None), store.alert_states(name)) for name in names]
+    clock = now()
+    store = cli.reader
+    report = []
+    for name in names:
+        run_rec, latest = latest_results(store, name)
+        report.append((name, run_rec, store.alert_states(name), latest))
     failed = store.failed_deliveries()
-    silences = store.silences(active_at=now)
+    silences = store.silences(active_at=clock)
+    code = exit_code_for_status([(r, s) for _, r, s, _ in report], failed, fail_on)
     if as_json:
         print_json(
             {
-                "sources": [{"source": n, "last_run": run, "states": states} for n, run, states in report],
+                "sources": [
+                    {
+                        "source": n,
+                        "last_run": _run_json(run),
+                        "states": [_state_json(s, latest.get(s.fingerprint)) for s in states],
+                    }
+                    for n, run, states, latest in report
+                ],
                 "failed_deliveries": [f.model_dump(mode="json") for f in failed],
                 "active_silences": silences,
             }
         )
-        return
-    for name, run_rec, states in report:
+        sys.exit(code)
+    for name, run_rec, states, latest in report:
         last = (
-            f"last run {fmt_time(run_rec.scheduled_time, now)}: {run_rec.status.value}"
+            f"last run {fmt_time(run_rec.scheduled_time, clock)}: {verdict(run_rec)}"
             if run_rec
             else "never run"
         )
         firing = sum(s.state == AlertStateName.FIRING for s in states)
         cli.console.print(
-            f"[bold]{name}[/bold] — {last}" + (f", [red]{firing} firing[/red]" if firing else "")
+            f"[bold]{esc(name)}[/bold]: {last}" + (f", [red]{firing} firing[/red]" if firing else "")
         )
+        if run_rec and run_rec.error:
+            cli.console.print(f"  [magenta]{esc(run_rec.error)}[/magenta]")
         if states:
-            cli.console.print(states_table(states, now))
+            cli.console.print(states_table(states, clock, latest))
     if silences:
         cli.console.print(f"[dim]{len(silences)} active silence(s): driftguard silences[/dim]")
     if failed:
@@ -400,7 +668,19 @@ def status(cli: CliContext, source: str | None, as_json: bool) -> None:
             " (driftguard deliveries --failed; retry with driftguard redeliver --all)"
         )
         for f in failed[:10]:
-            cli.console.print(f"  {fmt_time(f.at)} {f.channel}: {f.error} (after {f.attempts} attempt(s))")
+            cli.console.print(
+                f"  {fmt_time(f.at)} {esc(f.channel)}: {esc(f.error)} (after {f.attempts} attempt(s))"
+            )
+    sys.exit(code)
+
+
+def _run_json(run: RunRecord | None) -> dict[str, Any] | None:
+    return None if run is None else run.model_dump(mode="json", exclude={"results"})
+
+
+def _state_json(state: AlertState, latest: Finding | None) -> dict[str, Any]:
+    """An alert state with `latest_finding`: the check's finding in the latest run."""
+    return {**state.model_dump(mode="json"), "latest_finding": (latest or state.last_finding)}
 
 
 # ---------------------------------------------------------------------------------------- history / explain
@@ -417,13 +697,16 @@ def history(
     cli: CliContext, source: str, table: str | None, as_of: str | None, limit: int, as_json: bool
 ) -> None:
     """Snapshots and alert transitions of a source, as they were at a time."""
-    from driftguard.cli.display import fmt_time, fmt_value
+    from driftguard.cli.display import fmt_time
+    from driftguard.cli.text import esc
+    from driftguard.formatting import format_number
 
     src = cli.config.source(source)
-    now = utcnow()
-    when = parse_time(as_of, now=now, param="--as-of") if as_of else None
-    snaps = cli.store.snapshots(src.name, as_of=when, limit=limit)
-    trail = cli.store.transitions(src.name, table=table, as_of=when, limit=limit * 5)
+    if table is not None:
+        _known_table(src, table)
+    when = parse_time(as_of, now=now(), param="--as-of") if as_of else None
+    snaps = cli.reader.snapshots(src.name, as_of=when, limit=limit)
+    trail = cli.reader.transitions(src.name, table=table, as_of=when, limit=limit * 5)
     if as_json:
         print_json(
             {
@@ -439,65 +722,100 @@ def history(
             }
         )
         return
-    cli.console.print(f"[bold]{src.name}[/bold] history" + (f" as of {fmt_time(when)}" if when else ""))
+    cli.console.print(f"[bold]{esc(src.name)}[/bold] history" + (f" as of {fmt_time(when)}" if when else ""))
     for snap in snaps:
         cli.console.print(f"  snapshot {fmt_time(snap.scheduled_time)} ({snap.duration_ms:.0f} ms)")
         for t in snap.tables:
             if table and t.table != table:
                 continue
-            bits = [f"rows={fmt_value(t.row_count)}" if t.row_count is not None else ""]
+            bits = []
+            if t.row_count is not None:
+                how = f" ({t.row_count_method})" if t.row_count_method else ""
+                bits.append(f"table rows {format_number(t.row_count)}{how}")
             if t.period_counts:
-                bits.append(f"last period={t.period_counts[-1].count:,}")
+                bits.append(f"rows in the last period {format_number(t.period_counts[-1].count)}")
             if t.last_modified:
-                bits.append(f"last update={fmt_time(t.last_modified)}")
+                bits.append(f"last update {fmt_time(t.last_modified)}")
             if t.columns is not None:
-                bits.append(f"columns={len(t.columns)}")
+                bits.append(f"{len(t.columns)} columns")
             if t.error:
-                bits.append(f"error={t.error}")
-            cli.console.print(f"    {t.table}: " + " ".join(b for b in bits if b))
+                bits.append(f"error: {t.error}")
+            cli.console.print(f"    {esc(t.table)}: " + esc("; ".join(bits)))
     if trail:
         cli.console.print("  [bold]transitions[/bold] (newest first)")
         for tr in trail:
-            muted = f" [dim](silenced by {', '.join(tr.silenced_by)})[/dim]" if tr.silenced_by else ""
+            muted = f" [dim](silenced by {esc(', '.join(tr.silenced_by))})[/dim]" if tr.silenced_by else ""
             cli.console.print(
-                f"    {fmt_time(tr.at)} {tr.key.label}: {tr.from_state.value} → {tr.to_state.value} "
-                f"({tr.severity.value}) {tr.reason}{muted}"
+                f"    {fmt_time(tr.at)} {esc(tr.key.label)}: {tr.from_state.value} → {tr.to_state.value} "
+                f"({tr.severity.value}) {esc(tr.reason)}{muted}"
             )
     if not snaps and not trail:
-        cli.console.print("  nothing recorded yet: run `driftguard check " + src.name + "`")
+        cli.console.print(f"  nothing recorded yet: run `driftguard check {esc(src.name)}`")
 
 
 @click.command()
 @click.argument("source")
 @click.option("--table", default=None, help="Only this table.")
+@click.option("--at", "at", default=None, help="Explain the run of this time (default: the latest run).")
 @click.option("--all", "show_all", is_flag=True, help="Explain OK checks too.")
 @json_option
 @pass_cli
-def explain(cli: CliContext, source: str, table: str | None, show_all: bool, as_json: bool) -> None:
-    """Why the last decision: observed, expected, rule, training window."""
-    from driftguard.cli.display import explanation_lines, sparkline
+def explain(
+    cli: CliContext, source: str, table: str | None, at: str | None, show_all: bool, as_json: bool
+) -> None:
+    """Why the latest decision (or the run --at a time): observed, expected, rule, training window."""
+    from rich.text import Text
+
+    from driftguard.cli.display import explanation_lines, fmt_time, sparkline
+    from driftguard.cli.text import esc
+    from driftguard.formatting import format_count
 
     src = cli.config.source(source)
-    states = [s for s in cli.store.alert_states(src.name) if table is None or s.key.table == table]
-    findings = [s.last_finding for s in states if s.last_finding is not None]
+    if table is not None:
+        _known_table(src, table)
+    store = cli.reader
+    when = parse_time(at, now=now(), param="--at") if at else None
+    run_rec, latest = latest_results(store, src.name, when)
+    if when is not None and run_rec is None:
+        raise UserError(
+            f"no run of {src.name} at or before {when.isoformat()}: `driftguard history {src.name}`"
+        )
+    if when is None:  # checks the latest run did not reach keep their last recorded finding
+        for state in store.alert_states(src.name):
+            if state.last_finding is not None:
+                latest.setdefault(state.fingerprint, state.last_finding)
+    findings = [f for f in latest.values() if table is None or f.key.table == table]
     if not show_all:
         findings = [f for f in findings if f.status != FindingStatus.OK] or findings
+    findings.sort(key=lambda f: (f.status == FindingStatus.OK, f.key.label))
     if as_json:
-        print_json({"source": src.name, "findings": findings})
+        print_json({"source": src.name, "run": _run_json(run_rec), "findings": findings})
         return
     if not findings:
-        cli.console.print(f"nothing decided yet for {src.name}: run `driftguard check {src.name}`")
+        cli.console.print(f"nothing decided yet for {esc(src.name)}: run `driftguard check {esc(src.name)}`")
         return
-    for f in sorted(findings, key=lambda f: (f.status == FindingStatus.OK, f.key.label)):
+    if run_rec is not None:
+        cli.console.print(f"[dim]run of {fmt_time(run_rec.scheduled_time)}: {verdict(run_rec)}[/dim]")
+    for f in findings:
         lines = explanation_lines(f)
-        cli.console.print(f"[bold]{lines[0]}[/bold]")
+        cli.console.print(Text(lines[0], style="bold"))
         for line in lines[1:]:
             cli.console.print(line, markup=False)
         if has_series(f.key.check):
-            recent = cli.store.series(f.key, before=f.ts, limit=24)
+            recent = store.series(f.key, before=f.ts, limit=24)
             if recent:
-                cli.console.print(f"  recent:    {sparkline(recent)}  ({len(recent)} points before this run)")
+                before = format_count(len(recent), "point")
+                cli.console.print(f"  recent:    {sparkline(recent)}  ({before} before this run)")
         cli.console.print()
+
+
+def _known_table(src: Source, table: str) -> None:
+    names = [t.name for t in src.tables]
+    if table not in names:
+        raise UserError(
+            f"source {src.name} has no table {table!r} in the config; "
+            f"its tables: {', '.join(names) or 'none'}"
+        )
 
 
 # ---------------------------------------------------------------------------------------- operator actions
@@ -507,23 +825,28 @@ def explain(cli: CliContext, source: str, table: str | None, show_all: bool, as_
 @click.argument("source")
 @click.argument("table")
 @click.option("--by", "by", default=lambda: os.environ.get("USER", "operator"), help="Who accepts (audit).")
+@json_option
 @pass_cli
-def accept_schema(cli: CliContext, source: str, table: str, by: str) -> None:
+def accept_schema(cli: CliContext, source: str, table: str, by: str, as_json: bool) -> None:
     """Accept a table's current schema as its new baseline."""
     from driftguard.cli.display import fmt_time
 
     src = cli.config.source(source)
-    snaps = cli.store.snapshots(src.name, limit=1)
+    _known_table(src, table)
+    store = cli.reader
+    snaps = store.snapshots(src.name, limit=1)
     snap_table = snaps[0].table(table) if snaps else None
     if snap_table is None or snap_table.columns is None:
-        raise click.ClickException(
+        raise UserError(
             f"no collected schema for {src.name}.{table}; run `driftguard check {src.name}` first"
         )
-    cli.store.put_schema_baseline(
-        SchemaBaseline(
-            source=src.name, table=table, columns=snap_table.columns, accepted_at=utcnow(), accepted_by=by
-        )
+    baseline = SchemaBaseline(
+        source=src.name, table=table, columns=snap_table.columns, accepted_at=now(), accepted_by=by
     )
+    store.put_schema_baseline(baseline)
+    if as_json:
+        print_json({"accepted": baseline, "as_of": snaps[0].scheduled_time})
+        return
     click.echo(
         f"accepted the schema of {src.name}.{table} as of {fmt_time(snaps[0].scheduled_time)} "
         f"({len(snap_table.columns)} columns) by {by}"
@@ -534,7 +857,11 @@ def accept_schema(cli: CliContext, source: str, table: str, by: str) -> None:
 @click.argument("source")
 @click.option("--table", required=True)
 @click.option("--check", "check_kind", required=True, type=click.Choice(learned_kinds()))
-@click.option("--metric", required=True, help="Series metric, e.g. row_count, period_count, null_rate.")
+@click.option(
+    "--metric",
+    required=True,
+    help="Series metric, e.g. rows_per_period, lag_seconds, null_rate (an unknown one lists the known).",
+)
 @click.option("--column", default=None)
 @click.option("--from", "start", required=True, help="Start (ISO 8601 or -2d).")
 @click.option("--to", "end", default="now", show_default=True)
@@ -545,6 +872,7 @@ def accept_schema(cli: CliContext, source: str, table: str, by: str) -> None:
     default="incident",
     show_default=True,
 )
+@json_option
 @pass_cli
 def label(
     cli: CliContext,
@@ -556,18 +884,35 @@ def label(
     start: str,
     end: str,
     label: str,
+    as_json: bool,
 ) -> None:
-    """Mark points as incident or maintenance so the baseline does not learn from them."""
+    """Mark points as incident or maintenance so the baseline does not learn from them.
+
+    \b
+    driftguard label shop --table orders --check volume --metric rows_per_period --from -6h
+    """
     src = cli.config.source(source)
-    now = utcnow()
+    _known_table(src, table)
+    lo, hi = parse_range(start, end, now=now(), params=("--from", "--to"))
     key = CheckKey(source=src.name, table=table, check=CheckKind(check_kind), metric=metric, column=column)
-    n = cli.store.label_points(
-        key,
-        parse_time(start, now=now, param="--from"),
-        parse_time(end, now=now, param="--to"),
-        PointLabel.NONE if label == "none" else PointLabel(label),
-    )
-    click.echo(f"labelled {n} point(s) of {key.label} as {label}")
+    store = cli.reader
+    known = {s.key for s in store.alert_states(src.name)}
+    if key not in known:
+        same_table = sorted(k.label for k in known if k.table == table and has_series(k.check))
+        raise UserError(
+            f"{key.label} has no recorded series; the checks of {src.name}.{table} with series: "
+            f"{', '.join(same_table) or 'none yet (run a check first)'}"
+        )
+    n = store.label_points(key, lo, hi, PointLabel.NONE if label == "none" else PointLabel(label))
+    if n == 0:
+        raise UserError(
+            f"no points of {key.label} between {lo.isoformat()} and {hi.isoformat()}: "
+            f"`driftguard history {src.name} --table {table}` shows when it was checked"
+        )
+    if as_json:
+        print_json({"key": key, "label": label, "from": lo, "to": hi, "labelled": n})
+    else:
+        click.echo(f"labelled {n} point(s) of {key.label} as {label}")
 
 
 @click.command()
@@ -578,16 +923,18 @@ def deliveries(cli: CliContext, only_failed: bool, as_json: bool) -> None:
     """Notifications waiting in the outbox, and parked failed deliveries."""
     from driftguard.cli.display import fmt_time
 
-    failed = cli.store.failed_deliveries()
-    pending = [] if only_failed else cli.store.pending_notifications()
+    failed = cli.reader.failed_deliveries()
+    pending = [] if only_failed else cli.reader.pending_notifications()
     if as_json:
         print_json({"pending": pending, "failed": [f.model_dump(mode="json") for f in failed]})
         return
     for n in pending:
-        click.echo(f"pending  {n.id} {n.channel} {n.source} {fmt_time(n.run_time)} {n.title}")
+        click.echo(clean(f"pending  {n.id} {n.channel} {n.source} {fmt_time(n.run_time)} {n.title}"))
     for f in failed:
         click.echo(
-            f"failed   {f.notification_id} {f.channel} {fmt_time(f.at)} attempts={f.attempts} {f.error}"
+            clean(
+                f"failed   {f.notification_id} {f.channel} {fmt_time(f.at)} attempts={f.attempts} {f.error}"
+            )
         )
     if not pending and not failed:
         click.echo("nothing pending, nothing parked")
@@ -600,27 +947,35 @@ def deliveries(cli: CliContext, only_failed: bool, as_json: bool) -> None:
 @pass_cli
 def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
     """Retry parked deliveries (and flush the outbox)."""
-    store = cli.store
+    if not notification_ids and not replay_all:
+        raise click.UsageError("name notification ids, or use --all")
+    store = cli.reader
     parked = {f.notification_id: f for f in store.failed_deliveries()}
     wanted = list(parked) if replay_all else list(notification_ids)
-    if not wanted and not replay_all:
-        raise click.UsageError("name notification ids, or use --all")
     unknown = [i for i in wanted if i not in parked]
     if unknown:
-        raise click.ClickException(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
-    engine = _engine(cli)
+        raise UserError(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
+    engine = Engine(cli.config, store)
+    records = engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
     notes = [parked[i].notification for i in wanted if parked[i].notification is not None]
-    records = engine.deliver([n for n in notes if n is not None], retry_parked=True)
-    if replay_all:
-        records += engine.flush_outbox()
+    records += engine.deliver([n for n in notes if n is not None], retry_parked=True)
+    still_failing = [r for r in records if r.status == DeliveryStatus.FAILED]
+    for r in still_failing:
+        say_failed(f"notification {r.notification_id} to {r.channel} failed again: {r.error}")
+    code = Exit.FAILURE if still_failing else Exit.OK
     if as_json:
         print_json({"deliveries": [r.model_dump(mode="json", exclude={"notification"}) for r in records]})
-        return
+        sys.exit(code)
     for r in records:
         click.echo(
-            f"{r.status.value:<9} {r.notification_id} → {r.channel} (attempts {r.attempts})"
-            + (f": {r.error}" if r.error else "")
+            clean(
+                f"{r.status.value:<9} {r.notification_id} → {r.channel} (attempts {r.attempts})"
+                + (f": {r.error}" if r.error else "")
+            )
         )
+    if not records:
+        click.echo("nothing parked, nothing pending")
+    sys.exit(code)
 
 
 @click.command("test-channel")
@@ -631,19 +986,24 @@ def test_channel(cli: CliContext, channel: str, as_json: bool) -> None:
     """Send a sample notification through CHANNEL, to check it works before an incident does."""
     from driftguard.engine import build_sender
     from driftguard.notify.sample import sample_notification
+    from driftguard.secrets import SecretResolver
 
     config = cli.config
-    sender = build_sender(config.channel(channel), Engine(config, cli.store).secrets)
+    sender = build_sender(config.channel(channel), SecretResolver())
     record = sender(sample_notification(channel))
     if as_json:
         print_json(record.model_dump(mode="json", exclude={"notification"}))
     else:
         suffix = f": {record.error}" if record.error else ""
         click.echo(
-            f"{record.status.value}: sample notification to {channel}, {record.attempts} attempt(s){suffix}"
+            clean(
+                f"{record.status.value}: sample notification to {channel}, "
+                f"{record.attempts} attempt(s){suffix}"
+            )
         )
     if record.status != DeliveryStatus.DELIVERED:
-        sys.exit(1)
+        say_failed(f"channel {channel} failed: {record.error}")
+        sys.exit(Exit.FAILURE)
 
 
 commands = [

@@ -15,10 +15,10 @@ import click
 
 from driftguard.alerts import expire, extend, new_silence, parse_matcher
 from driftguard.alerts.silences import format_matcher
-from driftguard.cli.common import CliContext, json_option, parse_time, pass_cli, print_json
-from driftguard.config import parse_duration
+from driftguard.cli.common import CliContext, UserError, json_option, now, parse_time, pass_cli, print_json
+from driftguard.config import Config, parse_duration
 from driftguard.errors import ConfigError
-from driftguard.model import CheckKind, Matcher, Silence, utcnow
+from driftguard.model import CheckKind, Matcher, Severity, Silence
 from driftguard.store import Store
 
 
@@ -40,7 +40,7 @@ def _whoami() -> str:
 
 
 def _now() -> datetime:
-    return utcnow().replace(microsecond=0)
+    return now().replace(microsecond=0)
 
 
 def _find(store: Store, ident: str) -> Silence:
@@ -49,9 +49,9 @@ def _find(store: Store, ident: str) -> Silence:
         s for s in store.silences() if s.id.startswith(ident)
     ]
     if not found:
-        raise click.ClickException(f"no silence with id {ident!r}; `driftguard silences --all` lists them")
+        raise UserError(f"no silence with id {ident!r}; `driftguard silences --all` lists them")
     if len(found) > 1:
-        raise click.ClickException(f"{ident!r} is the start of {len(found)} silence ids; give more of the id")
+        raise UserError(f"{ident!r} is the start of {len(found)} silence ids; give more of the id")
     return found[0]
 
 
@@ -81,21 +81,25 @@ def _report(cli: CliContext, verb: str, silence: Silence, now: datetime, as_json
     if as_json:
         print_json(_describe(silence, now))
         return
-    from rich.markup import escape
+    from driftguard.cli.text import esc
 
-    matchers = escape(", ".join(format_matcher(m) for m in silence.matchers))
+    matchers = esc(", ".join(format_matcher(m) for m in silence.matchers))
     cli.console.print(
         f"{verb} silence [bold]{silence.id}[/bold] ({matchers}), ending {silence.ends_at.isoformat()}"
     )
 
 
 @click.command()
-@click.option("--source", default=None, help="The source whose alerts to silence.")
-@click.option("--table", default=None, help="Only alerts about this table.")
+@click.option("--source", default=None, help="Only alerts of this source.")
+@click.option("--table", default=None, help="Only alerts about this table (of any source, unless --source).")
 @click.option(
     "--check", type=click.Choice([k.value for k in CheckKind]), default=None, help="Only this kind of check."
 )
 @click.option("--tag", default=None, help="Only alerts of sources with this tag.")
+@click.option("--owner", default=None, help="Only alerts of sources with this owner.")
+@click.option(
+    "--severity", type=click.Choice([s.value for s in Severity]), default=None, help="Only this severity."
+)
 @click.option(
     "--match",
     "matches",
@@ -119,6 +123,8 @@ def silence(
     table: str | None,
     check: str | None,
     tag: str | None,
+    owner: str | None,
+    severity: str | None,
     matches: tuple[str, ...],
     duration: timedelta | None,
     until: str | None,
@@ -129,42 +135,77 @@ def silence(
 ) -> None:
     """Mute the notices of matching alerts for a while (they still change state).
 
+    Matchers combine (all must hold) and may select alerts across sources, e.g. by tag or owner.
+    Exact names are checked against the config: a typo is an error, not a silence of nothing.
+
     \b
     driftguard silence --source orders_db --table orders --duration 2h --comment "backfill"
-    driftguard silence --source orders_db --match 'severity=warning' --until 2024-05-01T18:00Z --comment "..."
+    driftguard silence --tag tier-2 --severity warning --until 2024-05-01T18:00Z --comment "..."
     driftguard silence --extend 3f2a9c --duration 2h      (keep it until 2h from now)
     """
     now = _now()
     end = _end(duration, until, now)
+    exact = {
+        "source": source,
+        "table": table,
+        "check": check,
+        "tag": tag,
+        "owner": owner,
+        "severity": severity,
+    }
     if extend_id is not None:
-        if source or table or check or tag or matches or comment:
+        if any(v is not None for v in exact.values()) or matches or comment:
             raise click.UsageError(
                 "--extend changes only when a silence ends: give it --duration or --until alone"
             )
         try:
-            longer = extend(_find(cli.store, extend_id), end)
+            longer = extend(_find(cli.reader, extend_id), end)
         except ValueError as e:
-            raise click.ClickException(str(e)) from None
+            raise UserError(str(e)) from None
         cli.store.put_silence(longer)
         _report(cli, "Extended", longer, now, as_json)
         return
-    if source is None:
-        raise click.UsageError("--source is required: say which source's alerts to silence")
+    if all(v is None for v in exact.values()) and not matches:
+        raise click.UsageError(
+            "say which alerts to silence: --source, --table, --check, --tag, --owner, --severity or --match"
+        )
     if comment is None:
         raise click.UsageError('--comment is required: say why, e.g. --comment "nightly backfill"')
-    try:
-        cli.config.source(source)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
-    exact = {"source": source, "table": table, "check": check, "tag": tag}
+    _check_names(cli.config, source=source, table=table, tag=tag, owner=owner)
     try:
         matchers = [Matcher(label=k, value=v) for k, v in exact.items() if v is not None]
         matchers += [parse_matcher(text) for text in matches]
         created = new_silence(matchers, created_by=author, comment=comment, now=now, ends_at=end)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise UserError(str(e)) from None
     cli.store.put_silence(created)
     _report(cli, "Created", created, now, as_json)
+
+
+def _check_names(
+    config: Config, *, source: str | None, table: str | None, tag: str | None, owner: str | None
+) -> None:
+    """Exact names must exist in the config: a silence of a misspelt name would silence nothing."""
+    try:
+        sources = [config.source(source)] if source else list(config.sources)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    tables = {t.name for s in sources for t in s.tables}
+    where = f"source {source}" if source else "any source"
+    if table is not None and table not in tables:
+        raise UserError(
+            f"--table {table!r}: no table of that name in {where}; tables: {', '.join(sorted(tables))}"
+        )
+    tags = {t for s in config.sources for t in s.tags}
+    if tag is not None and tag not in tags:
+        raise UserError(
+            f"--tag {tag!r}: no source has this tag; tags in use: {', '.join(sorted(tags)) or 'none'}"
+        )
+    owners = {s.owner for s in config.sources if s.owner}
+    if owner is not None and owner not in owners:
+        raise UserError(
+            f"--owner {owner!r}: no source has this owner; owners: {', '.join(sorted(owners)) or 'none'}"
+        )
 
 
 @click.command()
@@ -174,9 +215,9 @@ def silence(
 @pass_cli
 def unsilence(cli: CliContext, silence_id: str, purge: bool, as_json: bool) -> None:
     """End silence ID now (it stays listed under `silences --all`), or delete it with --purge."""
-    found = _find(cli.store, silence_id)
+    found = _find(cli.reader, silence_id)
     if purge:
-        cli.store.delete_silence(found.id)
+        cli.reader.delete_silence(found.id)
         if as_json:
             print_json({"id": found.id, "status": "deleted"})
         else:
@@ -184,7 +225,7 @@ def unsilence(cli: CliContext, silence_id: str, purge: bool, as_json: bool) -> N
         return
     now = _now()
     ended = expire(found, now)
-    cli.store.put_silence(ended)
+    cli.reader.put_silence(ended)
     _report(cli, "Ended", ended, now, as_json)
 
 
@@ -194,12 +235,13 @@ def unsilence(cli: CliContext, silence_id: str, purge: bool, as_json: bool) -> N
 @pass_cli
 def silences(cli: CliContext, show_all: bool, as_json: bool) -> None:
     """List silences that are active or scheduled (with --all: every silence)."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from driftguard.cli.text import esc
 
     now = _now()
     listed = sorted(
-        (s for s in cli.store.silences() if show_all or s.ends_at > now),
+        (s for s in cli.reader.silences() if show_all or s.ends_at > now),
         key=lambda s: (s.starts_at, s.ends_at, s.id),
     )
     rows = [_describe(s, now) for s in listed]
@@ -217,11 +259,11 @@ def silences(cli: CliContext, show_all: bool, as_json: bool) -> None:
         table.add_row(
             s.id,
             str(row["status"]),
-            escape(", ".join(format_matcher(m) for m in s.matchers)),
+            esc(", ".join(format_matcher(m) for m in s.matchers)),
             s.starts_at.strftime("%Y-%m-%d %H:%M"),
             s.ends_at.strftime("%Y-%m-%d %H:%M"),
-            escape(s.created_by),
-            escape(s.comment),
+            esc(s.created_by),
+            esc(s.comment),
         )
     cli.console.print(table)
 

@@ -3,7 +3,8 @@
 Public API
 ----------
 `Collector(source, *, statement_timeout, secrets=None)` - one per source, a context manager
-that reuses one connection (from a per-process engine cache) for all tables of the source.
+that reuses one connection (from its database server's shared, bounded pool: see
+`driftguard.collect.connect`) for all tables of the source.
 
 - `collect(scheduled_time) -> Snapshot`: for every `source.tables` entry a `TableSnapshot`
   (row_count + row_count_method "statistics" | "exact" | "exact (no statistics)" | "period",
@@ -31,6 +32,20 @@ are quoted by SQLAlchemy Core, never pasted into SQL; custom SQL must be one rea
 (`driftguard.collect.readonly_sql`).
 """
 
-from driftguard.collect.collector import Collector
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driftguard.collect.collector import Collector
 
 __all__ = ["Collector"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: validating a config uses readonly_sql, which must not cost an SQLAlchemy import.
+    if name == "Collector":
+        from driftguard.collect.collector import Collector
+
+        return Collector
+    raise AttributeError(name)

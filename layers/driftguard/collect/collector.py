@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 from driftguard.collect.changes import may_reuse
 from driftguard.collect.column_metrics import ColumnMetrics
-from driftguard.collect.connect import engine_for
+from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
 from driftguard.collect.session import SourceSession
-from driftguard.collect.sql_checks import MAX_METRIC_ROWS, interpret_metric, interpret_result
+from driftguard.collect.sql_checks import interpret_metric, interpret_result
 from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
 from driftguard.collect.types import normalise_type
 from driftguard.config import Source, SqlCheck, TableConfig
@@ -47,9 +47,10 @@ def _no_last_read(table: str) -> LastRead | None:
 class Collector:
     """Collects snapshots of one source over one reused connection.
 
-    Construction resolves credentials (SecretError, ConfigError for unsupported options); the
-    connection opens on first use (SourceUnavailable, PermissionDenied, ConfigError for an
-    unknown database). Use as a context manager, or call close().
+    Construction resolves credentials and leases the server's shared pool (SecretError,
+    ConfigError for unsupported options); the connection opens on first use (SourceUnavailable,
+    PermissionDenied, ConfigError for an unknown database). Use as a context manager, or call
+    close(), which returns the connection and the lease (the last lease closes the pool).
     """
 
     def __init__(
@@ -61,9 +62,7 @@ class Collector:
     ) -> None:
         self.source = source
         self.statement_timeout = statement_timeout
-        self._engine = engine_for(
-            source, statement_timeout=statement_timeout, resolver=secrets or SecretResolver()
-        )
+        self._lease = lease_pool(source, resolver=secrets or SecretResolver())
         self._session: SourceSession | None = None
         self._backfill_catalog: Catalog | None = None
 
@@ -76,6 +75,11 @@ class Collector:
         self.close()
 
     def close(self) -> None:
+        """Return the connection and the lease on the server's pool (the last lease closes it)."""
+        self._release_session()
+        self._lease.release()
+
+    def _release_session(self) -> None:
         self._backfill_catalog = None
         if self._session is not None:
             self._session.close()
@@ -85,7 +89,7 @@ class Collector:
     def session(self) -> SourceSession:
         """The open session (opened on first use and kept until close)."""
         if self._session is None:
-            self._session = SourceSession(self.source.name, self._engine, self.statement_timeout)
+            self._session = SourceSession(self.source.name, self._lease.engine, self.statement_timeout)
         return self._session
 
     # ------------------------------------------------------------------ collect
@@ -111,7 +115,7 @@ class Collector:
             results, errors = self._run_sql_checks()
             metrics = self._run_sql_metrics(errors)
         except SourceUnavailable:
-            self.close()  # the connection is gone: the next call reconnects
+            self._release_session()  # the connection is gone: the next call reconnects
             raise
         return Snapshot(
             source=self.source.name,
@@ -153,7 +157,12 @@ class Collector:
         for metric in self.source.sql_metrics:
             where = f"source {self.source.name}, sql metric {metric.name}"
             try:
-                columns, rows = self._read_only_query(metric.sql, where, max_rows=MAX_METRIC_ROWS)
+                columns, rows, truncated = self._read_only_query(metric.sql, where, max_rows=metric.max_rows)
+                if truncated:  # a series cut short would be judged as if its values had stopped
+                    raise CheckDefinitionError(
+                        f"{where}: the query returned more than {metric.max_rows:,} rows (max_rows); "
+                        "aggregate it or bound its ts range"
+                    )
                 results.append(interpret_metric(metric.name, columns, rows, where=where))
             except SourceUnavailable:
                 raise
@@ -162,25 +171,18 @@ class Collector:
         return results
 
     def _read_only_query(
-        self, sql: str, where: str, *, max_rows: int | None = None
-    ) -> tuple[list[str], Sequence[Any]]:
+        self, sql: str, where: str, *, max_rows: int
+    ) -> tuple[list[str], list[Sequence[Any]], bool]:
         """Custom SQL, checked to be one read-only query and run in a read-only transaction that is
-        rolled back; more than `max_rows` rows is a CheckDefinitionError (never read unbounded)."""
+        rolled back: (columns, at most `max_rows` rows, whether the result went on past them). The
+        server is asked for one row past the limit, which tells a result that fits from one cut."""
         statement = read_only_statement(sql, self.session.rules.name, where=where)
+        bounded = as_derived_table(statement, row_limit=max_rows + 1)
         with self.session.read_only_transaction(where=where):
-            result = self.session.execute_text(as_derived_table(statement), where=where)
-            if not result.returns_rows:
-                raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
-            columns = list(result.keys())
-            if max_rows is None:
-                return columns, result.fetchall()
-            rows = result.fetchmany(max_rows + 1)
-            result.close()
-        if len(rows) > max_rows:
-            raise CheckDefinitionError(
-                f"{where}: the query returned more than {max_rows:,} rows; aggregate it or bound its ts range"
-            )
-        return columns, rows
+            columns, rows, truncated = self.session.read_rows(bounded, limit=max_rows, where=where)
+        if columns is None:
+            raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+        return columns, rows, truncated
 
     def _catalog_for_backfill(self, table: TableConfig) -> Catalog:
         """A first check backfills each of the source's tables just before collecting: one catalog
@@ -294,8 +296,8 @@ class Collector:
 
     def _run_sql_check(self, check: SqlCheck) -> SqlCheckResult:
         where = f"source {self.source.name}, sql check {check.name}"
-        columns, rows = self._read_only_query(check.sql, where)
-        return interpret_result(check.name, columns, rows, where=where)
+        columns, rows, truncated = self._read_only_query(check.sql, where, max_rows=check.max_rows)
+        return interpret_result(check.name, columns, rows, where=where, truncated=truncated)
 
     # ------------------------------------------------------------------ backfill
 
@@ -308,6 +310,13 @@ class Collector:
         since, until = utc(since), utc(until)
         if since >= until:
             raise ValueError(f"backfill needs since < until (got {since.isoformat()} >= {until.isoformat()})")
+        try:
+            return self._backfill(table, since, until)
+        except SourceUnavailable:
+            self._release_session()  # the connection is gone: the next call reconnects
+            raise
+
+    def _backfill(self, table: TableConfig, since: datetime, until: datetime) -> TableHistory:
         target = self._target(table, self._catalog_for_backfill(table))
         rules = self.session.rules
         volume, freshness = table.checks.volume, table.checks.freshness

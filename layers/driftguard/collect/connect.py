@@ -1,13 +1,24 @@
-"""Building the connection URL and the engine of a source, and caching engines per process.
+"""Building the connection URL of a source, and the one connection pool per database server.
 
 Passwords come from `connection.password_env` (environment) or `connection.password_secret`
 (Secrets Manager; an RDS-style JSON secret may also supply username, host, port and dbname
 where the config leaves them out). URLs are built with `sqlalchemy.URL.create`, never by
 string formatting, so a password or path with '@', '/' or '%' cannot change their meaning.
 
-Engines are cached for the life of the process, keyed by source name, the URL without its
-password, a digest of the password (a rotated secret gets a fresh engine) and the settings that
-shape the connection, so a warm Lambda container reuses its pool (small, pre-pinged).
+A monitor must never be what exhausts a database's connections. All sources on one server
+(kind, host, port, database, user) share one pool of at most `connection.max_connections`
+connections (sources on one server must agree on it; `Config` checks that). A source leases the
+pool for as long as it is checked (`lease_pool`); a session waits for a free connection (at most
+`POOL_WAIT`) rather than opening another; when the last lease of a server ends, its connections are
+closed, so neither a long local run nor a warm Lambda container keeps idle connections open. With
+`--workers N` the process holds at most min(N, the sum of the budgets) connections, since a check
+holds one connection at a time.
+
+A SQLite or DuckDB file is its own server. A DuckDB file's engine is not pooled (a connection
+opens per check and closes with it): an open read-only handle would keep the file's writer out.
+
+The statement timeout belongs to a session, not to the pool (sources sharing a server may set
+different ones): `bound_socket_reads` sets the client-side read timeout on each checkout.
 
 `connection.options` accepted per kind (anything else is a ConfigError naming the option):
   postgres: application_name; sslmode (disable | require | verify-full); sslrootcert (CA file);
@@ -44,15 +55,15 @@ SUPPORTED_OPTIONS = {
 # A client-side read timeout longer than the server's statement timeout, so the server's own
 # cancellation (a clean, classified error) happens first and the socket one is only a backstop.
 SOCKET_GRACE = timedelta(seconds=10)
+# How long a check waits for one of its server's connections before failing as unavailable: long
+# enough for the other checks on the server to finish their statements (each bounded by its timeout).
+POOL_WAIT = timedelta(minutes=10)
 POOL_SETTINGS: dict[str, Any] = {
-    "pool_size": 1,
-    "max_overflow": 1,
+    "max_overflow": 0,
+    "pool_timeout": POOL_WAIT.total_seconds(),
     "pool_pre_ping": True,
     "pool_recycle": 1800,
 }
-
-_engines: dict[tuple[object, ...], sa.Engine] = {}
-_engines_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -145,8 +156,9 @@ def _postgres_ssl(source: Source, options: dict[str, str]) -> ssl.SSLContext | N
     return context
 
 
-def connect_args(source: Source, statement_timeout: timedelta) -> dict[str, Any]:
-    """Driver keyword arguments: timeouts and the supported `connection.options`."""
+def connect_args(source: Source) -> dict[str, Any]:
+    """Driver keyword arguments: the connect timeout and the supported `connection.options`
+    (read timeouts follow each session's statement timeout: `bound_socket_reads`)."""
     options = dict(source.connection.options)
     unknown = sorted(set(options) - set(SUPPORTED_OPTIONS[source.kind]))
     if unknown:
@@ -168,12 +180,7 @@ def connect_args(source: Source, statement_timeout: timedelta) -> dict[str, Any]
             args["ssl_context"] = context
         return args
     if source.kind == "mysql":
-        read_seconds = (statement_timeout + SOCKET_GRACE).total_seconds()
-        args = {
-            "connect_timeout": connect_seconds,
-            "read_timeout": read_seconds,
-            "write_timeout": read_seconds,
-        }
+        args = {"connect_timeout": connect_seconds}
         if "charset" in options:
             args["charset"] = options["charset"]
         if "ssl_ca" in options or _flag(source, "ssl", options.get("ssl", "false")):
@@ -186,23 +193,69 @@ def connect_args(source: Source, statement_timeout: timedelta) -> dict[str, Any]
     return {"timeout": connect_seconds}  # sqlite: how long to wait on a locked database
 
 
-def _widen_pg8000_socket_timeout(engine: sa.Engine, statement_timeout: timedelta) -> None:
-    # pg8000 applies its one `timeout` to the connect and to every later read. Connect with the
-    # (short) connect timeout, then let reads wait past the server-side statement timeout.
+def bound_socket_reads(dbapi_connection: Any, statement_timeout: timedelta) -> None:
+    """Let this connection's reads wait a little past the server-side statement timeout, so the
+    server's own cancellation (a clean, classified error) comes first and the socket's is a backstop.
+    pg8000 applies its one `timeout` to connect and every read; PyMySQL keeps read/write timeouts
+    it re-applies before each read and write. SQLite has no socket."""
     read_seconds = (statement_timeout + SOCKET_GRACE).total_seconds()
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        sock = getattr(dbapi_connection, "_usock", None)
-        if sock is not None:
-            sock.settimeout(read_seconds)
+    sock = getattr(dbapi_connection, "_usock", None)  # pg8000
+    if sock is not None:
+        sock.settimeout(read_seconds)
+    if hasattr(dbapi_connection, "_read_timeout"):  # PyMySQL
+        dbapi_connection._read_timeout = read_seconds
+        dbapi_connection._write_timeout = read_seconds
 
 
 OPTIONAL_DRIVERS = {"duckdb": ("duckdb_engine", "duckdb")}  # kind -> (module, extra that installs it)
 
 
-def engine_for(source: Source, *, statement_timeout: timedelta, resolver: SecretResolver) -> sa.Engine:
-    """The process-wide engine of `source` (created on first use)."""
+ServerKey = tuple[str, str | None, int | None, str | None, str | None]
+
+
+@dataclass
+class _ServerPool:
+    engine: sa.Engine
+    password_digest: str
+    leases: int = 0
+
+
+@dataclass
+class PoolLease:
+    """A source's share of its server's pool, from `lease_pool` until `release`."""
+
+    engine: sa.Engine
+    _pool: _ServerPool
+    _key: ServerKey
+    _released: bool = False
+
+    def release(self) -> None:
+        with _pools_lock:
+            if self._released:
+                return
+            self._released = True
+            self._pool.leases -= 1
+            if self._pool.leases == 0:
+                if _pools.get(self._key) is self._pool:
+                    del _pools[self._key]
+                self._pool.engine.dispose()  # the server's last check is done: close its connections
+
+
+_pools: dict[ServerKey, _ServerPool] = {}
+_pools_lock = threading.Lock()
+
+
+def server_key(source: Source, credentials: Credentials) -> ServerKey:
+    """What makes two sources one database server for the connection budget."""
+    if source.kind in ("sqlite", "duckdb"):  # a file is its own server
+        path = str(Path(source.connection.path or "").expanduser().resolve())
+        return (source.kind, None, None, path, None)
+    host = credentials.host.lower() if credentials.host else None
+    return (source.kind, host, credentials.port, credentials.database, credentials.user)
+
+
+def lease_pool(source: Source, *, resolver: SecretResolver) -> PoolLease:
+    """A lease on the pool of `source`'s server (created on first use, closed with its last lease)."""
     if source.kind in OPTIONAL_DRIVERS:
         module, extra = OPTIONAL_DRIVERS[source.kind]
         if importlib.util.find_spec(module) is None:
@@ -213,36 +266,39 @@ def engine_for(source: Source, *, statement_timeout: timedelta, resolver: Secret
     credentials = resolve_credentials(source, resolver)
     url = build_url(source, credentials)
     password_digest = hashlib.sha256((credentials.password or "").encode()).hexdigest()
-    key = (
-        source.name,
-        url.render_as_string(hide_password=True),
-        password_digest,
-        tuple(sorted(source.connection.options.items())),
-        source.connection.connect_timeout,
-        statement_timeout,
-    )
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            # Transactions are explicit (see session); duckdb-engine has no isolation levels to set.
-            # A DuckDB file is not pooled: an open read-only handle keeps its writer out.
-            per_kind: dict[str, Any] = (
-                {"poolclass": sa.pool.NullPool}
-                if source.kind == "duckdb"
-                else {"isolation_level": "AUTOCOMMIT", **POOL_SETTINGS}
-            )
-            engine = sa.create_engine(url, connect_args=connect_args(source, statement_timeout), **per_kind)
-            if source.kind == "postgres":
-                _widen_pg8000_socket_timeout(engine, statement_timeout)
-            for stale in [k for k in _engines if k[:2] == key[:2]]:  # e.g. the password rotated
-                _engines.pop(stale).dispose()
-            _engines[key] = engine
-        return engine
+    key = server_key(source, credentials)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None or pool.password_digest != password_digest:
+            # A rotated password gets a fresh pool; the old one closes when its leases end.
+            engine = sa.create_engine(url, connect_args=connect_args(source), **_pooling(source))
+            pool = _pools[key] = _ServerPool(engine, password_digest)
+        pool.leases += 1
+        return PoolLease(pool.engine, pool, key)
+
+
+def _pooling(source: Source) -> dict[str, Any]:
+    if source.kind == "duckdb":
+        # Not pooled: an open read-only handle would keep the file's writer out between checks.
+        # duckdb-engine has no isolation levels to set; a check still holds one connection at a time.
+        return {"poolclass": sa.pool.NullPool}
+    return {
+        "isolation_level": "AUTOCOMMIT",  # transactions are explicit (see session)
+        "pool_size": source.connection.max_connections,
+        **POOL_SETTINGS,
+    }
+
+
+def open_pools() -> dict[ServerKey, sa.Engine]:
+    """The pools currently open, by server (for diagnostics and tests)."""
+    with _pools_lock:
+        return {key: pool.engine for key, pool in _pools.items()}
 
 
 def dispose_engines() -> None:
-    """Close every cached pool (tests, shutdown)."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+    """Close every pool (tests, shutdown). A lease still held keeps its engine, which opens
+    connections again if used; its release then closes that engine alone."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.engine.dispose()
+        _pools.clear()

@@ -181,10 +181,13 @@ class _Lexer:
         self.tokens.append(Token("other", "<literal>", start, self.pos))
 
 
-def as_derived_table(statement: str) -> str:
+def as_derived_table(statement: str, *, row_limit: int | None = None) -> str:
     """`statement` (from read_only_statement) as one SELECT over it: the server itself then
-    refuses anything that is not a single query. Newlines keep a trailing '--' comment inside."""
-    return f"SELECT * FROM (\n{statement}\n) AS driftguard_check"  # noqa: S608 - statement passed the lexer
+    refuses anything that is not a single query. Newlines keep a trailing '--' comment inside.
+    `row_limit` makes the server stop producing rows there: drivers that buffer a whole result
+    (pg8000, PyMySQL) then never receive more, whatever the query would return."""
+    limit = f" LIMIT {int(row_limit):d}" if row_limit is not None else ""
+    return f"SELECT * FROM (\n{statement}\n) AS driftguard_check{limit}"  # noqa: S608 - statement passed the lexer
 
 
 def _line_of(sql: str, position: int) -> int:

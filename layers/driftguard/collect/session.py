@@ -4,10 +4,11 @@ Opening a session runs one setup statement that makes every later transaction re
 (PostgreSQL default_transaction_read_only, MySQL/MariaDB session transaction_read_only /
 tx_read_only; SQLite is opened with mode=ro and PRAGMA query_only, DuckDB with read_only=True),
 bounds every statement (statement_timeout, max_statement_time / max_execution_time, for SQLite a
-progress handler that aborts past the deadline, for DuckDB a timer that interrupts the connection)
-and reads times in UTC. The connection runs in autocommit, so a metric query is one round trip
-inside its own implicitly read-only transaction; custom SQL additionally runs inside an explicit
-read-only transaction that is rolled back.
+progress handler that aborts past the deadline, while rows are fetched too: SQLite produces rows as
+they are read; for DuckDB, which computes a result before handing it over, a timer that interrupts
+the connection) and reads times in UTC. The connection runs in autocommit, so a metric query is one
+round trip inside its own implicitly read-only transaction; custom SQL additionally runs inside an
+explicit read-only transaction that is rolled back.
 
 Every statement goes through `execute`, which counts round trips and turns driver errors into
 the typed errors of driftguard.errors, classified by SQLSTATE / errno / SQLite result code.
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from driftguard.collect.connect import bound_socket_reads
 from driftguard.collect.dialects import DialectRules, rules_for
 from driftguard.errors import (
     CheckDefinitionError,
@@ -45,6 +47,7 @@ ERROR_TYPES: dict[ErrorKind, type[DriftGuardError]] = {
     ErrorKind.SECRET: SecretError,
 }
 SQLITE_PROGRESS_STEPS = 1000  # SQLite VM instructions between deadline checks
+FETCH_BATCH = 500  # rows per fetchmany: bounded memory, few driver calls
 
 
 def typed_error(kind: ErrorKind, message: str) -> DriftGuardError:
@@ -71,14 +74,22 @@ class SourceSession:
         except sa.exc.DBAPIError as e:
             raise self._translate(e, where=f"source {source_name}", rules=rules_for(engine.dialect)) from e
         except sa.exc.TimeoutError as e:  # the pool is exhausted
-            raise SourceUnavailable(f"source {source_name}: no free connection in the pool: {e}") from e
+            raise SourceUnavailable(
+                f"source {source_name}: every connection its database server allows "
+                "(connection.max_connections) stayed busy with other checks too long; raise it, or "
+                "run fewer checks at once"
+            ) from e
         except OSError as e:  # a socket error the driver did not wrap
             raise SourceUnavailable(f"source {source_name}: cannot connect: {e}") from e
+        except sa.exc.SQLAlchemyError as e:  # e.g. a pooled connection the server closed meanwhile
+            raise SourceUnavailable(f"source {source_name}: cannot connect: {e}") from e
         self.rules: DialectRules = rules_for(self._connection.dialect)
+        raw = self._connection.connection.dbapi_connection
+        assert raw is not None
         if self.rules.name == "sqlite":
-            raw = self._connection.connection.dbapi_connection
-            assert raw is not None
             raw.set_progress_handler(self._past_deadline, SQLITE_PROGRESS_STEPS)
+        else:
+            bound_socket_reads(raw, statement_timeout)
         try:
             self.execute(self.rules.setup_statement(statement_timeout), where=f"source {source_name}")
         except DriftGuardError:
@@ -98,7 +109,34 @@ class SourceSession:
         options = {"no_parameters": True}
         return self._run(lambda: self._connection.exec_driver_sql(sql, execution_options=options), where)
 
+    def read_rows(
+        self, sql: str, *, limit: int, where: str
+    ) -> tuple[list[str] | None, list[Sequence[Any]], bool]:
+        """(columns, at most `limit` rows, whether more rows were left unread) of SQL text; the
+        columns are None when the statement returns no result set. Rows are fetched in batches, so
+        memory stays bounded whatever the result's size; the deadline covers the fetching."""
+        result = self.execute_text(sql, where=where)
+        if not result.returns_rows:
+            return None, [], False
+        columns = list(result.keys())
+        rows: list[Sequence[Any]] = []
+        truncated = False
+        try:
+            while len(rows) < limit:
+                batch = result.fetchmany(min(FETCH_BATCH, limit - len(rows)))
+                if not batch:
+                    break
+                rows.extend(batch)
+            truncated = len(rows) >= limit and result.fetchone() is not None
+        except sa.exc.DBAPIError as e:
+            raise self._translate(e, where=where, rules=self.rules) from e
+        finally:
+            result.close()  # the unread rest is discarded (pg8000/PyMySQL have read it; SQLite stops)
+        return columns, rows, truncated
+
     def _run(self, send: Any, where: str) -> sa.CursorResult[Any]:
+        """Send one statement. Its deadline stays set until the next statement, so that SQLite,
+        which computes rows as they are fetched, is interrupted while fetching too."""
         self.round_trips += 1
         self._deadline = time.monotonic() + self.statement_timeout.total_seconds()
         watchdog = self._interrupt_at_deadline()
@@ -112,8 +150,10 @@ class SourceSession:
         except OSError as e:  # pg8000 can let a reset socket's error through unwrapped
             self._connection.invalidate()
             raise SourceUnavailable(f"{where}: the connection was lost: {e}") from e
+        except sa.exc.SQLAlchemyError as e:
+            # e.g. PendingRollbackError: an earlier statement lost the connection inside a transaction
+            raise SourceUnavailable(f"{where}: the connection is no longer usable: {e}") from e
         finally:
-            self._deadline = float("inf")
             if watchdog is not None:
                 watchdog.cancel()
 
@@ -157,6 +197,7 @@ class SourceSession:
         return typed_error(kind, f"{where}: {text}")
 
     def close(self) -> None:
+        self._deadline = float("inf")
         if self.rules.name == "sqlite" and not (self._connection.closed or self._connection.invalidated):
             raw = self._connection.connection.dbapi_connection
             if raw is not None:

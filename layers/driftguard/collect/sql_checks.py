@@ -4,7 +4,8 @@ metric (a `value` column, optionally `segment` and `ts`).
 The result must have a `status` column (any case) holding ALERT or OK; any ALERT row makes the
 check ALERT. Optional `actual` and `threshold` columns are taken from the first ALERT row (or
 the first row when all are OK). Other columns of the first 20 rows are kept as context. A query
-that returns no rows is OK.
+that returns no rows is OK. At most `sql_checks[].max_rows` rows are read (the server is asked
+for no more): a result cut there is judged on the rows read and says it was truncated.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def _measure(value: Any) -> float | str | None:
 
 
 def interpret_result(
-    name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, where: str
+    name: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    where: str,
+    truncated: bool = False,
 ) -> SqlCheckResult:
     """The SqlCheckResult of check `name` from its result set, or CheckDefinitionError."""
     lowered = [c.lower() for c in columns]
@@ -88,11 +94,11 @@ def interpret_result(
         threshold=pick("threshold"),
         context=context,
         rows=count,
+        truncated=truncated,
     )
 
 
 METRIC_COLUMNS = ("value", "segment", "ts")
-MAX_METRIC_ROWS = 10_000  # a backfill of 8 weeks of hourly values per segment fits; more is refused
 
 
 def _timestamp(value: Any, *, where: str, row: int) -> datetime | None:

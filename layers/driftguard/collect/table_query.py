@@ -102,8 +102,9 @@ class TableQuery:
     _period: tuple[datetime, datetime] | None = None
 
     def __post_init__(self) -> None:
-        if not self._reuse_covers_the_checks():
-            self.reuse = None  # a partial memory is no memory
+        if self.target.config.checks.columns or not self._reuse_covers_the_checks():
+            # column metrics read the table's rows anyway (collect.changes); a partial memory is no memory
+            self.reuse = None
         if self._counts_every_row() and self.reuse is None:
             self._scan["rows"] = sa.func.count()
         self._plan_freshness()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -25,6 +25,7 @@ _MIN_GAIN = 0.97  # a richer seasonality must cut the (already widened) noise sc
 _TREND_LINEARITY = 0.25  # the middle third may stray this share of the end-to-end change
 _TREND_MIN_CYCLES = 3  # a trend needs a history of this many seasonal cycles (or days)
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+_MEAN_ABS_TO_SIGMA = math.sqrt(math.pi / 2)  # mean absolute deviation of a normal sample -> sigma
 _NOISE_LEVEL_RATIO = 1.5  # levels must differ this much before the noise's growth with them is measured
 
 
@@ -88,6 +89,23 @@ def candidate_seasonalities(period: timedelta, wanted: str) -> list[Seasonality]
     if wanted == "auto":
         return options
     return [s for s in options if s.name == wanted] or [options[0]]
+
+
+def learnable_seasonalities(period: timedelta, wanted: str, span: float) -> tuple[list[Seasonality], str]:
+    """The candidate seasonalities a history spanning `span` seconds can teach (two cycles each),
+    and, when a wanted one is not among them yet, what it still needs: said, not guessed."""
+    options = candidate_seasonalities(period, wanted)
+    learnable = [s for s in options if span >= 2 * s.cycle]
+    waiting = next((s for s in options if s not in learnable), None)
+    if waiting is None:
+        return learnable, ""
+    if not learnable:  # the one seasonality asked for cannot be learned yet: none meanwhile
+        learnable = [Seasonality("none", max(period.total_seconds(), 1.0))]
+    needed, have = 2 * waiting.cycle / _DAY, span / _DAY
+    return (
+        learnable,
+        f"{waiting.name} seasonality not learned yet: needs {needed:.0f} days of history, has {have:.1f}",
+    )
 
 
 @dataclass(frozen=True)
@@ -208,10 +226,17 @@ class Baseline:
     power: float  # how noise grows with the level: 0 constant, 0.5 Poisson-like, 1 proportional
     counts: bool
     points: int
-    typical_scale: float  # the noise scale at a typical point: how well the baseline explains the data
+    # how well the baseline explains the data: the mean absolute residual (in noise units, widened),
+    # not a median: a seasonal effect on a minority of points (weekends are 2 days in 7) leaves the
+    # median residual alone but not the mean
+    typical_scale: float
     # counts: robust scale of log((value + 1) / (expected + 1)), the noise on the log scale, for
     # relative (multiplicative) noise; 0 when not measured
     log_sigma: float = 0.0
+    # the noise of each time-of-day slot relative to the series' (busy hours may be noisier than
+    # their level alone says), shrunk towards 1 where a slot has few points; empty: the same everywhere
+    slot_noise: dict[int, float] = field(default_factory=dict)
+    slot_log_noise: dict[int, float] = field(default_factory=dict)
 
     @property
     def seasonality(self) -> Seasonality:
@@ -224,10 +249,19 @@ class Baseline:
     def expected(self, t: float) -> float:
         return self.season.apply(self.trend(t), t)
 
+    def slot_factors(self, t: float) -> tuple[float, float]:
+        """(noise, log-scale noise) of `t`'s time-of-day slot relative to the series' own."""
+        if not self.slot_noise:
+            return 1.0, 1.0
+        slot = self.season.seasonality.keys(t)[0]
+        return self.slot_noise.get(slot, 1.0), self.slot_log_noise.get(slot, 1.0)
+
     def at(self, t: float) -> tuple[float, float, bool]:
         """(expected, scale, poisson_dominated) at `t`, with the season looked up once."""
         mu = self.expected(t)
         model = self.sigma * max(abs(mu), 1.0) ** self.power
+        if self.slot_noise:
+            model *= self.slot_factors(t)[0]
         poisson = math.sqrt(max(abs(mu), 1.0))
         if self.counts:
             # never less noisy than Poisson: 3 rows instead of 7 in a small table is not news
@@ -245,6 +279,21 @@ class Baseline:
     def shifted(self, offset: float, sigma: float) -> Baseline:
         """The same shape around a level moved by `offset` (in the units of the deseasoned level)."""
         return replace(self, level=self.level + offset, sigma=max(self.sigma, sigma))
+
+    def as_day(self, day: int) -> Baseline:
+        """The same baseline with every day of the week shaped like `day` (0 = Monday): a holiday
+        judged as a Sunday. Unchanged when the season has no day-of-week part."""
+        season = self.season
+        if not season.by_day:
+            return self
+        effect = season.by_day.get(day, season.neutral)
+        return replace(self, season=replace(season, by_day=dict.fromkeys(range(7), effect)))
+
+    def scaled(self, factor: float) -> Baseline:
+        """Counts (multiplicative): every expected value times `factor`; otherwise moved by `factor`."""
+        if self.season.multiplicative:
+            return replace(self, level=self.level * factor, slope=self.slope * factor)
+        return replace(self, level=self.level + factor)
 
     def residual_unit(self, t: float) -> float:
         """What one unit of `sigma` is worth at `t`."""
@@ -292,6 +341,25 @@ def _noise_power(fitted: Sequence[float], residuals: Sequence[float], counts: bo
     return min(1.0, max(0.0, math.log(spread_high / spread_low) / math.log(level_high / level_low)))
 
 
+def _widening(points: int, season: Season) -> float:
+    """Residuals from in-sample medians understate the error of a prediction (the medians themselves
+    are uncertain with few points per slot): the factor that widens their scale accordingly."""
+    per_slot = points / season.slots
+    return math.sqrt((1 + math.pi / (2 * per_slot)) / max(1 - 1 / per_slot, 0.5)) if per_slot > 1 else 2.0
+
+
+def _fit_error(raw: Sequence[float], units: Sequence[float], season: Season) -> float:
+    """How well a season explains the data, comparable across seasonalities: the mean absolute
+    residual in noise units, as a standard deviation, widened for the uncertainty of the profiles'
+    medians. A median residual would not do: a seasonal effect on a minority of points (weekends,
+    2 days in 7) leaves it alone. The profiles are estimated separately (24 time-of-day medians and
+    7 day-of-week medians, not 168 slots), so each contributes its own uncertainty."""
+    n = len(raw)
+    share = sum(len(profile) / n for profile in (season.by_time, season.by_day) if profile)
+    mean_abs = math.fsum(abs(r) / u for r, u in zip(raw, units, strict=True)) / n
+    return _MEAN_ABS_TO_SIGMA * mean_abs * math.sqrt(1 + math.pi / 2 * share)
+
+
 def fit_baseline(
     secs: Sequence[float],
     values: Sequence[float],
@@ -299,9 +367,12 @@ def fit_baseline(
     *,
     counts: bool,
     keys: Sequence[tuple[int, int]] | None = None,
+    judging: bool = True,
 ) -> Baseline:
     """Fit on (epoch seconds, values), oldest first; at least one point. `keys`: the points'
-    seasonal keys, when the caller has them already."""
+    seasonal keys, when the caller has them already. `judging`: also measure the noise per time-of-day
+    slot and, for counts, on the log scale (only a baseline that judges needs them, not the candidates
+    compared)."""
     if keys is None:
         keys = seasonality.keys_of(secs)
     season = _fit_season(keys, values, seasonality, multiplicative=counts)
@@ -329,18 +400,10 @@ def fit_baseline(
     power = _noise_power(fitted, raw, counts)
     unit_of = {f: max(abs(f), 1.0) ** power for f in set(fitted)}  # few distinct levels without a trend
     units = [unit_of[f] for f in fitted]
-    per_slot = len(values) / season.slots
-    # residuals from in-sample medians understate the error of a prediction (the medians themselves
-    # are uncertain with few points per slot): widen accordingly
-    widen = math.sqrt((1 + math.pi / (2 * per_slot)) / max(1 - 1 / per_slot, 0.5)) if per_slot > 1 else 2.0
-    sigma = robust_sigma([r / u for r, u in zip(raw, units, strict=True)]) * widen
-    log_sigma = 0.0
-    if counts:
-        ratios = [
-            math.log((v + 1) / (f + 1)) for v, f in zip(values, fitted, strict=True) if v >= 0 and f >= 0
-        ]
-        log_sigma = robust_sigma(ratios) * widen if ratios else 0.0
-    return Baseline(
+    widen = _widening(len(values), season)
+    scaled = [r / u for r, u in zip(raw, units, strict=True)]
+    sigma = robust_sigma(scaled) * widen
+    baseline = Baseline(
         season,
         level,
         slope,
@@ -349,9 +412,11 @@ def fit_baseline(
         power,
         counts,
         len(values),
-        sigma * float(median(units)),
-        log_sigma,
+        _fit_error(raw, units, season) * float(median(units)),
     )
+    if not judging:
+        return baseline
+    return _with_judging_noise(baseline, keys, values, fitted, scaled)
 
 
 def _supported(seasonality: Seasonality, secs: Sequence[float], keys: Sequence[tuple[int, int]]) -> bool:
@@ -375,8 +440,58 @@ def choose_baseline(
         keys = seasonality.keys_of(secs)
         if best is not None and not _supported(seasonality, secs, keys):
             continue
-        candidate = fit_baseline(secs, values, seasonality, counts=counts, keys=keys)
+        candidate = fit_baseline(secs, values, seasonality, counts=counts, keys=keys, judging=False)
         if best is None or candidate.typical_scale < _MIN_GAIN * best.typical_scale:
             best = candidate
     assert best is not None
-    return best
+    # the winner's noise per slot and on the log scale, measured once (candidates compare without it)
+    keys = best.seasonality.keys_of(secs)
+    fitted = [best.expected(t) for t in secs]
+    unit_of = {f: max(abs(f), 1.0) ** best.power for f in set(fitted)}
+    scaled = [(v - f) / unit_of[f] for v, f in zip(values, fitted, strict=True)]
+    return _with_judging_noise(best, keys, values, fitted, scaled)
+
+
+_SLOT_NOISE_MIN_POINTS = 14  # a time-of-day slot's own noise is measured from this many points on
+_SLOT_NOISE_PRIOR = 14  # ... and shrunk towards the series' noise as if it had this many more
+
+
+def _slot_factors(keys: Sequence[tuple[int, int]], errors: Sequence[float]) -> dict[int, float]:
+    """Each time-of-day slot's robust noise scale relative to all slots', shrunk towards 1."""
+    overall = robust_sigma(errors)
+    if overall <= 0:
+        return {}
+    by_slot: dict[int, list[float]] = defaultdict(list)
+    for k, e in zip(keys, errors, strict=True):
+        by_slot[k[0]].append(e)
+    if len(by_slot) < 2 or min(map(len, by_slot.values())) < _SLOT_NOISE_MIN_POINTS:
+        return {}
+    factors = {}
+    for slot, own in by_slot.items():
+        n = len(own)
+        variance = (n * robust_sigma(own) ** 2 + _SLOT_NOISE_PRIOR * overall**2) / (n + _SLOT_NOISE_PRIOR)
+        factors[slot] = math.sqrt(variance) / overall
+    return factors
+
+
+def _with_judging_noise(
+    baseline: Baseline,
+    keys: Sequence[tuple[int, int]],
+    values: Sequence[float],
+    fitted: Sequence[float],
+    scaled: Sequence[float],
+) -> Baseline:
+    """What only the baseline that judges needs: the noise of each time-of-day slot (where the
+    history holds enough points per slot) and, for counts, the noise on the log scale."""
+    slot_noise: dict[int, float] = {}
+    slot_log_noise: dict[int, float] = {}
+    log_sigma = 0.0
+    if baseline.season.by_time:
+        slot_noise = _slot_factors(keys, scaled)
+    if baseline.counts:
+        kept = [(k, v, f) for k, v, f in zip(keys, values, fitted, strict=True) if v >= 0 and f >= 0]
+        ratios = [math.log((v + 1) / (f + 1)) for _, v, f in kept]
+        log_sigma = (robust_sigma(ratios) if ratios else 0.0) * _widening(len(values), baseline.season)
+        if slot_noise:
+            slot_log_noise = _slot_factors([k for k, _, _ in kept], ratios)
+    return replace(baseline, log_sigma=log_sigma, slot_noise=slot_noise, slot_log_noise=slot_log_noise)

@@ -5,20 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from driftguard.detect.strategy import Judgement
+from driftguard.formatting import format_estimate, format_expected
 from driftguard.model import Explanation, FindingStatus
-
-RANGE_DASH = "\u2013"
 
 
 def number(x: float | str) -> str:
-    """12, 1,234, 0.25, 3.14e-05: compact and readable."""
-    if isinstance(x, str):
-        return x
-    if float(x).is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
+    """12, 1,234, 0.25, 154.7: as the CLI and notifications write estimates."""
+    return format_estimate(x)
 
 
 def span(j: Judgement) -> str:
@@ -49,7 +42,7 @@ def series_reason(subject: str, j: Judgement) -> str:
         return learning_reason(subject, j)
     assert j.expected is not None and j.lower is not None and j.upper is not None
     where = f" for {j.slot}" if j.slot else ""
-    expected = f"{number(j.expected)} ({number(j.lower)}{RANGE_DASH}{number(j.upper)}){where} from {span(j)}"
+    expected = f"{format_expected(j.expected, j.lower, j.upper)}{where} from {span(j)}"
     note = f"; {j.note}" if j.note else ""
     if j.status == FindingStatus.ANOMALY:
         change = f"; a {j.direction} of {abs(j.effect):.0%}" if j.effect is not None else f"; a {j.direction}"
@@ -58,6 +51,14 @@ def series_reason(subject: str, j: Judgement) -> str:
 
 
 def explanation(j: Judgement, reason: str, details: dict[str, Any] | None = None) -> Explanation:
+    """The explanation of `j`; the noise model and calendar rule it used join `details`."""
+    details = dict(details or {})
+    if j.noise:
+        details["noise"] = j.noise
+    if j.calendar:
+        details["calendar"] = j.calendar
+    if j.seasonality:
+        details["seasonality"] = j.seasonality
     return Explanation(
         observed=j.observed,
         expected=j.expected,
@@ -73,5 +74,5 @@ def explanation(j: Judgement, reason: str, details: dict[str, Any] | None = None
         direction=j.direction,
         needed_points=j.needed_points if j.status == FindingStatus.LEARNING else None,
         reason=reason,
-        details=details or {},
+        details=details,
     )

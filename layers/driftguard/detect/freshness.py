@@ -19,6 +19,7 @@ from statistics import median
 from driftguard.config import DetectionSettings
 from driftguard.detect.stats import robust_sigma
 from driftguard.detect.strategy import Judgement
+from driftguard.formatting import format_duration
 from driftguard.model import FindingStatus, MetricPoint
 
 _DAY = 86400.0
@@ -100,12 +101,8 @@ def allowed_lag(
 
 
 def describe_seconds(seconds: float) -> str:
-    seconds = abs(seconds)
-    for unit, size in (("d", _DAY), ("h", 3600.0), ("min", 60.0)):
-        if seconds >= size:
-            amount = seconds / size
-            return f"{amount:.1f}{unit}".replace(".0" + unit, unit)
-    return f"{seconds:.0f}s"
+    """As the CLI and notifications write durations ('6h 21m'), so one alert reads one way."""
+    return format_duration(abs(seconds))
 
 
 @dataclass(frozen=True)

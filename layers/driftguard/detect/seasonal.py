@@ -17,9 +17,12 @@ from statistics import median
 from typing import Literal
 
 from driftguard.config import DetectionSettings
-from driftguard.detect.baseline import Baseline, candidate_seasonalities, choose_baseline, fit_baseline
+from driftguard.detect.baseline import Baseline, choose_baseline, fit_baseline, learnable_seasonalities
+from driftguard.detect.calendar import calendar_of
 from driftguard.detect.stats import (
     POISSON_EXACT_MAX_MEAN,
+    negbin_bounds,
+    negbin_cdf,
     normal_sf,
     poisson_bounds,
     poisson_cdf,
@@ -43,7 +46,7 @@ _CLEAN = PointLabel.NONE
 _TRAINABLE = (PointLabel.NONE, PointLabel.ANOMALY)  # labels whose points a baseline may learn from
 
 
-NoiseShape = Literal["normal", "poisson", "relative"]
+NoiseShape = Literal["normal", "poisson", "negbin", "relative"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Band:
         """How unusual `value` is, as the normal z-score of the same one-sided tail chance."""
         if self.shape == "poisson":
             return poisson_z(value, self.expected)
+        if self.shape == "negbin":
+            return negbin_z(value, self.expected, self.scale**2)
         if self.shape == "relative":
             return abs(math.log((max(value, 0.0) + 1) / (max(self.expected, 0.0) + 1))) / self.relative_sigma
         return abs(value - self.expected) / self.scale
@@ -74,6 +79,14 @@ def poisson_z(value: float, mean: float) -> float:
     return 0.0
 
 
+def negbin_z(value: float, mean: float, variance: float) -> float:
+    if value > mean:
+        return z_of_tail(1.0 - negbin_cdf(math.ceil(value) - 1, mean, variance))
+    if value < mean:
+        return z_of_tail(negbin_cdf(math.floor(value), mean, variance))
+    return 0.0
+
+
 def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_zero: bool) -> Band:
     """The range of values that are not anomalous at epoch second `t`."""
     expected, scale, poisson_dominated = baseline.at(t)
@@ -82,6 +95,11 @@ def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_
     if poisson_dominated and 0 < expected <= POISSON_EXACT_MAX_MEAN:
         low, high = poisson_bounds(expected, normal_sf(k))
         return Band(expected, min(low, expected - effect), max(high, expected + effect), scale, "poisson")
+    # overdispersed counts of a modest size: negative binomial (gamma-Poisson) with the measured
+    # variance, whose skew a normal band misses and whose zero a log scale overstates
+    if baseline.counts and 0 < expected <= POISSON_EXACT_MAX_MEAN:
+        low, high = negbin_bounds(expected, scale * scale, normal_sf(k))
+        return Band(expected, min(low, expected - effect), max(high, expected + effect), scale, "negbin")
     # relative noise: judged on the log scale, where it is symmetric. So is noise so wide that the
     # normal band would reach below half the expected count: a count's noise that wide is skewed
     # (it cannot go below zero), so on a linear scale its long upper tail would alert and a drop to
@@ -91,7 +109,7 @@ def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_
         and expected > 0
         and (baseline.power >= _RELATIVE_NOISE_POWER or k * scale >= _WIDE_NOISE * expected)
     ):
-        sigma = max(scale / (expected + 1), baseline.log_sigma)
+        sigma = max(scale / (expected + 1), baseline.log_sigma * baseline.slot_factors(t)[1])
         low, high = (expected + 1) * math.exp(-k * sigma) - 1, (expected + 1) * math.exp(k * sigma) - 1
         return Band(
             expected, min(low, expected - effect), max(high, expected + effect), scale, "relative", sigma
@@ -99,6 +117,41 @@ def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_
     half = max(k * scale, effect)
     lower = expected - half
     return Band(expected, max(lower, 0.0) if floor_zero else lower, expected + half, scale, "normal")
+
+
+def describe_noise(band: Band) -> str:
+    """The noise model behind `band`, as an explanation states it."""
+    if band.shape == "poisson":
+        return "Poisson counts (exact tails)"
+    if band.shape == "negbin":
+        return f"negative binomial counts, variance {band.scale**2 / band.expected:.1f}x a Poisson count's"
+    if band.shape == "relative":
+        return f"relative noise of {band.relative_sigma:.1%} (judged on the log scale)"
+    if band.expected > 0 and band.scale**2 > band.expected:
+        return f"overdispersed counts: variance {band.scale**2 / band.expected:.1f}x a Poisson count's"
+    return f"normal noise, standard deviation {band.scale:.4g}"
+
+
+_SUNDAY = 6
+_MIN_PAST_HOLIDAY_POINTS = 2  # a holiday's own level needs at least this many past holiday periods
+
+
+def _holiday_baseline(baseline: Baseline, past: Sequence[MetricPoint], name: str) -> tuple[Baseline, str]:
+    """A holiday is judged as a Sunday, scaled to how past holidays in the training window compared
+    with their Sundays' expectation when there were any."""
+    as_sunday = baseline.as_day(_SUNDAY)
+    kind = "judged as a Sunday" if as_sunday is not baseline else "judged as an ordinary day"
+    if len(past) < _MIN_PAST_HOLIDAY_POINTS:
+        return as_sunday, f"{name}: {kind} (no past holiday in the training window)"
+    expected = [(p.value, as_sunday.expected(p.ts.timestamp())) for p in past]
+    if as_sunday.season.multiplicative:
+        ratios = [v / e for v, e in expected if e > 0]
+        factor = float(median(ratios)) if ratios else 1.0
+    else:
+        factor = float(median(v - e for v, e in expected))
+    days = len({p.ts.date() for p in past})
+    plural = "s" if days > 1 else ""
+    return as_sunday.scaled(factor), f"{name}: judged against {days} past holiday{plural} ({kind}, adjusted)"
 
 
 def _outside(band: Band, value: float) -> int:
@@ -120,6 +173,17 @@ class SeasonalStrategy:
         start = at - settings.training_window
         usable = [p for p in history if start <= p.ts < at and p.label in _TRAINABLE]
         usable = usable[-MAX_TRAINING_POINTS:]
+        calendar = calendar_of(settings)
+        holiday: str | None = None
+        past_holidays: list[MetricPoint] = []
+        if calendar is not None:
+            # holidays reshape whole days: ordinary days learn without them, holidays are judged apart
+            holiday = calendar.holiday(at.timestamp())
+            names = calendar.holidays_of([p.ts.timestamp() for p in usable])
+            past_holidays = [
+                p for p, n in zip(usable, names, strict=True) if n is not None and p.label == _CLEAN
+            ]
+            usable = [p for p, n in zip(usable, names, strict=True) if n is None]
         clean = [p for p in usable if p.label == _CLEAN]
         method = "seasonal median + MAD" + (" with count noise floor" if self.counts else "")
         if len(clean) < settings.min_points:
@@ -131,9 +195,9 @@ class SeasonalStrategy:
                 needed_points=settings.min_points - len(clean),
             )
         period = self.period or typical_gap([p.ts for p in clean]) or timedelta(hours=1)
-        options = candidate_seasonalities(period, settings.seasonality)
         secs = [p.ts.timestamp() for p in usable]  # once per judgement: every step below reads them
         values = [p.value for p in usable]
+        options, waiting = learnable_seasonalities(period, settings.seasonality, secs[-1] - secs[0])
         baseline = choose_baseline(secs, values, options, counts=self.counts)
         # points that alerted stay out of training unless the baseline learned from all points (robust:
         # medians) finds them normal: they alerted before the history could tell, e.g. the first weekend
@@ -151,13 +215,20 @@ class SeasonalStrategy:
             )
         unshifted = baseline
         baseline, note = self._adopt_level_shift(baseline, usable, settings)
+        calendar_rule = ""
+        if calendar is not None:
+            calendar_rule = f"{calendar.rule} kept out of training"
+            if holiday is not None:
+                baseline, calendar_rule = _holiday_baseline(baseline, past_holidays, holiday)
+                unshifted = baseline  # judged on its own terms: no ordinary-day shift applies
+                note = f"{note}; {calendar_rule}" if note else calendar_rule
         band = band_of(baseline, at.timestamp(), settings, floor_zero=self.non_negative)
         deviation = value - band.expected
         direction = "drop" if deviation < 0 else "spike" if deviation > 0 else None
         watched = settings.direction == "both" or settings.direction == direction
         z = band.z(value) if watched else 0.0
         anomaly = watched and _outside(band, value) != 0
-        if watched and not anomaly and direction:
+        if watched and not anomaly and direction and holiday is None:
             # empty periods first: when both apply, "no rows for 2 periods" says more
             sustained = self._zero_run(train, usable, value, settings) or self._sustained(
                 baseline, band, usable, value, settings
@@ -192,6 +263,9 @@ class SeasonalStrategy:
             effect=deviation / abs(band.expected) if band.expected else None,
             direction=direction,
             note=note,
+            noise=describe_noise(band),
+            calendar=calendar_rule,
+            seasonality=waiting,
         )
 
     def _sustained(
@@ -302,12 +376,11 @@ class SeasonalStrategy:
             spread = max(robust_sigma([o for _, o in segment]), 1e-9 * abs(middle))
             noise = _MEDIAN_EFFICIENCY * spread / math.sqrt(length)
             same_side = sum((o - middle / 2) * middle > 0 for _, o in segment)
-            if (
-                abs(middle) <= max(min_effect, settings.sensitivity * noise)
-                or same_side < _SEGMENT_SHARE * length
-            ):
-                break
-            if same_side >= settings.level_shift_confirm_runs:
+            if abs(middle) <= min_effect or same_side < _SEGMENT_SHARE * length:
+                break  # too small to matter, or the segment crosses back: longer ones would too
+            # a noisy series may need a longer segment before its median stands out of the noise:
+            # a short one that does not yet is no reason to stop looking
+            if abs(middle) > settings.sensitivity * noise and same_side >= settings.level_shift_confirm_runs:
                 best = length
             length = max(length + 1, int(length * _SEGMENT_GROWTH))
         segment_points = [p for p, _ in offsets[:best]]
@@ -317,8 +390,14 @@ class SeasonalStrategy:
         # the new level is where the segment is now: its newest points (a drift may still be moving)
         recent = offsets[: min(best, _RECENT_LEVEL_RUNS * settings.level_shift_confirm_runs)]
         shift = float(median(o for _, o in recent))
-        since = min(p.ts for p in segment_points)
-        note = f"a level shift since {since:%Y-%m-%d %H:%M} ({best}+ runs) was adopted as the new normal"
+        # the new level began with the segment's oldest point on the shifted side (noise may have put
+        # an old-level point at the segment's start)
+        oldest = min(p.ts for p in segment_points)
+        since = min((p.ts for p, o in offsets[:best] if (o - shift / 2) * shift > 0), default=oldest)
+        note = (
+            f"new level since {since:%Y-%m-%d %H:%M}: a level shift that lasted {best}+ periods "
+            "was adopted as the new normal"
+        )
         return baseline.shifted(shift, 0.0), note
 
 

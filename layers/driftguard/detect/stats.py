@@ -110,3 +110,45 @@ def poisson_bounds(mean: float, tail: float) -> tuple[float, float]:
         k += 1
         pmf *= mean / k
         cdf += pmf
+
+
+NEGBIN_MAX_TERMS = 100_000  # bounds the work of one tail sum; counts beyond it are far out in the tail
+
+
+def _negbin_terms(mean: float, variance: float) -> tuple[float, float]:
+    """(size r, success probability p) of the negative binomial with this mean and a variance
+    above it: the gamma-Poisson count whose variance is variance / mean times a Poisson count's."""
+    r = mean * mean / (variance - mean)
+    return r, r / (r + mean)
+
+
+def negbin_cdf(k: int, mean: float, variance: float) -> float:
+    """P(X <= k) for the negative binomial with this mean and variance (variance > mean > 0)."""
+    if k < 0:
+        return 0.0
+    r, p = _negbin_terms(mean, variance)
+    pmf = cdf = p**r
+    q = 1.0 - p
+    for i in range(min(k, NEGBIN_MAX_TERMS)):
+        pmf *= (i + r) / (i + 1) * q
+        cdf += pmf
+    return min(cdf, 1.0)
+
+
+def negbin_bounds(mean: float, variance: float, tail: float) -> tuple[float, float]:
+    """(lower, upper): a count below `lower` or above `upper` has a one-sided tail chance of at most
+    `tail` under the negative binomial with this mean and variance, in one pass."""
+    r, p = _negbin_terms(mean, variance)
+    q = 1.0 - p
+    pmf = cdf = p**r
+    k = 0
+    lower: int | None = None
+    while k < NEGBIN_MAX_TERMS:
+        if lower is None and cdf > tail:
+            lower = k
+        if 1.0 - cdf <= tail:
+            break
+        pmf *= (k + r) / (k + 1) * q
+        cdf += pmf
+        k += 1
+    return float(lower if lower is not None else k), float(k)

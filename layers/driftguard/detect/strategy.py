@@ -36,6 +36,9 @@ class Judgement:
     direction: str | None = None  # "drop" | "spike"
     needed_points: int | None = None
     note: str = ""  # a remark for the reason, e.g. "a level shift was adopted as the new normal"
+    noise: str = ""  # the noise model the range came from, e.g. "counts, variance 12x Poisson"
+    calendar: str = ""  # the calendar rule applied, e.g. "US holidays kept out of training"
+    seasonality: str = ""  # a seasonality the history is too short for, e.g. "weekly: needs 14 days ..."
 
     @property
     def anomaly(self) -> bool:

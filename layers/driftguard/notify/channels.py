@@ -42,10 +42,14 @@ def build_channel(
     sns_client: Any | None = None,
     ses_client: Any | None = None,
     default_topic_arn: str | None = None,
+    ses_configuration_set: str | None = None,
     guard: AddressGuard | None = None,
 ) -> ChannelAdapter:
     """The adapter for one configured channel. Secrets are resolved here, so a missing one fails
     before anything is sent (SecretError).
+
+    `ses_configuration_set` is the deployed stack's SES configuration set, for `ses` channels that
+    name none (the stack's suppresses bounces and complaints and publishes delivery metrics).
 
     `guard` is the SSRF policy for the Slack and webhook channels (default: system DNS, public
     addresses only). A webhook channel's `allow_private: true` relaxes it for that channel; tests
@@ -71,7 +75,11 @@ def build_channel(
         if ses_client is None:
             _require("boto3", "aws", what)
         return SesAdapter(
-            cfg.name, sender=cfg.sender, to=cfg.to, configuration_set=cfg.configuration_set, client=ses_client
+            cfg.name,
+            sender=cfg.sender,
+            to=cfg.to,
+            configuration_set=cfg.configuration_set or ses_configuration_set,
+            client=ses_client,
         )
     if isinstance(cfg, SlackChannel):
         _require("slack_sdk", "channels", what)

@@ -1,4 +1,6 @@
-"""Reliable delivery: retries with exponential backoff and full jitter, parking on failure."""
+"""Reliable delivery, never twice: claim before send and mark after (`deliver_once`, the one place
+every sender goes through: the CLI engine, `redeliver` and the AWS notify function), retries with
+exponential backoff and full jitter, parking on failure. The rule itself is driftguard.ledger."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from driftguard.errors import DeliveryError
+from driftguard.ledger import Claim, ClaimRequest
 from driftguard.model import DeliveryRecord, DeliveryStatus, Notification, utcnow
 from driftguard.notify.base import ChannelAdapter
+from driftguard.store.base import Store
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
@@ -88,3 +92,30 @@ def _record(
         error=error,
         notification=notification if status == DeliveryStatus.FAILED else None,  # parked for replay
     )
+
+
+def deliver_once(
+    store: Store,
+    notification_id: str,
+    send: Callable[[Notification], DeliveryRecord],
+    request: ClaimRequest,
+) -> tuple[Claim, DeliveryRecord | None]:
+    """Send one committed notification at most once, whoever else is sending it at the same time.
+
+    Claims it in the store (a conditional write), sends it only if the claim was granted, and
+    records the outcome, which drops the claim: DELIVERED for good, FAILED parked for `redeliver`.
+    Returns the claim and the record written (None when it was not ours to send; the claim then
+    says why: delivered, parked, or in flight with another sender). If `send` raises DeliveryError
+    (the channel did not take the message) the claim is released for a retry; anything else keeps
+    it, since the message may have gone: it is taken over only when the claim is orphaned."""
+    claim = store.claim_delivery(notification_id, request)
+    if not claim.granted:
+        return claim, None
+    assert claim.notification is not None  # a granted claim carries the body it grants
+    try:
+        record = send(claim.notification)
+    except DeliveryError:
+        store.release_delivery(notification_id, request.claimer)
+        raise
+    store.record_delivery(record)
+    return claim, record

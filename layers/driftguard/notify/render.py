@@ -18,10 +18,19 @@ import json
 import math
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from driftguard.model import AlertNotice, NoticeKind, Notification, Severity, utc
+from driftguard.formatting import (
+    format_count,
+    format_duration,
+    format_estimate,
+    format_range,
+    format_schema_changes,
+    format_time,
+    format_value,
+)
+from driftguard.model import AlertNotice, CheckKind, NoticeKind, Notification, Severity, utc
 
 MAX_LISTED_ALERTS = 20  # beyond this, every format ends with "and N more"
 MAX_RECENT_VALUES = 12
@@ -53,40 +62,6 @@ _SLACK_EMOJI = {
 # --------------------------------------------------------------------------- small formatters
 
 
-def format_value(value: float | str | None, *, seconds: bool = False, digits: int = 6) -> str:
-    """A number as people read it, to `digits` significant digits; with `seconds`, a duration (a
-    freshness lag: '2d 3h')."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, str):
-        return value
-    if not math.isfinite(value):
-        return str(value)
-    if seconds:
-        return format_duration(timedelta(seconds=value))
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:,.{digits}g}"
-
-
-def format_duration(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
-
-
-def format_time(at: datetime) -> str:
-    return f"{utc(at):%Y-%m-%d %H:%M} UTC"
-
-
 def scaled(values: list[float]) -> list[float | None]:
     """Each value's position in [0, 1] between the smallest and largest finite value (0.5 when
     they are all equal), None for NaN and infinities. Halving first keeps `high - low` finite."""
@@ -112,24 +87,6 @@ def truncate(text: str, limit: int) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-# Expectations are estimates: more digits than this only suggest a precision they do not have.
-_ESTIMATE_DIGITS = 4
-
-
-def _estimate(value: float | str, *, seconds: bool) -> str:
-    return format_value(value, seconds=seconds, digits=_ESTIMATE_DIGITS)
-
-
-def _expected_range(lower: float | None, upper: float | None, *, seconds: bool = False) -> str:
-    if lower is not None and upper is not None:
-        return f"{_estimate(lower, seconds=seconds)} to {_estimate(upper, seconds=seconds)}"
-    if lower is not None:
-        return f"at least {_estimate(lower, seconds=seconds)}"
-    if upper is not None:
-        return f"at most {_estimate(upper, seconds=seconds)}"
-    return ""
 
 
 # --------------------------------------------------------------------------- what every channel says
@@ -165,18 +122,25 @@ def alert_view(notice: AlertNotice, run_time: datetime) -> AlertView:
     else:
         began = notice.active_since or notice.since
         fields.append(("Since", f"{format_time(began)} ({format_duration(utc(run_time) - utc(began))} ago)"))
-    if explanation is not None:
-        seconds = notice.key.measures_time
+    if explanation is not None and notice.key.check == CheckKind.SCHEMA:
+        # Column counts say nothing ("Observed 5, Expected 5"): say what changed.
+        changed = format_schema_changes(explanation.details)
+        if changed:
+            fields.append(("Schema", f"{changed} (against the accepted schema)"))
+        if explanation.reason:
+            fields.append(("Why", explanation.reason))
+    elif explanation is not None:
+        seconds, rate = notice.key.measures_time, notice.key.is_rate
         if explanation.observed is not None:
-            observed = format_value(explanation.observed, seconds=seconds)
+            observed = format_value(explanation.observed, seconds=seconds, rate=rate)
             effect = explanation.effect_size
             if effect is not None and math.isfinite(effect) and not seconds:  # "+2000% late" says nothing
                 observed += f" ({effect:+.0%} against expected)"
             fields.append(("Observed", observed))
         expected = ""
         if explanation.expected is not None:
-            expected = _estimate(explanation.expected, seconds=seconds)
-        normal = _expected_range(explanation.lower, explanation.upper, seconds=seconds)
+            expected = format_estimate(explanation.expected, seconds=seconds, rate=rate)
+        normal = format_range(explanation.lower, explanation.upper, seconds=seconds, rate=rate)
         if expected and normal:
             expected = f"{expected} (normal range {normal})"
         if expected or normal:
@@ -190,7 +154,7 @@ def alert_view(notice: AlertNotice, run_time: datetime) -> AlertView:
     if trend:
         finite = [value for _, value in recent if math.isfinite(value)]
         span = f"{format_value(min(finite))} to {format_value(max(finite))}"
-        fields.append(("Recent", f"{trend} ({len(finite)} values, {span}, oldest first)"))
+        fields.append(("Recent", f"{trend} ({format_count(len(finite), 'value')}, {span}, oldest first)"))
     return AlertView(
         status=_STATUS[notice.kind],
         severity=notice.severity,

@@ -7,6 +7,9 @@ Guarantees every implementation gives:
 - alert states are optimistically locked: `commit_run` raises StateConflict when a state's stored
   version differs from `RunCommit.expected_versions[fingerprint]` (0 = must not exist yet).
 - history reads are "as of": nothing stored after `before`/`as_of` is returned.
+- a notification is claimed before it is sent (`claim_delivery`, a conditional write judged by
+  driftguard.ledger): of any number of overlapping claims one wins, and a delivered one is never
+  claimed again.
 All datetimes in and out are aware UTC.
 """
 
@@ -17,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from driftguard.ledger import Claim, ClaimRequest
 from driftguard.model import (
     AlertState,
     CheckKey,
@@ -76,6 +80,23 @@ class SourceContext:
         """The series window from the loaded tails, or None: then ask `Store.series`."""
         tail = self.tails.get(key.fingerprint)
         return None if tail is None else tail.window(key, before, limit)
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """An outbox entry not delivered yet; `claimer` and `claimed_until` when a sender holds it."""
+
+    notification: Notification
+    claimer: str | None = None
+    claimed_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryBacklog:
+    """Everything not delivered, oldest first: waiting in the outbox, and parked after failing."""
+
+    pending: list[PendingDelivery]
+    parked: list[DeliveryRecord]
 
 
 class Store(ABC):
@@ -172,7 +193,23 @@ class Store(ABC):
 
     @abstractmethod
     def record_delivery(self, record: DeliveryRecord) -> None:
-        """Mark an outbox entry delivered, or park it as failed (kept with its notification)."""
+        """Mark an outbox entry delivered, or park it as failed (kept with its notification); drops
+        its claim. A DELIVERED record is final: a FAILED one never replaces it (`ledger.may_record`)."""
+
+    @abstractmethod
+    def claim_delivery(self, notification_id: str, request: ClaimRequest) -> Claim:
+        """Claim an outbox entry for sending: read its ledger entry, let `ledger.decide` judge, and
+        store the claim (`request.claimer` until `request.until`) with a write that holds only if
+        the entry did not change since the read, so of two overlapping claims one wins. With SEND
+        the claim carries the notification read from the store (callers pass ids, not bodies)."""
+
+    @abstractmethod
+    def release_delivery(self, notification_id: str, claimer: str) -> None:
+        """Drop `claimer`'s claim if it still holds it (its send failed and will be retried)."""
+
+    @abstractmethod
+    def delivery_backlog(self) -> DeliveryBacklog:
+        """What is not delivered: outbox entries waiting (with their claims) and parked failures."""
 
     @abstractmethod
     def delivery(self, notification_id: str) -> DeliveryRecord | None: ...

@@ -35,11 +35,12 @@ from typing import Any, Literal, TypeVar
 from botocore.client import BaseClient
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from driftguard import ledger
 from driftguard.errors import ConfigError, DriftGuardError, StateConflict
 from driftguard.model import (
     AlertState,
@@ -58,7 +59,7 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import SeriesTail, SourceContext, Store
+from driftguard.store.base import DeliveryBacklog, PendingDelivery, SeriesTail, SourceContext, Store
 
 __all__ = ["LAYOUT", "SILENCE_GRACE", "DynamoStore", "ItemTooLarge"]
 
@@ -91,6 +92,7 @@ _HEAD_BYTES = 100_000  # above this, compressed, a commit seals every series' op
 # default 56-day window at 15-minute runs (5,377 points); a longer ask reads the series' history.
 TAIL_POINTS = 6000
 _COMMIT_ATTEMPTS = 5
+_LEDGER_ATTEMPTS = 10  # claims or marks of one notification that lost a race, read again and retried
 _REMEMBERED_SOURCES = 16  # partitions a store remembers (beyond them: one more Query per check)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -111,13 +113,15 @@ class _Item(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     body = BinaryAttribute(null=True, legacy_encoding=False)  # zlib-compressed JSON of the model
-    version = NumberAttribute(null=True)  # alert state, source head: optimistic lock
+    version = NumberAttribute(null=True)  # alert state, source head, notification: optimistic lock
     layout = NumberAttribute(null=True)  # source head: LAYOUT
     source = UnicodeAttribute(null=True)  # outbox entry: filter by source
     table_name = UnicodeAttribute(null=True, attr_name="table")  # transition: filter by table
     fingerprint = UnicodeAttribute(null=True)  # transition: filter by fingerprint
     parts = NumberAttribute(null=True)  # snapshot: how many parts its body was split into
     ref = UnicodeAttribute(null=True)  # notification: sort key of its outbox entry
+    claimer = UnicodeAttribute(null=True)  # notification: who holds the delivery claim
+    claimed_until = NumberAttribute(null=True)  # notification: the claim's expiry, epoch microseconds
     expires_at = TTLAttribute(null=True)
 
 
@@ -1021,31 +1025,132 @@ class DynamoStore(Store):
             _decompress(Notification, i.body) for i in self._query("OUTBOX", where=where, consistent=True)
         ]
 
+    def _marker(self, notification_id: str) -> _Item | None:
+        return self._get(f"NOTE#{notification_id}", _NOTE_SK)
+
+    def _unchanged(self, marker: _Item) -> Condition:
+        """The notification's marker is still as read: every ledger write moves its version."""
+        if marker.version is None:
+            return self._model.version.does_not_exist()
+        return self._model.version == marker.version
+
     def record_delivery(self, record: DeliveryRecord) -> None:
-        marker = self._get(f"NOTE#{record.notification_id}", _NOTE_SK)
-        entry = marker.ref if marker else None
-        previous = _decompress(DeliveryRecord, marker.body) if marker and marker.body else None
-        if record.status is DeliveryStatus.FAILED and record.notification is None:
-            # A parked delivery must be replayable, so keep the message even if the caller did not.
-            pending = self._get("OUTBOX", entry) if entry else None
-            kept = previous.notification if previous else None
-            if pending is not None:
-                kept = _decompress(Notification, pending.body)
-            record = record.model_copy(update={"notification": kept})
-        body = _fits(_compress(record), f"delivery record of {record.notification_id}")
-        expires = self._expires(record.at)
-        # The outbox entry goes: the marker keeps the record, and a FAILED entry keeps the notification.
-        marker = self._item(f"NOTE#{record.notification_id}", _NOTE_SK, body=body, expires_at=expires)
-        writes = [_Write(marker)]
-        if entry:
-            writes.append(_Write(self._item("OUTBOX", entry), "delete"))
-        if previous is not None and previous.status is DeliveryStatus.FAILED:
-            writes.append(_Write(self._item("FAILED", self._failed_sk(previous)), "delete"))
-        if record.status is DeliveryStatus.FAILED:
-            writes.append(
-                _Write(self._item("FAILED", self._failed_sk(record), body=body, expires_at=expires))
+        for _ in range(_LEDGER_ATTEMPTS):
+            marker = self._marker(record.notification_id)
+            previous = _decompress(DeliveryRecord, marker.body) if marker and marker.body else None
+            if not ledger.may_record(previous.status if previous else None, record.status):
+                return
+            entry = marker.ref if marker else None
+            kept = record
+            if record.status is DeliveryStatus.FAILED and record.notification is None:
+                # A parked delivery must be replayable, so keep the message even if the caller did not.
+                pending = self._get("OUTBOX", entry) if entry else None
+                notification = previous.notification if previous else None
+                if pending is not None:
+                    notification = _decompress(Notification, pending.body)
+                kept = record.model_copy(update={"notification": notification})
+            body = _fits(_compress(kept), f"delivery record of {record.notification_id}")
+            expires = self._expires(record.at)
+            # The marker keeps the record (and drops the claim); the outbox entry goes, and a FAILED
+            # record also gets an item of the FAILED listing.
+            version = (marker.version or 0) + 1 if marker else 1
+            item = self._item(
+                f"NOTE#{record.notification_id}",
+                _NOTE_SK,
+                body=body,
+                ref=entry,
+                version=version,
+                expires_at=expires,
             )
-        self._transact(writes)
+            writes = [
+                _Write(
+                    item,
+                    condition=self._unchanged(marker) if marker else self._model.pk.does_not_exist(),
+                    conflict=f"delivery ledger entry of {record.notification_id} moved",
+                )
+            ]
+            if entry:
+                writes.append(_Write(self._item("OUTBOX", entry), "delete"))
+            if previous is not None and previous.status is DeliveryStatus.FAILED:
+                writes.append(_Write(self._item("FAILED", self._failed_sk(previous)), "delete"))
+            if record.status is DeliveryStatus.FAILED:
+                writes.append(
+                    _Write(self._item("FAILED", self._failed_sk(record), body=body, expires_at=expires))
+                )
+            try:
+                self._transact(writes)
+            except _Cancelled:
+                continue  # another sender moved the entry since the read: read it again
+            return
+        raise StateConflict(f"delivery of {record.notification_id} kept changing; record it again")
+
+    def claim_delivery(self, notification_id: str, request: ledger.ClaimRequest) -> ledger.Claim:
+        for _ in range(_LEDGER_ATTEMPTS):
+            marker = self._marker(notification_id)
+            record = _decompress(DeliveryRecord, marker.body) if marker and marker.body else None
+            claimed_until = marker.claimed_until if marker else None
+            entry = ledger.Entry(
+                exists=marker is not None,
+                status=record.status if record else None,
+                claimer=marker.claimer if marker else None,
+                claimed_until=_from_micros(int(claimed_until)) if claimed_until is not None else None,
+            )
+            verdict = ledger.decide(entry, request)
+            if verdict is not ledger.Verdict.SEND or marker is None:
+                return ledger.Claim(verdict, record=record, holder=entry.claimer)
+            pending = self._get("OUTBOX", marker.ref) if marker.ref and record is None else None
+            notification = _decompress(Notification, pending.body) if pending else None
+            if notification is None and record is not None:
+                notification = record.notification  # parked: the record keeps the notification
+            if notification is None:
+                return ledger.Claim(ledger.Verdict.UNKNOWN, record=record)
+            try:
+                marker.update(
+                    actions=[
+                        self._model.claimer.set(request.claimer),
+                        self._model.claimed_until.set(_micros(request.until)),
+                        self._model.version.set((marker.version or 0) + 1),
+                    ],
+                    condition=self._unchanged(marker),
+                )
+            except UpdateError as error:
+                if not _condition_failed(error):
+                    raise
+                continue  # another sender claimed or marked it since the read: judge again
+            return ledger.Claim(verdict, notification=notification, record=record)
+        raise StateConflict(f"delivery claim of {notification_id} kept changing; claim it again")
+
+    def release_delivery(self, notification_id: str, claimer: str) -> None:
+        marker = self._item(f"NOTE#{notification_id}", _NOTE_SK)
+        try:
+            marker.update(
+                actions=[
+                    self._model.claimer.remove(),
+                    self._model.claimed_until.remove(),
+                    self._model.version.add(1),
+                ],
+                condition=self._model.claimer == claimer,
+            )
+        except UpdateError as error:
+            if not _condition_failed(error):  # no longer its claim: nothing to release
+                raise
+
+    def delivery_backlog(self) -> DeliveryBacklog:
+        notes = self.pending_notifications()
+        keys = {(f"NOTE#{n.id}", _NOTE_SK) for n in notes}
+        markers = {i.pk: i for i in self._model.batch_get(keys, consistent_read=True)} if keys else {}
+        pending = []
+        for n in notes:
+            marker = markers.get(f"NOTE#{n.id}")
+            until = marker.claimed_until if marker is not None else None
+            pending.append(
+                PendingDelivery(
+                    n,
+                    marker.claimer if marker is not None else None,
+                    _from_micros(int(until)) if until is not None else None,
+                )
+            )
+        return DeliveryBacklog(pending=pending, parked=self.failed_deliveries())
 
     @staticmethod
     def _failed_sk(record: DeliveryRecord) -> str:

@@ -9,24 +9,34 @@ calls are short next to the source queries the CLI's threads wait on). WAL lets 
 while one writes, and the busy timeout makes writers in different processes wait for each other
 instead of failing. Every write runs in a BEGIN IMMEDIATE transaction, so a read-check-write such as
 the run-already-committed test or the optimistic version check cannot interleave with another writer.
+
+Faults: a file that cannot be written, is corrupt or truncated, a full disk, or a file deleted or
+replaced while a run used it each raise one StateError naming the file and what to do; the write
+that met the fault is rolled back, so nothing is half-written.
+
+Retention: with `retention`, each commit also deletes that source's runs, snapshots, transitions,
+points of the committed series and delivered notifications older than the run's time minus
+`retention` (the local counterpart of DynamoDB's TTL). Pending and parked notifications are kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from driftguard.errors import ConfigError, StateConflict
+from driftguard import ledger
+from driftguard.errors import ConfigError, StateConflict, StateError, StateMissing
 from driftguard.model import (
     AlertState,
     CheckKey,
@@ -44,7 +54,7 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import Store
+from driftguard.store.base import DeliveryBacklog, PendingDelivery, Store
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -86,6 +96,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             notification_id TEXT PRIMARY KEY, status TEXT NOT NULL, at_us INTEGER NOT NULL,
             body TEXT NOT NULL)""",
         "CREATE INDEX deliveries_by_status ON deliveries (status, at_us)",
+    ),
+    # The delivery ledger's claims (driftguard.ledger) live on the outbox entry they claim.
+    (
+        "ALTER TABLE outbox ADD COLUMN claimer TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until_us INTEGER",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -136,31 +151,96 @@ def _decode(model: type[_Model], rows: Iterable[tuple[str]]) -> list[_Model]:
     return [model.model_validate_json(body) for (body,) in rows]
 
 
-def _is_busy(error: sqlite3.OperationalError) -> bool:
+def _is_busy(error: sqlite3.Error) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock we need."""
     message = str(error)
-    return "locked" in message or "busy" in message
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in message or "busy" in message)
+
+
+# SQLite primary result codes (https://sqlite.org/rescode.html) -> what is wrong, what to do.
+_MOVE_ASIDE = "move it aside (DriftGuard then starts a fresh one) or restore it from a backup"
+_MAKE_WRITABLE = "make the file and its folder writable by this user, or point --state / state.path elsewhere"
+_FAULTS: dict[int, str] = {
+    3: f"is not accessible: {_MAKE_WRITABLE}",  # SQLITE_PERM
+    8: f"is read-only: {_MAKE_WRITABLE}",  # SQLITE_READONLY
+    10: "cannot be read or written (I/O error): check the disk and the file system",  # SQLITE_IOERR
+    11: f"is corrupt: {_MOVE_ASIDE}",  # SQLITE_CORRUPT
+    13: "cannot grow: the disk (or its quota) is full; free space and run again",  # SQLITE_FULL
+    14: f"cannot be opened: {_MAKE_WRITABLE}",  # SQLITE_CANTOPEN
+    26: f"is not a DriftGuard state file (or is truncated): {_MOVE_ASIDE}",  # SQLITE_NOTADB
+}
+
+
+def state_fault(path: Path, error: sqlite3.Error | OSError) -> StateError:
+    """One clear line for a state file that cannot be used."""
+    if isinstance(error, OSError):
+        return StateError(f"state file {path} cannot be used ({error.strerror or error}): {_MAKE_WRITABLE}")
+    code = getattr(error, "sqlite_errorcode", None)
+    what = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    return StateError(f"state file {path} {what or 'cannot be used: check the file'} ({error})")
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        """Open (creating it and its directory if needed) the state file at `path`.
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 30.0,
+        retention: timedelta | None = None,
+        create: bool = True,
+    ) -> None:
+        """Open the state file at `path`, creating it and its directory if needed (with `create`;
+        otherwise a missing file is StateMissing: a command that only reads never creates one).
 
-        `busy_timeout` is how many seconds a write waits for another process's write to finish.
+        `busy_timeout` is how many seconds a write waits for another process's write to finish;
+        `retention` how long history is kept (None: forever).
         """
         self.path = Path(path).expanduser()
         self._busy_timeout = busy_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: the module must not open transactions behind our back; we BEGIN ourselves.
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self.retention = retention
+        in_memory = str(path) == ":memory:"  # a dry run's throw-away state: no file to guard
+        if not create and not in_memory and not self.path.exists():
+            raise StateMissing(
+                f"no state file at {self.path}: nothing has been checked with it yet "
+                "(`driftguard run` creates it; --state or state.path may point elsewhere)"
+            )
+        try:
+            if not in_memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: the module must not open transactions behind our back; we BEGIN.
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as e:
+            raise state_fault(self.path, e) from None
         self._lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None  # known once opening has created the file
         try:
             self._open()
+            if in_memory:
+                return
+            self._identity = self._file_identity()
+            if self._identity is None:
+                raise StateError(f"state file {self.path} was deleted while it was being opened; run again")
         except BaseException:
             self._conn.close()
             raise
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def _still_same_file(self) -> None:
+        """A state file deleted or replaced under a running process would take every later write
+        with it (SQLite keeps writing to the unlinked file): refuse to write instead."""
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise StateError(
+                f"state file {self.path} was deleted or replaced while DriftGuard was using it; nothing "
+                "more was written to it: restore the file (or remove the new one) and run again"
+            )
 
     def _open(self) -> None:
         """Switch the file to WAL and migrate it, waiting out other connections doing the same.
@@ -176,9 +256,9 @@ class SqliteStore(Store):
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._migrate()
                 return
-            except sqlite3.OperationalError as e:
+            except sqlite3.Error as e:
                 if not _is_busy(e):
-                    raise
+                    raise state_fault(self.path, e) from None
                 if time.monotonic() >= deadline:
                     raise StateConflict(
                         f"state file {self.path} stayed locked while opening it "
@@ -214,11 +294,12 @@ class SqliteStore(Store):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back if anything escapes it."""
         with self._lock:
+            self._still_same_file()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
+            except sqlite3.Error as e:
                 if not _is_busy(e):
-                    raise
+                    raise state_fault(self.path, e) from None
                 # Another process held the write lock past the busy timeout: retryable, like any
                 # other writer getting there first.
                 raise StateConflict(
@@ -228,13 +309,19 @@ class SqliteStore(Store):
             try:
                 yield self._conn
                 self._conn.commit()
-            except BaseException:
-                self._conn.rollback()
+            except BaseException as e:
+                with suppress(sqlite3.Error):  # SQLite already rolled back (e.g. SQLITE_FULL)
+                    self._conn.rollback()
+                if isinstance(e, sqlite3.Error):
+                    raise state_fault(self.path, e) from None
                 raise
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as e:
+                raise state_fault(self.path, e) from None
 
     def close(self) -> None:
         with self._lock:
@@ -282,7 +369,32 @@ class SqliteStore(Store):
                 "INSERT OR IGNORE INTO schema_baselines (source, table_name, body) VALUES (?, ?, ?)",
                 [(b.source, b.table, _encode(b)) for b in commit.schema_baselines],
             )
+            if self.retention is not None:
+                self._prune(db, commit, _micros(run.scheduled_time - self.retention))
         return True
+
+    @staticmethod
+    def _prune(db: sqlite3.Connection, commit: RunCommit, before_us: int) -> None:
+        """Delete what of the committed source is older than `before_us`: each statement walks an
+        index prefix, so a commit's pruning costs about what its own writes do."""
+        source = commit.run.source
+        for table, column in (
+            ("runs", "scheduled_us"),
+            ("snapshots", "scheduled_us"),
+            ("transitions", "at_us"),
+        ):
+            db.execute(f"DELETE FROM {table} WHERE source = ? AND {column} < ?", (source, before_us))  # noqa: S608 - fixed names
+        fingerprints = {fingerprint for fingerprint, _ in _fingerprinted(commit.points)}
+        db.executemany(
+            "DELETE FROM points WHERE fingerprint = ? AND ts_us < ?", [(f, before_us) for f in fingerprints]
+        )
+        delivered = db.execute(
+            "SELECT o.id FROM outbox o JOIN deliveries d ON d.notification_id = o.id"
+            " WHERE o.source = ? AND o.created_us < ? AND d.status = ?",
+            (source, before_us, DeliveryStatus.DELIVERED.value),
+        ).fetchall()
+        db.executemany("DELETE FROM deliveries WHERE notification_id = ?", delivered)
+        db.executemany("DELETE FROM outbox WHERE id = ?", delivered)
 
     @staticmethod
     def _write_state(db: sqlite3.Connection, state: AlertState, expected: int) -> None:
@@ -428,6 +540,11 @@ class SqliteStore(Store):
 
     def record_delivery(self, record: DeliveryRecord) -> None:
         with self._write() as db:
+            row = db.execute(
+                "SELECT status FROM deliveries WHERE notification_id = ?", (record.notification_id,)
+            ).fetchone()
+            if not ledger.may_record(DeliveryStatus(row[0]) if row else None, record.status):
+                return
             if record.status is DeliveryStatus.FAILED and record.notification is None:
                 # A parked delivery must be replayable, so keep the message even if the caller did not.
                 row = db.execute("SELECT body FROM outbox WHERE id = ?", (record.notification_id,)).fetchone()
@@ -439,6 +556,63 @@ class SqliteStore(Store):
                 " VALUES (?, ?, ?, ?)",
                 (record.notification_id, record.status.value, _micros(record.at), _encode(record)),
             )
+            db.execute(
+                "UPDATE outbox SET claimer = NULL, claimed_until_us = NULL WHERE id = ?",
+                (record.notification_id,),
+            )
+
+    def claim_delivery(self, notification_id: str, request: ledger.ClaimRequest) -> ledger.Claim:
+        # BEGIN IMMEDIATE holds every other writer, in this process or another, until the claim is
+        # written: the read and the write cannot interleave with another claim.
+        with self._write() as db:
+            outbox = db.execute(
+                "SELECT body, claimer, claimed_until_us FROM outbox WHERE id = ?", (notification_id,)
+            ).fetchone()
+            done = db.execute(
+                "SELECT body FROM deliveries WHERE notification_id = ?", (notification_id,)
+            ).fetchone()
+            record = DeliveryRecord.model_validate_json(done[0]) if done else None
+            entry = ledger.Entry(
+                exists=outbox is not None or record is not None,
+                status=record.status if record else None,
+                claimer=outbox[1] if outbox else None,
+                claimed_until=_from_micros(outbox[2]) if outbox and outbox[2] is not None else None,
+            )
+            verdict = ledger.decide(entry, request)
+            if verdict is not ledger.Verdict.SEND:
+                return ledger.Claim(verdict, record=record, holder=entry.claimer)
+            if outbox is None:  # a parked record whose outbox entry is gone has nothing to claim
+                return ledger.Claim(ledger.Verdict.UNKNOWN, record=record)
+            db.execute(
+                "UPDATE outbox SET claimer = ?, claimed_until_us = ? WHERE id = ?",
+                (request.claimer, _micros(request.until), notification_id),
+            )
+            notification = Notification.model_validate_json(outbox[0])
+            return ledger.Claim(verdict, notification=notification, record=record)
+
+    def release_delivery(self, notification_id: str, claimer: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET claimer = NULL, claimed_until_us = NULL WHERE id = ? AND claimer = ?",
+                (notification_id, claimer),
+            )
+
+    def delivery_backlog(self) -> DeliveryBacklog:
+        rows = self._read(
+            "SELECT body, claimer, claimed_until_us FROM outbox"
+            " WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE notification_id = outbox.id)"
+            " ORDER BY created_us, seq",
+            (),
+        )
+        pending = [
+            PendingDelivery(
+                Notification.model_validate_json(body),
+                claimer,
+                _from_micros(until) if until is not None else None,
+            )
+            for body, claimer, until in rows
+        ]
+        return DeliveryBacklog(pending=pending, parked=self.failed_deliveries())
 
     def delivery(self, notification_id: str) -> DeliveryRecord | None:
         rows = self._read("SELECT body FROM deliveries WHERE notification_id = ?", (notification_id,))

@@ -125,6 +125,11 @@ class CheckKindBase(ABC):
     config_key: ClassVar[str]
     has_series: ClassVar[bool]
 
+    def series_strategy(self, metric: str, period: timedelta | None) -> Strategy | None:
+        """The strategy that judges this kind's series `metric` (`period`: the spacing of its points
+        when the check has one), for a display that learns the band again; None without a band."""
+        return None
+
 
 class TableCheckKind(CheckKindBase, Generic[CheckT]):
     """A kind of check configured per table under `tables[].checks.<config_key>`."""

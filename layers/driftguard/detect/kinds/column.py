@@ -34,6 +34,11 @@ class Column(TableCheckKind[ColumnCheck]):
     config_key = "columns"
     has_series = True
 
+    def series_strategy(self, metric: str, period: timedelta | None) -> SeasonalStrategy:
+        return SeasonalStrategy(
+            period=period, counts=metric == "distinct_count", non_negative=metric != "mean"
+        )
+
     def configured(self, checks: TableChecks) -> Sequence[ColumnCheck]:
         return checks.columns
 
@@ -62,11 +67,7 @@ class Column(TableCheckKind[ColumnCheck]):
                     )
                     continue
                 at = profile.period_start or run.at
-                strategy = SeasonalStrategy(
-                    period=period if profile.period_start else None,
-                    counts=name == "distinct_count",
-                    non_negative=name != "mean",
-                )
+                strategy = self.series_strategy(name, period if profile.period_start else None)
                 judgement = run.judge_series(key, strategy, at, value, settings, period)
                 p_value: float | None = (
                     judgement.p_value if judgement.status != FindingStatus.LEARNING else None

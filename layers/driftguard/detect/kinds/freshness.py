@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from driftguard.config import FreshnessCheck, TableChecks
 from driftguard.detect.explain import explanation, learning_reason
@@ -36,6 +36,9 @@ class Freshness(TableCheckKind[FreshnessCheck]):
     config_key = "freshness"
     has_series = True
 
+    def series_strategy(self, metric: str, period: timedelta | None) -> CadenceStrategy:
+        return CadenceStrategy()  # `lag_seconds` is judged from `last_modified`, the update times
+
     def configured(self, checks: TableChecks) -> Sequence[FreshnessCheck]:
         return [checks.freshness] if checks.freshness else []
 
@@ -53,7 +56,7 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         modified_key = run.key(table, self.kind, LAST_MODIFIED)
         judgement = run.judge_series(
             modified_key,
-            CadenceStrategy(),
+            self.series_strategy(LAST_MODIFIED, None),
             run.at,
             modified,
             settings,

@@ -44,13 +44,16 @@ class Sql(SourceCheckKind[SqlCheck]):
             measured = f": actual {number(result.actual)}"
             if result.threshold is not None:
                 measured += f" against threshold {number(result.threshold)}"
+        reason = f"custom check {what} {'alerted' if alert else 'passed'}{measured}"
+        if result.truncated:
+            reason += f" (judged on the first {result.rows} rows only: raise max_rows or narrow the query)"
         explained = Explanation(
             observed=result.actual,
             expected=result.threshold,
             score=1.0 if alert else 0.0,
             method="custom SQL",
-            reason=f"custom check {what} {'alerted' if alert else 'passed'}{measured}",
-            details={"rows": result.rows, "context": result.context},
+            reason=reason,
+            details={"rows": result.rows, "truncated": result.truncated, "context": result.context},
         )
         status = FindingStatus.ANOMALY if alert else FindingStatus.OK
         finding = Finding(key=key, ts=run.at, status=status, severity=check.severity, explanation=explained)

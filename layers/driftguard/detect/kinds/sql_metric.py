@@ -10,6 +10,7 @@ already learned. Without `ts`, the value is the metric at the scheduled time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from driftguard.config import Source, SqlMetric
 from driftguard.detect.explain import number
@@ -23,6 +24,9 @@ class SqlMetricKind(SourceCheckKind[SqlMetric]):
     kind = CheckKind.SQL_METRIC
     config_key = "sql_metrics"
     has_series = True
+
+    def series_strategy(self, metric: str, period: timedelta | None) -> SeasonalStrategy:
+        return SeasonalStrategy(period=period)
 
     def configured(self, source: Source) -> Sequence[SqlMetric]:
         return source.sql_metrics
@@ -72,7 +76,7 @@ class SqlMetricKind(SourceCheckKind[SqlMetric]):
             return
         period = check.period or run.run_period
         settings = run.settings(check.detection)
-        strategy = SeasonalStrategy(period=period)
+        strategy = self.series_strategy(check.name, period)
 
         def judged(point: MetricPoint, earlier: list[MetricPoint]) -> Judged:
             judgement = run.judge_series(key, strategy, point.ts, point.value, settings, period, earlier)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from driftguard.config import TableChecks, VolumeCheck
 from driftguard.detect.explain import explanation, number, series_reason
@@ -44,6 +44,9 @@ class Volume(TableCheckKind[VolumeCheck]):
         metric = ROWS_PER_PERIOD if check.column else ROW_COUNT
         return [(key_of(self.kind, metric, None), check.severity)]
 
+    def series_strategy(self, metric: str, period: timedelta | None) -> SeasonalStrategy | GrowthStrategy:
+        return GrowthStrategy() if metric == ROW_COUNT else SeasonalStrategy(period=period)
+
     def judge(self, run: Run, table: str, check: VolumeCheck, snap: TableSnapshot) -> None:
         if check.effective_period is None:
             self._total(run, table, check, snap)
@@ -58,7 +61,9 @@ class Volume(TableCheckKind[VolumeCheck]):
             )
             return
         settings = run.settings(check.detection)
-        judgement = run.judge_series(key, GrowthStrategy(), run.at, snap.row_count, settings, run.run_period)
+        judgement = run.judge_series(
+            key, self.series_strategy(ROW_COUNT, None), run.at, snap.row_count, settings, run.run_period
+        )
         point = MetricPoint(key=key, ts=run.at, value=snap.row_count)
         if snap.row_count == 0 and not judgement.anomaly:
             reason = f"{table} is empty: there is nothing to judge yet"
@@ -85,7 +90,7 @@ class Volume(TableCheckKind[VolumeCheck]):
         fresh = [
             pc for pc in snap.period_counts if newest is None or pc.start > newest
         ] or snap.period_counts[-1:]
-        strategy = SeasonalStrategy(period=period)
+        strategy = self.series_strategy(ROWS_PER_PERIOD, period)
         earlier: list[MetricPoint] = []
         for i, pc in enumerate(fresh):
             judgement = run.judge_series(key, strategy, pc.start, pc.count, settings, period, earlier)
