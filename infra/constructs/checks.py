@@ -83,7 +83,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -176,9 +176,29 @@ class Checks(Construct):
         state.idempotency.grant(self.function, *IDEMPOTENCY_ACTIONS)
         grant_secrets(self.function, [s.connection.password_secret or "" for s in config.sources])
 
+        stack = Stack.of(self)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            # Step Functions' confused-deputy guard, set here rather than left to the CDK version's defaults
+            role=iam.Role(
+                self,
+                "StateMachineRole",
+                assumed_by=iam.ServicePrincipal(
+                    "states.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {
+                            "aws:SourceArn": stack.format_arn(
+                                service="states",
+                                resource="stateMachine",
+                                resource_name="*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        },
+                    },
+                ),
+            ),
             state_machine_type=sfn.StateMachineType.EXPRESS,
             definition_body=sfn.DefinitionBody.from_chainable(
                 self._definition(config, notifications, self.function)
@@ -405,6 +425,7 @@ class Checks(Construct):
 
     def _acknowledge_state_machine_findings(self, notify: lambda_.IFunction) -> None:
         sm = self.state_machine
+        role = sm.role  # its own construct (next to the state machine): acknowledged on it
         acknowledge(
             sm,
             "AwsSolutions-SF1",
@@ -412,13 +433,13 @@ class Checks(Construct):
             "firing (gigabytes a day at 10,000 sources); failures are what operators need.",
         )
         acknowledge(
-            sm,
+            role,
             "AwsSolutions-IAM5",
             "CloudWatch Logs delivery and X-Ray actions do not support resource-level permissions.",
             ["Resource::*"],
         )
         acknowledge(
-            sm,
+            role,
             "AwsSolutions-IAM5",
             "Lambda tasks may invoke any version of the two DriftGuard functions, nothing else.",
             [f"Resource::{nag_arn(fn)}:*" for fn in (self.function, notify)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def acknowledgements(synth: Synthesized) -> dict[str, str]:
     """The cdk-nag findings the stack acknowledged (`AwsSolutions-IAM5[Resource::*]`), with their reasons."""
     metadata = json.loads((synth.outdir / f"{synth.stack.stack_name}.metadata.json").read_text())
     return {
-        rule.removeprefix("Annotation::"): reason
+        re.sub(r"^[Aa]nnotation::", "", rule): reason  # the prefix's case depends on aws-cdk-lib's version
         for entries in metadata.values()
         for entry in entries
         if entry["type"] == "aws:cdk:acknowledged-rules"
