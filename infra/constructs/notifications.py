@@ -14,10 +14,10 @@
   configuration set that suppresses bounces and complaints and publishes failures as metrics of
   its own. The notify function sends through that set (NotifyEnvironment.ses_configuration_set,
   unless the channel names its own `configuration_set`) and only from that identity.
-* The notify function reads only the channel secrets (`webhook_url_secret`, `secret_secret`) and
-  reads and writes the state table (the delivery ledger: claimed before sending, marked after).
-  `grant_channels` is what delivering needs; the watchdog, which delivers the missed runs it
-  records through the same ledger, gets it too.
+* The notify function reads only the channel secrets (`webhook_url_secret`, `token_secret`,
+  `secret_secret`) and reads and writes the state table (the delivery ledger: claimed before sending,
+  marked after). `grant_channels` is what delivering needs; the watchdog, which delivers the missed
+  runs it records through the same ledger, gets it too.
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ def channel_secrets(config: Config) -> list[str]:
     """The Secrets Manager references of every channel (what the notify function may read)."""
     refs: list[str] = []
     for channel in config.channels:
-        if isinstance(channel, SlackChannel) and channel.webhook_url_secret:
-            refs.append(channel.webhook_url_secret)
+        if isinstance(channel, SlackChannel):
+            refs += [ref for ref in (channel.webhook_url_secret, channel.token_secret) if ref]
         if isinstance(channel, WebhookChannel) and channel.secret_secret:
             refs.append(channel.secret_secret)
     return refs

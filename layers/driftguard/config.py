@@ -431,6 +431,16 @@ class TableChecks(Strict):
     )
     columns: list[ColumnCheck] = Field(default_factory=list)
 
+    @property
+    def column_metrics_period(self) -> tuple[str, timedelta] | None:
+        """The timestamp column and period column metrics are computed per (the volume column and
+        period, else the freshness column hourly); None: the table has none, metrics are sampled."""
+        if self.volume is not None and self.volume.column is not None:
+            return self.volume.column, self.volume.effective_period or timedelta(hours=1)
+        if self.freshness is not None:
+            return self.freshness.column, timedelta(hours=1)
+        return None
+
 
 class TableConfig(Strict):
     name: str = Field(min_length=1, max_length=128)
@@ -460,6 +470,32 @@ class SqlCheck(Strict):
         ge=1,
         le=100_000,
         description="rows read at most (the server is asked for no more); a longer result is truncated",
+    )
+
+
+class SqlMetric(Strict):
+    """A learned custom metric: one read-only query returning a numeric `value` column, optionally
+    `segment` (one series per value) and `ts` (the time each value describes: the first run keeps
+    the rows before the latest as history, later runs judge every row newer than the last one
+    seen). Judged by the same detectors as volume."""
+
+    name: Name
+    sql: str = Field(min_length=1)
+    table: str | None = Field(
+        default=None, description="the table the metric is about (for routing and display)"
+    )
+    description: str = ""
+    period: Duration | None = Field(
+        default=None, description="spacing of the `ts` values (default: the source's schedule period)"
+    )
+    severity: Severity = Severity.WARNING
+    detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
+    max_rows: int = Field(
+        default=10_000,  # a first run's 8 weeks of hourly values (per segment) fit
+        ge=1,
+        le=100_000,
+        description="rows read at most (the server is asked for no more); a longer result is an error: "
+        "aggregate it or bound its ts range",
     )
 
 
@@ -520,7 +556,7 @@ class Connection(Strict):
         description="Secrets Manager secret name or ARN: a plain password or JSON with "
         "password (and optionally username, host, port, dbname)",
     )
-    path: str | None = Field(default=None, description="SQLite database file")
+    path: str | None = Field(default=None, description="SQLite or DuckDB database file")
     connect_timeout: Duration = timedelta(seconds=10)
     max_connections: int = Field(
         default=2,
@@ -538,11 +574,13 @@ class Connection(Strict):
         return _reject_inline_secrets(data, "password")
 
 
-SourceKind = Literal["postgres", "mysql", "sqlite"]
-_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite"]] = {
+SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb"]
+FILE_KINDS = ("sqlite", "duckdb")  # sources that are a database file: connection.path
+_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb"]] = {
     "postgres": "postgresql",
     "mysql": "mysql",
     "sqlite": "sqlite",
+    "duckdb": "duckdb",
 }
 
 
@@ -570,16 +608,17 @@ class Source(Strict):
     detection: DetectionOverrides = Field(default_factory=DetectionOverrides)
     tables: list[TableConfig] = Field(default_factory=list)
     sql_checks: list[SqlCheck] = Field(default_factory=list)
+    sql_metrics: list[SqlMetric] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _connection_fits_kind(self) -> Source:
         c = self.connection
-        if self.kind == "sqlite":
+        if self.kind in FILE_KINDS:
             if not c.path:
-                raise ValueError("a sqlite source needs connection.path (the database file)")
+                raise ValueError(f"a {self.kind} source needs connection.path (the database file)")
             if c.host or c.password_env or c.password_secret:
                 raise ValueError(
-                    "a sqlite source takes only connection.path; remove host and password references"
+                    f"a {self.kind} source takes only connection.path; remove host and password references"
                 )
         else:
             missing = [k for k in ("host", "database") if not getattr(c, k)]
@@ -589,7 +628,8 @@ class Source(Strict):
                 raise ValueError(f"a {self.kind} source needs connection.{' and connection.'.join(missing)}")
             if c.path:
                 raise ValueError(
-                    f"connection.path is for sqlite sources; a {self.kind} source uses host/port/database"
+                    f"connection.path is for {' and '.join(FILE_KINDS)} sources; a {self.kind} source uses "
+                    "host/port/database"
                 )
         seen: set[tuple[str | None, str]] = set()
         for t in self.tables:
@@ -597,10 +637,10 @@ class Source(Strict):
             if ident in seen:
                 raise ValueError(f"table {t.name!r} is listed twice in source {self.name!r}")
             seen.add(ident)
-        names = [c.name for c in self.sql_checks]
+        names = [c.name for c in self.sql_checks] + [m.name for m in self.sql_metrics]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"sql check name(s) {', '.join(dup)} used twice in source {self.name!r}")
+            raise ValueError(f"sql check/metric name(s) {', '.join(dup)} used twice in source {self.name!r}")
         self._sql_is_one_read_only_query()
         return self
 
@@ -610,9 +650,11 @@ class Source(Strict):
         from driftguard.errors import CheckDefinitionError
 
         dialect = _SQL_DIALECTS[self.kind]
-        for i, check in enumerate(self.sql_checks):
+        queries = [(f"sql_checks[{i}] ({c.name})", c.sql) for i, c in enumerate(self.sql_checks)]
+        queries += [(f"sql_metrics[{i}] ({m.name})", m.sql) for i, m in enumerate(self.sql_metrics)]
+        for where, sql in queries:
             try:
-                read_only_statement(check.sql, dialect, where=f"sql_checks[{i}] ({check.name})")
+                read_only_statement(sql, dialect, where=where)
             except CheckDefinitionError as e:
                 raise ValueError(str(e)) from None
 
@@ -627,6 +669,10 @@ class Source(Strict):
 class _Channel(Strict):
     name: Name
     send_resolved: bool = True
+    resolved_when_silenced: bool = Field(
+        default=False,
+        description="also tell this channel that an incident it heard of ended while the alert was silenced",
+    )
     max_attempts: int = Field(default=5, ge=1, le=20, description="delivery attempts before parking")
 
 
@@ -681,6 +727,12 @@ class SlackChannel(_Channel):
     type: Literal["slack"]
     webhook_url_env: str | None = None
     webhook_url_secret: str | None = None
+    token_env: str | None = Field(default=None, description="environment variable holding a bot token")
+    token_secret: str | None = Field(default=None, description="Secrets Manager secret holding a bot token")
+    channel: str | None = Field(default=None, description="Slack channel ID the bot posts to (with a token)")
+    update_in_place: bool = Field(
+        default=False, description="edit the message that announced alerts when they resolve (bot token)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -694,8 +746,20 @@ class SlackChannel(_Channel):
 
     @model_validator(mode="after")
     def _one_ref(self) -> SlackChannel:
-        if not (self.webhook_url_env or self.webhook_url_secret):
-            raise ValueError("a slack channel needs webhook_url_env or webhook_url_secret")
+        webhook = bool(self.webhook_url_env or self.webhook_url_secret)
+        bot = bool(self.token_env or self.token_secret)
+        if webhook == bot:
+            raise ValueError(
+                "a slack channel needs either webhook_url_env/webhook_url_secret (an incoming webhook) or "
+                "token_env/token_secret with channel (a bot token), not both"
+            )
+        if bot and not self.channel:
+            raise ValueError("a slack channel with a bot token needs channel: the Slack channel ID (C...)")
+        if self.update_in_place and not bot:
+            raise ValueError(
+                "update_in_place needs a bot token (token_env or token_secret, and channel): an incoming "
+                "webhook cannot edit the messages it posted"
+            )
         return self
 
 
@@ -760,6 +824,16 @@ class Route(Strict):
     match_re: RouteMatchRegex = Field(default_factory=RouteMatchRegex)
     continue_: bool = Field(default=False, alias="continue")
     repeat_interval: Duration | None = None
+    end_silences_on_resolve: bool | None = Field(
+        default=None,
+        description="a silence that muted an alert of this route ends when the alert resolves "
+        "(inherited; default false)",
+    )
+    inhibit_when_source_down: bool | None = Field(
+        default=None,
+        description="while the alert's source is in ERROR (unreachable), its table alerts are not "
+        "notified, as if silenced (inherited; default false)",
+    )
     routes: list[Route] = Field(default_factory=list)
 
 

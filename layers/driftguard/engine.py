@@ -368,11 +368,7 @@ class Engine:
         learning for weeks. True if points were stored (a dry run keeps them in `overlay`)."""
         stored = False
         for table in source.tables:
-            checks = table.checks
-            wants_history = (
-                checks.volume is not None and checks.volume.column
-            ) or checks.freshness is not None
-            if table.name in seen or not wants_history:
+            if table.name in seen or not detect.kinds.backfills(table):
                 continue
             window = self.config.detection_for(source).training_window
             try:
@@ -453,6 +449,8 @@ class Engine:
             if not committed:
                 previous = self.store.get_run(source.name, scheduled_time)
                 return RunOutcome(source.name, scheduled_time, previous or run, duplicate=True)
+            for silence in decision.expired_silences:  # they ended with the alert they muted
+                self.store.put_silence(silence)
             if self._deliver_inline:
                 outcome.deliveries = self.deliver(notifications)
             return outcome
@@ -511,7 +509,7 @@ class Engine:
         """Attach each alert's recent values so messages can show a small table or chart."""
         alerts_with_values: list[AlertNotice] = []
         for notice in notification.alerts:
-            if notice.recent or notice.key.check in (CheckKind.SCHEMA, CheckKind.SOURCE, CheckKind.SQL):
+            if notice.recent or not detect.kinds.has_series(notice.key.check):
                 alerts_with_values.append(notice)
                 continue
             recent = [(p.ts, p.value) for p in history(notice.key, at, _RECENT_VALUES - 1)]

@@ -44,6 +44,7 @@ class CheckKind(StrEnum):
     SCHEMA = "schema"
     COLUMN = "column"
     SQL = "sql"
+    SQL_METRIC = "sql_metric"  # a learned custom metric (sources[].sql_metrics)
     SOURCE = "source"  # the source as a whole: reachability, credentials (ERROR alerts)
 
 
@@ -150,6 +151,9 @@ class ColumnProfile(Frozen):
     quantiles: dict[str, float] | None = (
         None  # e.g. {"p25": .., "p50": .., "p75": ..} where the dialect allows
     )
+    period_start: datetime | None = None  # the period profiled (the table's timestamp column)
+    sample_rows: int | None = None  # without a timestamp column: the rows sampled (None: all rows)
+    errors: dict[str, str] = Field(default_factory=dict)  # metric -> why it was not computed
 
     @property
     def null_rate(self) -> float | None:
@@ -166,6 +170,21 @@ class SqlCheckResult(Frozen):
     context: list[dict[str, Any]] = Field(default_factory=list)  # other columns of (up to 20) returned rows
     rows: int = 0  # rows read: at most the check's max_rows
     truncated: bool = False  # the result had more rows than max_rows; they were not read
+
+
+class SqlMetricRow(Frozen):
+    """One row of a learned SQL metric: its value, and the segment and time it describes."""
+
+    value: float | None
+    segment: str | None = None
+    ts: datetime | None = None
+
+
+class SqlMetricResult(Frozen):
+    """The rows a learned SQL metric's query returned (newest `ts` last when it has one)."""
+
+    name: str
+    rows: list[SqlMetricRow] = Field(default_factory=list)
 
 
 class TableSnapshot(Frozen):
@@ -207,6 +226,7 @@ class TableHistory(Frozen):
     period_seconds: float | None = None  # the volume period of `period_counts`
     period_counts: list[PeriodCount] = Field(default_factory=list)  # complete periods, oldest first
     update_times: list[datetime] = Field(default_factory=list)  # when new data arrived, oldest first
+    profiles: list[ColumnProfile] = Field(default_factory=list)  # per column and complete period
 
 
 class Snapshot(Frozen):
@@ -217,7 +237,10 @@ class Snapshot(Frozen):
     collected_at: datetime
     tables: list[TableSnapshot] = Field(default_factory=list)
     sql_checks: list[SqlCheckResult] = Field(default_factory=list)
-    sql_errors: dict[str, str] = Field(default_factory=dict)  # check name -> error message
+    sql_errors: dict[str, str] = Field(default_factory=dict)  # check or metric name -> error message
+    # Not stored with the snapshot: a metric's rows may carry its history (backfill) and are kept
+    # as series points instead, which keeps a stored snapshot within item-size limits.
+    sql_metrics: list[SqlMetricResult] = Field(default_factory=list, exclude=True)
     duration_ms: float = 0.0
     round_trips: int = 0
 

@@ -34,7 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from driftguard.config import Config, Schedule, Source, format_duration
+from driftguard.config import FILE_KINDS, Config, Schedule, Source, format_duration
 from driftguard.errors import ConfigError
 
 EXPRESS_LIMIT = timedelta(minutes=5)
@@ -170,8 +170,8 @@ class FleetPlan:
 def server_of(source: Source) -> str:
     """The database server a source's checks load: sources sharing it share its limit."""
     c = source.connection
-    if source.kind == "sqlite":
-        return f"sqlite:{c.path}"
+    if source.kind in FILE_KINDS:
+        return f"{source.kind}:{c.path}"
     return f"{source.kind}://{(c.host or '').lower()}:{c.port or source.default_port}"
 
 

@@ -1093,7 +1093,10 @@ def unpopulated_fields(root: BaseModel) -> list[str]:
 
     walk(root)
     return sorted(
-        f"{m.__name__}.{name}" for m in models for name in m.model_fields if (m, name) not in populated
+        f"{m.__name__}.{name}"
+        for m in models
+        for name, info in m.model_fields.items()
+        if (m, name) not in populated and not info.exclude  # excluded fields are never stored
     )
 
 
@@ -1203,6 +1206,9 @@ def full_commit() -> RunCommit:
                             min=0.01,
                             max="9999.99",
                             quantiles={"p25": 1.5, "p50": 9.0, "p75": 20.25},
+                            period_start=at - HOUR,
+                            sample_rows=100_000,
+                            errors={"min": "source shöp, table orders: canceling statement (SQLSTATE 57014)"},
                         )
                     ],
                     round_trips=4,

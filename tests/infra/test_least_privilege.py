@@ -115,3 +115,19 @@ def test_cdk_nag_fails_the_synth_on_an_injected_violation(pinned_layer: None, tm
     with pytest.raises(Exception, match=r"AwsSolutions-SQS[34]") as raised:
         app.synth()
     assert "InjectedViolation" in str(raised.value)
+
+
+def test_the_notify_function_may_read_a_slack_bot_token_secret() -> None:
+    from infra.constructs.notifications import channel_secrets
+
+    from driftguard.config import parse_config
+
+    config = parse_config(
+        """
+channels:
+  - {name: ops, type: slack, token_secret: driftguard/slack-bot, channel: C0123}
+  - {name: hook, type: slack, webhook_url_secret: driftguard/slack-hook}
+route: {receivers: [ops, hook]}
+"""
+    )
+    assert sorted(channel_secrets(config)) == ["driftguard/slack-bot", "driftguard/slack-hook"]

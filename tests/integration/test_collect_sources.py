@@ -131,8 +131,11 @@ def linear_quantile(values: list[float], q: float) -> float:
 # ---------------------------------------------------------------------------- collecting
 
 
-def test_one_aggregate_query_gives_freshness_period_volume_schema_and_profiles(db: Any) -> None:
+def test_one_query_gives_freshness_volume_and_schema_and_each_column_metric_one_over_the_period(
+    db: Any,
+) -> None:
     create_orders(db)
+    amount_metrics = ["null_rate", "distinct_count", "mean", "min", "max", "quantiles"]
     source = make_source(
         db,
         [
@@ -143,10 +146,7 @@ def test_one_aggregate_query_gives_freshness_period_volume_schema_and_profiles(d
                     "volume": {"column": "created_at", "period": "1h"},
                     "schema": True,
                     "columns": [
-                        {
-                            "name": "amount",
-                            "metrics": ["null_rate", "distinct_count", "mean", "min", "max", "quantiles"],
-                        },
+                        {"name": "amount", "metrics": amount_metrics},
                         {"name": "name", "metrics": ["null_rate", "distinct_count", "min", "max"]},
                     ],
                 },
@@ -170,21 +170,25 @@ def test_one_aggregate_query_gives_freshness_period_volume_schema_and_profiles(d
         ("name", "text", 4),
     ]
     assert all(c.nullable for c in table.columns if c.name != "id")
-    amounts = [float(i) for i in range(30) if i % 5]
+    # column metrics describe the same hour only (orders 1 ... 6; order 5's amount is NULL)
+    amounts = [float(i) for i in range(1, 7) if i % 5]
     assert table.profiles is not None
     amount, name = table.profiles
-    assert (amount.row_count, amount.null_count, amount.distinct_count) == (30, 6, 24)
+    assert amount.period_start == NOW - timedelta(hours=1) and amount.sample_rows is None
+    assert (amount.row_count, amount.null_count, amount.distinct_count) == (6, 1, 5)
     assert amount.mean == pytest.approx(sum(amounts) / len(amounts))
-    assert (amount.min, amount.max) == (1.0, 29.0)
+    assert (amount.min, amount.max) == (1.0, 6.0)
     if db.kind == "postgres":
         assert amount.quantiles == pytest.approx(
             {f"p{int(q * 100)}": linear_quantile(amounts, q) for q in (0.25, 0.5, 0.75)}
         )
-    else:
-        assert amount.quantiles is None  # no percentile_cont aggregate
+        assert amount.errors == {}
+    else:  # no percentile_cont aggregate: that metric's error, not the others'
+        assert amount.quantiles is None and "no percentile_cont" in amount.errors["quantiles"]
     assert (name.null_count, name.distinct_count, name.min, name.max) == (0, 3, "n0", "n2")
-    assert table.round_trips == 1
-    assert snapshot.round_trips == SETUP_TRIPS + CATALOG_TRIPS + 1
+    statements = len(amount_metrics) - (db.kind != "postgres") + 4  # one per computed metric
+    assert table.round_trips == 1 + statements
+    assert snapshot.round_trips == SETUP_TRIPS + CATALOG_TRIPS + 1 + statements
 
 
 def test_many_tables_cost_one_query_each_and_setup_is_paid_once(db: Any) -> None:

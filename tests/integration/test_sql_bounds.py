@@ -103,3 +103,28 @@ def test_five_million_rows_on_postgres_keep_memory_flat(pg: Any) -> None:
     print(f"\npeak RSS: {floor.peak_rss_mb:.1f} MB for 1 row, {big.peak_rss_mb:.1f} MB for 5,000,000 rows")
     assert (big.rows_read, big.truncated, big.errors) == (1000, True, {})
     assert big.peak_rss_mb < floor.peak_rss_mb + 50  # reading them all took 2.2 GB
+
+
+def metric_source(tmp_path: Path, sql: str, max_rows: int) -> Source:
+    checked = sqlite_source(tmp_path, "select 'OK' as status").model_dump(
+        by_alias=True, exclude={"sql_checks"}
+    )
+    return Source.model_validate(
+        {**checked, "sql_metrics": [{"name": "m", "sql": sql, "max_rows": max_rows}]}
+    )
+
+
+def test_an_endless_sql_metric_stops_at_its_max_rows_and_is_its_error(tmp_path: Path) -> None:
+    endless = "with recursive r(n) as (select 1 union all select n + 1 from r) select n as value from r"
+    snapshot = collect_within(metric_source(tmp_path, endless, max_rows=100), timedelta(seconds=5))
+    assert snapshot.sql_metrics == []
+    assert "more than 100 rows (max_rows)" in snapshot.sql_errors["m"]
+
+
+def test_an_sql_metric_within_its_max_rows_is_read_whole(tmp_path: Path) -> None:
+    fits = (
+        "with recursive r(n) as (select 1 union all select n + 1 from r where n < 100)"
+        " select n as value from r"
+    )
+    (result,) = collect_within(metric_source(tmp_path, fits, max_rows=100), timedelta(seconds=5)).sql_metrics
+    assert [row.value for row in result.rows] == [float(n) for n in range(1, 101)]

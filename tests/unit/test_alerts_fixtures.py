@@ -106,6 +106,8 @@ class Runner:
             self.states[state.fingerprint] = state.model_copy(
                 update={"version": (stored.version if stored else 0) + 1}
             )
+        ended = {s.id: s for s in decision.expired_silences}  # stored as the engine does
+        self.silences = [ended.get(s.id, s) for s in self.silences]
         self.decisions.append(decision)
 
     def state(self, key: CheckKey = ORDERS_ROWS) -> AlertState:

@@ -90,11 +90,22 @@ def _routed(severity: Severity) -> set[str]:
 
 
 class AlertLifecycle(RuleBasedStateMachine):
+    # the lifecycle options (all off here; LifecycleOptions turns them on)
+    resolved_when_silenced: dict[str, bool] = dict.fromkeys(INTERVAL, False)
+    end_silences_on_resolve = False
+    inhibit_when_source_down = False
+
     @initialize(pending_runs=st.integers(1, 3), error_after_failures=st.integers(1, 3))
     def setup(self, pending_runs: int, error_after_failures: int) -> None:
+        channels = [{**c, "resolved_when_silenced": self.resolved_when_silenced[c["name"]]} for c in CHANNELS]
+        route = {
+            **ROUTE,
+            "end_silences_on_resolve": self.end_silences_on_resolve,
+            "inhibit_when_source_down": self.inhibit_when_source_down,
+        }
         config = make_config(
-            channels=CHANNELS,
-            route=ROUTE,
+            channels=channels,
+            route=route,
             alerting={"pending_runs": pending_runs, "error_after_failures": error_after_failures},
         )
         self.runner = Runner(config)
@@ -122,16 +133,18 @@ class AlertLifecycle(RuleBasedStateMachine):
             if obs is not None
         ]
         before = dict(self.runner.states)
+        silences_before = list(self.runner.silences)
         decision = self.runner.run(findings, self.now)
         replay = decide(
             config=self.runner.config,
             source=self.runner.source,
             findings=findings,
             states=before,
-            silences=list(self.runner.silences),
+            silences=silences_before,
             now=self.now,
         )
         assert replay == decision, "a replayed run must decide exactly the same, ids included"
+        self.silences_before = silences_before
         self._check_run(findings, before, decision.notifications, decision.transitions)
 
     @rule(which=st.sampled_from(MATCHERS), starts_in=st.sampled_from([0, 0, 2]), runs=st.integers(1, 12))
@@ -173,7 +186,13 @@ class AlertLifecycle(RuleBasedStateMachine):
             assert not incident(now_in, f.key), f"{f.status} left the alert {now_in}"
 
     def _silenced(self, key: CheckKey, severity: Severity) -> bool:
-        return any(_matches(s, key, severity, self.now) for s in self.runner.silences)
+        return any(_matches(s, key, severity, self.now) for s in self.silences_before)
+
+    def _inhibited(self, key: CheckKey) -> bool:
+        """The source's availability alert is in ERROR after this run, and this is a table's alert."""
+        source = self.runner.states.get(SOURCE_KEY.fingerprint)
+        down = source is not None and source.state == S.ERROR
+        return self.inhibit_when_source_down and down and key != SOURCE_KEY
 
     def _check_run(
         self,
@@ -205,16 +224,22 @@ class AlertLifecycle(RuleBasedStateMachine):
         after = self.runner.states[fp]
         was = previous.state if previous else S.OK
         self._check_move(f, was, after.state)
-        muted = self._silenced(f.key, after.severity)
-        if muted:
-            assert not told, "notified while a matching silence was active"
+        silenced = self._silenced(f.key, after.severity)
+        muted = silenced or self._inhibited(f.key)
+        ended = incident(was, f.key) and not incident(after.state, f.key)
+        if muted and not ended:
+            assert not told, "notified while muted by a matching silence or a source that is down"
+        if silenced and ended and self.end_silences_on_resolve:
+            still = [s for s in self.runner.silences if _matches(s, f.key, after.severity, self.now)]
+            assert not still, "a silence outlived the alert it muted, whose route ends silences on resolve"
         if not incident(was, f.key) and incident(after.state, f.key):
             self.heard[fp] = set()
         if after.state != was:
             self.spell[fp] = set()
         resolved = {c for c, a in told.items() if a.kind == NoticeKind.RESOLVED}
-        if incident(was, f.key) and not incident(after.state, f.key):
-            expected = set() if muted else {c for c in self.heard.get(fp, set()) if SEND_RESOLVED[c]}
+        if ended:
+            heard = {c for c in self.heard.get(fp, set()) if SEND_RESOLVED[c]}
+            expected = {c for c in heard if self.resolved_when_silenced[c]} if muted else heard
             assert resolved == expected, "an ended incident is resolved exactly to those who heard of it"
             assert set(told) == resolved
         else:
@@ -257,3 +282,17 @@ AlertLifecycle.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_alert_lifecycle = AlertLifecycle.TestCase
+
+
+class LifecycleOptions(AlertLifecycle):
+    """The same machine with the lifecycle options on: a resolved notice while silenced for the
+    channels that ask for it, silences that end with their alert, and inhibition of a table's
+    alerts while its source is down."""
+
+    resolved_when_silenced = {"chat": True, "quiet": True, "pager": False}
+    end_silences_on_resolve = True
+    inhibit_when_source_down = True
+
+
+LifecycleOptions.TestCase.settings = AlertLifecycle.TestCase.settings
+test_lifecycle_options = LifecycleOptions.TestCase

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from driftguard.collect.connect import (
     bound_socket_reads,
@@ -197,3 +198,34 @@ def test_socket_reads_wait_past_the_statement_timeout() -> None:
     bound_socket_reads(pg, TIMEOUT)
     bound_socket_reads(my, TIMEOUT)
     assert pg.timeouts == [40] and (my._read_timeout, my._write_timeout) == (40, 40)
+
+
+def test_a_duckdb_source_without_its_driver_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "duckdb_engine" else real(name, *a)
+    )
+    source = Source.model_validate({"name": "lake", "kind": "duckdb", "connection": {"path": "lake.duckdb"}})
+    with pytest.raises(
+        ConfigError, match=r"source lake: a duckdb source needs duckdb_engine.*driftguard\[duckdb\]"
+    ):
+        lease_pool(source, resolver=SecretResolver())
+
+
+def test_a_duckdb_file_is_its_own_server_and_keeps_no_connection_open(tmp_path: Path) -> None:
+    def lake(name: str, path: str) -> Source:
+        return Source.model_validate({"name": name, "kind": "duckdb", "connection": {"path": path}})
+
+    first = lease_pool(lake("a", str(tmp_path / "lake.duckdb")), resolver=resolver())
+    same = lease_pool(lake("b", str(tmp_path / "." / "lake.duckdb")), resolver=resolver())
+    other = lease_pool(lake("c", str(tmp_path / "other.duckdb")), resolver=resolver())
+    assert same.engine is first.engine and other.engine is not first.engine
+    # not pooled: an open read-only handle would keep the file's writer out between checks
+    assert isinstance(first.engine.pool, sa.pool.NullPool)
+    for lease in (first, same, other):
+        lease.release()
+    assert open_pools() == {}

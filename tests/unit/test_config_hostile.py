@@ -115,9 +115,10 @@ def test_credentials_in_a_webhook_query_string_are_refused() -> None:
     ],
 )
 def test_custom_sql_that_is_not_one_read_only_query_fails_validate(sql: str) -> None:
-    extra = f'    sql_checks:\n      - name: bad\n        sql: "{sql}"\n'
-    (problem,) = problems_of(source(extra))
-    assert problem.startswith("dg.yaml:2: ") and "sql_checks[0] (bad)" in problem
+    for key in ("sql_checks", "sql_metrics"):
+        extra = f'    {key}:\n      - name: bad\n        sql: "{sql}"\n'
+        (problem,) = problems_of(source(extra))
+        assert problem.startswith("dg.yaml:2: ") and f"{key}[0] (bad)" in problem
 
 
 def test_sources_on_one_server_must_agree_on_the_connection_budget() -> None:

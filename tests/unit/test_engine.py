@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 
+from driftguard.alerts import new_silence
 from driftguard.config import Config, TableConfig, parse_config
 from driftguard.engine import Engine, source_key
 from driftguard.errors import PermissionDenied, SourceUnavailable, StateConflict
@@ -392,6 +393,30 @@ def test_a_run_refused_as_judged_on_an_old_read_is_judged_again_on_a_fresh_load(
     assert volume.status == FindingStatus.OK  # judged on the fresh load, not the remembered collapse
     assert outcome.notifications == [] and moved.get_run("shop", T0 + timedelta(hours=1)) is not None
     moved.close()
+
+
+def test_a_silence_that_ends_with_its_alert_is_stored_ended(store: SqliteStore) -> None:
+    config = parse_config(
+        CONFIG.replace(
+            "route: {receivers: [console]}", "route: {receivers: [console], end_silences_on_resolve: true}"
+        )
+    )
+    silence = new_silence(
+        [Matcher(label="table", value="orders")],
+        created_by="ana",
+        comment="load rerun",
+        now=T0,
+        duration=timedelta(days=1),
+    )
+    store.put_silence(silence)
+    collector = ScriptedCollector([2, 100], history=hourly_history(24 * 21))
+    engine = make_engine(config, store, collector, RecordingSender())
+    engine.check("shop", T0)  # the broken load fires, silenced
+    assert [s.id for s in store.silences(active_at=T0 + timedelta(minutes=30))] == [silence.id]
+    engine.check("shop", T0 + timedelta(hours=1))  # the load is back: the alert resolves
+    (ended,) = store.silences()
+    assert ended.id == silence.id and ended.ends_at == T0 + timedelta(hours=1)
+    assert store.silences(active_at=T0 + timedelta(hours=2)) == []
 
 
 @pytest.mark.parametrize(

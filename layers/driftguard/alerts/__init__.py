@@ -15,7 +15,7 @@ notification ids, so a retried run can never say the same thing twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pydantic import Field
@@ -23,10 +23,20 @@ from pydantic import Field
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.lifecycle import advance
 from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
-from driftguard.alerts.routing import route
+from driftguard.alerts.routing import route, route_option
 from driftguard.alerts.silences import expire, extend, new_silence, parse_matcher, silenced_by
 from driftguard.config import Config, Source
-from driftguard.model import AlertState, Finding, Frozen, Notification, Silence, Transition, utc
+from driftguard.model import (
+    AlertState,
+    AlertStateName,
+    CheckKind,
+    Finding,
+    Frozen,
+    Notification,
+    Silence,
+    Transition,
+    utc,
+)
 
 __all__ = [
     "LABEL_NAMES",
@@ -49,6 +59,8 @@ class Decision(Frozen):
     expected_versions: dict[str, int] = Field(default_factory=dict)  # fingerprint -> version read (0 = new)
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)
+    # silences that end now: they muted an alert that resolved on a route with end_silences_on_resolve
+    expired_silences: list[Silence] = Field(default_factory=list)
 
 
 def _by_fingerprint(source: Source, findings: Sequence[Finding]) -> dict[str, Finding]:
@@ -76,33 +88,50 @@ def decide(
     Checks without a finding in this run (e.g. a table whose collection failed) keep their state
     untouched. A silenced check moves like any other, its transition lists the silences, and it
     is not notified; its notice goes out on the first unsilenced run, because notices follow
-    from the state (see notices.py).
+    from the state (see notices.py). Options of the channel and route:
+    - `resolved_when_silenced` (channel): its end is still told to a channel that heard of it;
+    - `end_silences_on_resolve` (route): the silences that muted it end when it resolves
+      (`Decision.expired_silences`, for the engine to store);
+    - `inhibit_when_source_down` (route): while the source's availability alert is in ERROR, its
+      table alerts are muted like silenced ones (their transitions say so).
     """
     now = utc(now)
     send_resolved = {c.name: c.send_resolved for c in config.channels}
+    # a silenced (or inhibited) alert's end is told only to channels that asked for it
+    resolved_when_muted = {c.name: c.send_resolved and c.resolved_when_silenced for c in config.channels}
+    by_fingerprint = _by_fingerprint(source, findings)
+    down = _source_down(source, by_fingerprint.values(), states, config, now)
+    expired: dict[str, Silence] = {}
     new_states: list[AlertState] = []
     expected: dict[str, int] = {}
     transitions: list[Transition] = []
     outbox: dict[str, list[PlannedNotice]] = {}
-    ordered = sorted(_by_fingerprint(source, findings).values(), key=lambda f: (f.key.label, f.fingerprint))
+    ordered = sorted(by_fingerprint.values(), key=lambda f: (f.key.label, f.fingerprint))
     for finding in ordered:
         previous = states.get(finding.fingerprint)
         step = advance(previous, finding, alerting=config.alerting, now=now)
         labels = Labels.of(finding.key, step.after.severity, source)
-        muted = silenced_by(labels, silences, now)
+        silenced = silenced_by(labels, silences, now)
+        muted = list(silenced)
+        inhibited = down is not None and finding.key.check != CheckKind.SOURCE
+        if inhibited and route_option(config.route, labels, "inhibit_when_source_down"):
+            muted.append(f"inhibited: source {source.name} is down ({down})")
         if step.transition is not None:
             transitions.append(step.transition.model_copy(update={"silenced_by": muted}))
-        planned = (
-            []
-            if muted
-            else plan_notices(
+        if muted and not step.incident_ended:
+            planned = []
+        else:
+            planned = plan_notices(
                 step,
                 finding,
                 routes=route(config.route, labels, default_repeat_interval=config.alerting.repeat_interval),
-                send_resolved=send_resolved,
+                send_resolved=resolved_when_muted if muted else send_resolved,
                 now=now,
             )
-        )
+        if silenced and step.incident_ended and route_option(config.route, labels, "end_silences_on_resolve"):
+            for s in silences:
+                if s.id in silenced and s.id not in expired:
+                    expired[s.id] = expire(s, now)
         after = record_notified(step.after, planned, finding, now) if planned else step.after
         if step.changed or planned:
             new_states.append(after)
@@ -114,4 +143,24 @@ def decide(
         expected_versions=expected,
         transitions=transitions,
         notifications=[build_notification(source, ch, outbox[ch], now) for ch in sorted(outbox)],
+        expired_silences=[expired[i] for i in sorted(expired)],
     )
+
+
+def _source_down(
+    source: Source,
+    findings: Iterable[Finding],
+    states: Mapping[str, AlertState],
+    config: Config,
+    now: datetime,
+) -> str | None:
+    """Why the source is down (its availability alert is in ERROR after this run), else None."""
+    for f in findings:
+        if f.key.check == CheckKind.SOURCE:
+            step = advance(states.get(f.fingerprint), f, alerting=config.alerting, now=now)
+            return f.explanation.reason if step.after.state == AlertStateName.ERROR else None
+    for state in states.values():  # no availability finding in this run: as last decided
+        own = state.key.check == CheckKind.SOURCE and state.key.source == source.name
+        if own and state.state == AlertStateName.ERROR:
+            return state.last_finding.explanation.reason if state.last_finding else "unreachable"
+    return None

@@ -6,13 +6,16 @@ of its `match` (exact; `tags`: the source has any of them) and `match_re` (fully
 `tag`: any tag matches) conditions hold. Among a node's children the first that matches wins,
 unless it says `continue: true`, in which case the following siblings are tried as well. A
 node none of whose children match delivers to its own receivers. `repeat_interval` is
-inherited from the nearest ancestor that sets one, else the global one.
+inherited from the nearest ancestor that sets one, else the global one; so are the lifecycle
+options `end_silences_on_resolve` and `inhibit_when_source_down` (default false), which hold for
+an alert when they hold on any node that delivers it.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 
 from driftguard.alerts.labels import Labels
 from driftguard.config import Alerting, Route
@@ -56,3 +59,26 @@ def route(
         for receiver in node.receivers:
             out.setdefault(receiver, interval)
     return list(out.items())
+
+
+RouteOption = Literal["end_silences_on_resolve", "inhibit_when_source_down"]
+
+
+def route_option(root: Route, labels: Labels, option: RouteOption) -> bool:
+    """Whether `option` holds on any node that delivers the alert (inherited from its ancestors)."""
+
+    def walk(node: Route, inherited: bool) -> tuple[bool, bool]:  # (matched, option on a delivering node)
+        if not _node_matches(node, labels):
+            return False, False
+        value = getattr(node, option)
+        here = inherited if value is None else bool(value)
+        matched_child, holds = False, False
+        for child in node.routes:
+            child_matched, child_holds = walk(child, here)
+            holds = holds or child_holds
+            matched_child = matched_child or child_matched
+            if child_matched and not child.continue_:
+                break
+        return True, holds if matched_child else here
+
+    return walk(root, False)[1]

@@ -33,6 +33,7 @@ from driftguard.cli.common import (
 from driftguard.cli.progress import TableProgress
 from driftguard.cli.text import clean
 from driftguard.config import Source, json_schema
+from driftguard.detect.kinds import has_series, learned_kinds
 from driftguard.engine import Engine, RunOutcome, due_runs
 from driftguard.errors import ConfigError, DriftGuardError
 from driftguard.model import (
@@ -145,7 +146,7 @@ sources:
           freshness: {{column: updated_at, max_age: 6h}}   # max_age: an optional hard limit
           volume: {{column: created_at, period: 1h}}        # rows per hour, seasonal baseline
           schema: true                                   # learned; accept changes with accept-schema
-          columns:
+          columns:                                       # per hour of the volume column; else sampled
             - name: amount
               metrics: [null_rate, mean, min, max]
     sql_checks:
@@ -155,6 +156,14 @@ sources:
           select case when count(*) > 0 then 'ALERT' else 'OK' end as status,
                  count(*) as actual, 0 as threshold
           from orders where amount < 0
+    # Learned metrics: a read-only query returning `value` (optionally `segment`: one series per
+    # value; `ts`: the time of each value, whose earlier rows the first run learns from).
+    # sql_metrics:
+    #   - name: orders_per_status
+    #     sql: select status as segment, count(*) as value from orders group by status
+    #   - name: paid_per_hour
+    #     period: 1h
+    #     sql: select paid_hour as ts, count(*) as value from payments group by paid_hour
 
 channels:
   - {{name: console, type: console}}
@@ -162,6 +171,8 @@ channels:
 
 route:
   receivers: [console, alerts-file]
+  # end_silences_on_resolve: true    # a silence ends when the alert it muted resolves
+  # inhibit_when_source_down: true   # no table alerts while their source is unreachable
 
 alerting:
   repeat_interval: 4h
@@ -181,14 +192,13 @@ _CONNECTIONS = {
         "      password_env: DRIFTGUARD_MYSQL_PASSWORD\n"
     ),
     "sqlite": "      path: ./analytics.db\n",
+    "duckdb": "      path: ./analytics.duckdb   # opened read-only; needs pip install 'driftguard[duckdb]'\n",
 }
 
 
 @click.command()
 @click.argument("path", default="driftguard.yaml", type=click.Path(dir_okay=False))
-@click.option(
-    "--kind", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres", show_default=True
-)
+@click.option("--kind", type=click.Choice(list(_CONNECTIONS)), default="postgres", show_default=True)
 @click.option("--name", default="warehouse", show_default=True, help="Name of the first source.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @json_option
@@ -793,7 +803,7 @@ def explain(
         cli.console.print(Text(lines[0], style="bold"))
         for line in lines[1:]:
             cli.console.print(line, markup=False)
-        if f.key.check not in (CheckKind.SCHEMA, CheckKind.SQL, CheckKind.SOURCE):
+        if has_series(f.key.check):
             recent = store.series(f.key, before=f.ts, limit=24)
             if recent:
                 before = format_count(len(recent), "point")
@@ -848,7 +858,7 @@ def accept_schema(cli: CliContext, source: str, table: str, by: str, as_json: bo
 @click.command()
 @click.argument("source")
 @click.option("--table", required=True)
-@click.option("--check", "check_kind", required=True, type=click.Choice([k.value for k in CheckKind]))
+@click.option("--check", "check_kind", required=True, type=click.Choice(learned_kinds()))
 @click.option(
     "--metric",
     required=True,
@@ -890,7 +900,7 @@ def label(
     store = cli.reader
     known = {s.key for s in store.alert_states(src.name)}
     if key not in known:
-        same_table = sorted(k.label for k in known if k.table == table and k.check not in _UNLABELLED)
+        same_table = sorted(k.label for k in known if k.table == table and has_series(k.check))
         raise UserError(
             f"{key.label} has no recorded series; the checks of {src.name}.{table} with series: "
             f"{', '.join(same_table) or 'none yet (run a check first)'}"
@@ -905,10 +915,6 @@ def label(
         print_json({"key": key, "label": label, "from": lo, "to": hi, "labelled": n})
     else:
         click.echo(f"labelled {n} point(s) of {key.label} as {label}")
-
-
-# Checks whose findings are not series of points: nothing to label.
-_UNLABELLED = (CheckKind.SCHEMA, CheckKind.SQL, CheckKind.SOURCE)
 
 
 @click.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
@@ -11,12 +11,13 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 
 from driftguard.collect.changes import may_reuse
+from driftguard.collect.column_metrics import ColumnMetrics
 from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
 from driftguard.collect.session import SourceSession
-from driftguard.collect.sql_checks import interpret_result
+from driftguard.collect.sql_checks import interpret_metric, interpret_result
 from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
 from driftguard.collect.types import normalise_type
 from driftguard.config import Source, SqlCheck, TableConfig
@@ -27,6 +28,7 @@ from driftguard.model import (
     PeriodCount,
     Snapshot,
     SqlCheckResult,
+    SqlMetricResult,
     TableHistory,
     TableSnapshot,
     utc,
@@ -111,6 +113,7 @@ class Collector:
         try:
             tables = self._collect_tables(scheduled_time, last_reads or _no_last_read)
             results, errors = self._run_sql_checks()
+            metrics = self._run_sql_metrics(errors)
         except SourceUnavailable:
             self._release_session()  # the connection is gone: the next call reconnects
             raise
@@ -121,6 +124,7 @@ class Collector:
             tables=tables,
             sql_checks=results,
             sql_errors=errors,
+            sql_metrics=metrics,
             duration_ms=(time.perf_counter() - started) * 1000,
             round_trips=session.round_trips - trips_before,
         )
@@ -146,6 +150,39 @@ class Collector:
             except DriftGuardError as e:
                 errors[check.name] = str(e)
         return results, errors
+
+    def _run_sql_metrics(self, errors: dict[str, str]) -> list[SqlMetricResult]:
+        """Every learned metric's rows; a metric that fails is recorded in `errors`, by name."""
+        results: list[SqlMetricResult] = []
+        for metric in self.source.sql_metrics:
+            where = f"source {self.source.name}, sql metric {metric.name}"
+            try:
+                columns, rows, truncated = self._read_only_query(metric.sql, where, max_rows=metric.max_rows)
+                if truncated:  # a series cut short would be judged as if its values had stopped
+                    raise CheckDefinitionError(
+                        f"{where}: the query returned more than {metric.max_rows:,} rows (max_rows); "
+                        "aggregate it or bound its ts range"
+                    )
+                results.append(interpret_metric(metric.name, columns, rows, where=where))
+            except SourceUnavailable:
+                raise
+            except DriftGuardError as e:
+                errors[metric.name] = str(e)
+        return results
+
+    def _read_only_query(
+        self, sql: str, where: str, *, max_rows: int
+    ) -> tuple[list[str], list[Sequence[Any]], bool]:
+        """Custom SQL, checked to be one read-only query and run in a read-only transaction that is
+        rolled back: (columns, at most `max_rows` rows, whether the result went on past them). The
+        server is asked for one row past the limit, which tells a result that fits from one cut."""
+        statement = read_only_statement(sql, self.session.rules.name, where=where)
+        bounded = as_derived_table(statement, row_limit=max_rows + 1)
+        with self.session.read_only_transaction(where=where):
+            columns, rows, truncated = self.session.read_rows(bounded, limit=max_rows, where=where)
+        if columns is None:
+            raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+        return columns, rows, truncated
 
     def _catalog_for_backfill(self, table: TableConfig) -> Catalog:
         """A first check backfills each of the source's tables just before collecting: one catalog
@@ -229,6 +266,7 @@ class Collector:
         target: TableTarget | None = None
         try:
             target = self._target(table, catalog)
+            where = target.where
             asks = self.source.skip_unchanged_tables and target.change_marker is not None
             last = last_reads(table.name) if asks else None
             reuse = last if may_reuse(target.change_marker, last, scheduled_time) else None
@@ -237,6 +275,10 @@ class Collector:
             if query.statement is not None:
                 row = dict(session.execute(query.statement, where=target.where).mappings().one())
             fields = query.fields(row)
+            if table.checks.columns:
+                fields["profiles"] = ColumnMetrics(target, session.rules).collect(
+                    scheduled_time, lambda statement: session.execute(statement, where=where).fetchall()
+                )
         except SourceUnavailable:
             raise
         except DriftGuardError as e:
@@ -255,13 +297,7 @@ class Collector:
 
     def _run_sql_check(self, check: SqlCheck) -> SqlCheckResult:
         where = f"source {self.source.name}, sql check {check.name}"
-        statement = read_only_statement(check.sql, self.session.rules.name, where=where)
-        # One row past the limit tells a result that fits from one that was cut.
-        sql = as_derived_table(statement, row_limit=check.max_rows + 1)
-        with self.session.read_only_transaction(where=where):
-            columns, rows, truncated = self.session.read_rows(sql, limit=check.max_rows, where=where)
-        if columns is None:
-            raise CheckDefinitionError(f"{where}: the SQL returned no result set; it must be a query")
+        columns, rows, truncated = self._read_only_query(check.sql, where, max_rows=check.max_rows)
         return interpret_result(check.name, columns, rows, where=where, truncated=truncated)
 
     # ------------------------------------------------------------------ backfill
@@ -317,9 +353,13 @@ class Collector:
                 if b.latest is not None
             }
             update_times = sorted(latest)[-MAX_UPDATE_TIMES:]
+        profiles = ColumnMetrics(target, rules).backfill(
+            since, until, lambda statement: self.session.execute(statement, where=target.where).fetchall()
+        )
         return TableHistory(
             table=table.name,
             period_seconds=period.total_seconds() if counts and period is not None else None,
             period_counts=counts,
             update_times=update_times,
+            profiles=profiles,
         )

@@ -14,6 +14,9 @@ closed, so neither a long local run nor a warm Lambda container keeps idle conne
 `--workers N` the process holds at most min(N, the sum of the budgets) connections, since a check
 holds one connection at a time.
 
+A SQLite or DuckDB file is its own server. A DuckDB file's engine is not pooled (a connection
+opens per check and closes with it): an open read-only handle would keep the file's writer out.
+
 The statement timeout belongs to a session, not to the pool (sources sharing a server may set
 different ones): `bound_socket_reads` sets the client-side read timeout on each checkout.
 
@@ -22,11 +25,13 @@ different ones): `bound_socket_reads` sets the client-side read timeout on each 
             ssl ('true' = sslmode verify-full); tcp_keepalive ('true' | 'false')
   mysql:    charset; ssl ('true'); ssl_ca (CA file); ssl_verify_cert, ssl_verify_identity ('true' | 'false')
   sqlite:   none
+  duckdb:   none (the duckdb extra: pip install 'driftguard[duckdb]')
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ssl
 import threading
 from dataclasses import dataclass
@@ -40,11 +45,12 @@ from driftguard.config import Source
 from driftguard.errors import ConfigError, SecretError
 from driftguard.secrets import SecretResolver
 
-DRIVERS = {"postgres": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+DRIVERS = {"postgres": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite", "duckdb": "duckdb"}
 SUPPORTED_OPTIONS = {
     "postgres": ("application_name", "sslmode", "sslrootcert", "ssl", "tcp_keepalive"),
     "mysql": ("charset", "ssl", "ssl_ca", "ssl_verify_cert", "ssl_verify_identity"),
     "sqlite": (),
+    "duckdb": (),
 }
 # A client-side read timeout longer than the server's statement timeout, so the server's own
 # cancellation (a clean, classified error) happens first and the socket one is only a backstop.
@@ -108,6 +114,9 @@ def build_url(source: Source, credentials: Credentials) -> sa.URL:
         # mode=ro: never create or write the file; as_uri() percent-encodes odd characters.
         uri = Path(source.connection.path).expanduser().resolve().as_uri()
         return sa.URL.create("sqlite", database=uri, query={"mode": "ro", "uri": "true"})
+    if source.kind == "duckdb":
+        assert source.connection.path is not None  # guaranteed by the Source model
+        return sa.URL.create("duckdb", database=str(Path(source.connection.path).expanduser().resolve()))
     return sa.URL.create(
         DRIVERS[source.kind],
         username=credentials.user,
@@ -179,6 +188,8 @@ def connect_args(source: Source) -> dict[str, Any]:
             for key in ("ssl_verify_cert", "ssl_verify_identity"):
                 args[key] = _flag(source, key, options.get(key, "true"))
         return args
+    if source.kind == "duckdb":
+        return {"read_only": True}  # never create or write the file; writers are refused
     return {"timeout": connect_seconds}  # sqlite: how long to wait on a locked database
 
 
@@ -194,6 +205,9 @@ def bound_socket_reads(dbapi_connection: Any, statement_timeout: timedelta) -> N
     if hasattr(dbapi_connection, "_read_timeout"):  # PyMySQL
         dbapi_connection._read_timeout = read_seconds
         dbapi_connection._write_timeout = read_seconds
+
+
+OPTIONAL_DRIVERS = {"duckdb": ("duckdb_engine", "duckdb")}  # kind -> (module, extra that installs it)
 
 
 ServerKey = tuple[str, str | None, int | None, str | None, str | None]
@@ -233,14 +247,22 @@ _pools_lock = threading.Lock()
 
 def server_key(source: Source, credentials: Credentials) -> ServerKey:
     """What makes two sources one database server for the connection budget."""
-    if source.kind == "sqlite":
-        return ("sqlite", None, None, str(Path(source.connection.path or "").expanduser().resolve()), None)
+    if source.kind in ("sqlite", "duckdb"):  # a file is its own server
+        path = str(Path(source.connection.path or "").expanduser().resolve())
+        return (source.kind, None, None, path, None)
     host = credentials.host.lower() if credentials.host else None
     return (source.kind, host, credentials.port, credentials.database, credentials.user)
 
 
 def lease_pool(source: Source, *, resolver: SecretResolver) -> PoolLease:
     """A lease on the pool of `source`'s server (created on first use, closed with its last lease)."""
+    if source.kind in OPTIONAL_DRIVERS:
+        module, extra = OPTIONAL_DRIVERS[source.kind]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"source {source.name}: a {source.kind} source needs {module}, which is not installed "
+                f"here: pip install 'driftguard[{extra}]'"
+            )
     credentials = resolve_credentials(source, resolver)
     url = build_url(source, credentials)
     password_digest = hashlib.sha256((credentials.password or "").encode()).hexdigest()
@@ -249,16 +271,22 @@ def lease_pool(source: Source, *, resolver: SecretResolver) -> PoolLease:
         pool = _pools.get(key)
         if pool is None or pool.password_digest != password_digest:
             # A rotated password gets a fresh pool; the old one closes when its leases end.
-            engine = sa.create_engine(
-                url,
-                isolation_level="AUTOCOMMIT",  # transactions are explicit (see session)
-                connect_args=connect_args(source),
-                pool_size=source.connection.max_connections,
-                **POOL_SETTINGS,
-            )
+            engine = sa.create_engine(url, connect_args=connect_args(source), **_pooling(source))
             pool = _pools[key] = _ServerPool(engine, password_digest)
         pool.leases += 1
         return PoolLease(pool.engine, pool, key)
+
+
+def _pooling(source: Source) -> dict[str, Any]:
+    if source.kind == "duckdb":
+        # Not pooled: an open read-only handle would keep the file's writer out between checks.
+        # duckdb-engine has no isolation levels to set; a check still holds one connection at a time.
+        return {"poolclass": sa.pool.NullPool}
+    return {
+        "isolation_level": "AUTOCOMMIT",  # transactions are explicit (see session)
+        "pool_size": source.connection.max_connections,
+        **POOL_SETTINGS,
+    }
 
 
 def open_pools() -> dict[ServerKey, sa.Engine]:

@@ -1,4 +1,4 @@
-"""What differs between PostgreSQL, MySQL/MariaDB and SQLite, in one place per dialect.
+"""What differs between PostgreSQL, MySQL/MariaDB, SQLite and DuckDB, in one place per dialect.
 
 Each `DialectRules` knows: the session setup statement (read-only, statement timeout, UTC), how
 to start an explicitly read-only transaction, how its driver reports errors (SQLSTATE, errno,
@@ -44,9 +44,11 @@ class Catalog:
 
 class DialectRules:
     name: ClassVar[Dialect]
-    begin_read_only: ClassVar[str] = "START TRANSACTION READ ONLY"
+    # None: the driver's own transaction (SQLAlchemy's autobegin) is the explicit one
+    begin_read_only: ClassVar[str | None] = "START TRANSACTION READ ONLY"
     has_statistics: ClassVar[bool] = True
     has_percentile_cont: ClassVar[bool] = False
+    interrupts: ClassVar[bool] = False  # True: no server-side timeout; the session interrupts instead
     catalog_sql: ClassVar[str]
 
     def setup_statement(self, timeout: timedelta) -> sa.Executable:
@@ -334,6 +336,56 @@ class SqliteRules(DialectRules):
         return sa.cast(self.epoch_seconds(column) / step, sa.Integer) * step
 
 
+class DuckdbRules(DialectRules):
+    name = "duckdb"
+    # duckdb-engine begins a transaction on SQLAlchemy's autobegin (it has no autocommit
+    # isolation level); the file is opened with read_only=True, so that transaction only reads.
+    begin_read_only = None
+    has_percentile_cont = True
+    interrupts = True  # no statement timeout setting: the session interrupts past the deadline
+    # duckdb_columns() lists the columns of tables and views; duckdb_tables().estimated_size is
+    # the row count DuckDB keeps per table (views have none).
+    catalog_sql = """
+        SELECT c.schema_name, c.table_name, c.column_name, c.data_type, c.is_nullable,
+               t.estimated_size, NULL, current_schema()
+        FROM duckdb_columns() c
+        LEFT JOIN duckdb_tables() t
+          ON t.database_name = c.database_name AND t.schema_name = c.schema_name
+         AND t.table_name = c.table_name
+        WHERE c.database_name = current_database() AND c.table_name IN :names
+          AND (c.schema_name IN :schemas OR c.schema_name = current_schema())
+        ORDER BY c.schema_name, c.table_name, c.column_index
+    """
+
+    # duckdb's exception classes, by name: the dialect module must load without the driver.
+    _BY_TYPE: ClassVar[dict[str, ErrorKind]] = {
+        "InterruptException": ErrorKind.TIMEOUT,  # the session's deadline interrupted it
+        "CatalogException": ErrorKind.DEFINITION,  # no such table/column
+        "BinderException": ErrorKind.DEFINITION,
+        "ParserException": ErrorKind.DEFINITION,
+        "ConversionException": ErrorKind.DEFINITION,
+        "InvalidInputException": ErrorKind.DEFINITION,  # e.g. a write on a read-only database
+        "NotImplementedException": ErrorKind.DEFINITION,
+        "PermissionException": ErrorKind.PERMISSION,
+        "IOException": ErrorKind.UNAVAILABLE,  # the file is missing, unreadable or locked by a writer
+        "ConnectionException": ErrorKind.UNAVAILABLE,
+        "OutOfMemoryException": ErrorKind.UNAVAILABLE,
+    }
+
+    def setup_statement(self, timeout: timedelta) -> sa.Executable:
+        return sa.text("SET TimeZone = 'UTC'")
+
+    def error_kind(self, driver_error: BaseException) -> ErrorKind:
+        for cls in type(driver_error).__mro__:
+            if cls.__name__ in self._BY_TYPE:
+                return self._BY_TYPE[cls.__name__]
+        return ErrorKind.INTERNAL
+
+    def epoch_seconds(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        # epoch() of a TIMESTAMP reads it as UTC; of a DATE, its midnight.
+        return sa.cast(sa.func.epoch(column), sa.Double)
+
+
 def _is_interface_error(driver_error: BaseException) -> bool:
     return type(driver_error).__name__ == "InterfaceError"
 
@@ -347,4 +399,6 @@ def rules_for(dialect: sa.Dialect) -> DialectRules:
         return MysqlRules(is_mariadb=bool(getattr(dialect, "is_mariadb", False)))
     if name == "sqlite":
         return SqliteRules()
+    if name == "duckdb":
+        return DuckdbRules()
     raise ValueError(f"unsupported SQL dialect {name!r}")

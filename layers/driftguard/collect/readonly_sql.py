@@ -1,8 +1,8 @@
 """Refusing custom SQL that is not exactly one read-only query, before it reaches the database.
 
-A small dialect-aware lexer skips comments, string literals, quoted identifiers and (PostgreSQL)
-dollar quotes, so that a ';' or a keyword inside them does not count. What remains must be one
-statement that starts with SELECT, WITH, VALUES or TABLE and names no data-modifying or DDL
+A small dialect-aware lexer skips comments, string literals, quoted identifiers and (PostgreSQL,
+DuckDB) dollar quotes, so that a ';' or a keyword inside them does not count. What remains must be
+one statement that starts with SELECT, WITH, VALUES or TABLE and names no data-modifying or DDL
 keyword anywhere (a PostgreSQL or SQLite WITH may wrap an INSERT/UPDATE/DELETE in parentheses).
 
 The lexer is the first of three defences, because a lexer can disagree with a server that is
@@ -85,7 +85,7 @@ class _Lexer:
                 self._skip_quoted("`", backslash=False, what="quoted identifier")
             elif c == "[" and self.dialect == "sqlite":
                 self._skip_until("]", what="[quoted identifier]")
-            elif c == "$" and self.dialect == "postgresql" and _DOLLAR_TAG.match(sql, self.pos):
+            elif c == "$" and self.dialect in ("postgresql", "duckdb") and _DOLLAR_TAG.match(sql, self.pos):
                 self._skip_dollar_quote()
             elif _is_word_start(c):
                 start = self.pos

@@ -2,12 +2,13 @@
 
 Opening a session runs one setup statement that makes every later transaction read-only
 (PostgreSQL default_transaction_read_only, MySQL/MariaDB session transaction_read_only /
-tx_read_only; SQLite is opened with mode=ro and PRAGMA query_only), bounds every statement
-(statement_timeout, max_statement_time / max_execution_time, or for SQLite a progress handler
-that aborts past the deadline, while rows are fetched too: SQLite produces rows as they are read)
-and reads times in UTC. The connection runs in autocommit, so a
-metric query is one round trip inside its own implicitly read-only transaction; custom SQL
-additionally runs inside an explicit read-only transaction that is rolled back.
+tx_read_only; SQLite is opened with mode=ro and PRAGMA query_only, DuckDB with read_only=True),
+bounds every statement (statement_timeout, max_statement_time / max_execution_time, for SQLite a
+progress handler that aborts past the deadline, while rows are fetched too: SQLite produces rows as
+they are read; for DuckDB, which computes a result before handing it over, a timer that interrupts
+the connection) and reads times in UTC. The connection runs in autocommit, so a metric query is one
+round trip inside its own implicitly read-only transaction; custom SQL additionally runs inside an
+explicit read-only transaction that is rolled back.
 
 Every statement goes through `execute`, which counts round trips and turns driver errors into
 the typed errors of driftguard.errors, classified by SQLSTATE / errno / SQLite result code.
@@ -15,6 +16,7 @@ the typed errors of driftguard.errors, classified by SQLSTATE / errno / SQLite r
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -137,10 +139,13 @@ class SourceSession:
         which computes rows as they are fetched, is interrupted while fetching too."""
         self.round_trips += 1
         self._deadline = time.monotonic() + self.statement_timeout.total_seconds()
+        watchdog = self._interrupt_at_deadline()
         try:
             result: sa.CursorResult[Any] = send()
             return result
         except sa.exc.DBAPIError as e:
+            if self.rules.begin_read_only is None and not e.connection_invalidated:
+                self._connection.rollback()  # the failed statement aborted the driver's transaction
             raise self._translate(e, where=where, rules=self.rules) from e
         except OSError as e:  # pg8000 can let a reset socket's error through unwrapped
             self._connection.invalidate()
@@ -148,10 +153,31 @@ class SourceSession:
         except sa.exc.SQLAlchemyError as e:
             # e.g. PendingRollbackError: an earlier statement lost the connection inside a transaction
             raise SourceUnavailable(f"{where}: the connection is no longer usable: {e}") from e
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _interrupt_at_deadline(self) -> threading.Timer | None:
+        """For an engine without a statement timeout of its own (DuckDB): interrupt the connection
+        when the statement outlives the timeout; the driver then raises its interrupt error."""
+        if not self.rules.interrupts:
+            return None
+        raw = self._connection.connection.dbapi_connection
+        assert raw is not None
+        timer = threading.Timer(self.statement_timeout.total_seconds(), raw.interrupt)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     @contextmanager
     def read_only_transaction(self, *, where: str) -> Iterator[None]:
         """An explicit read-only transaction, always rolled back (undoing any SET it contained)."""
+        if self.rules.begin_read_only is None:
+            try:
+                yield
+            finally:
+                self._connection.rollback()
+            return
         self.execute_text(self.rules.begin_read_only, where=where)
         try:
             yield

@@ -1,4 +1,5 @@
-"""Reading the result of a custom SQL check under the SQL-alert contract.
+"""Reading the result of a custom SQL check under the SQL-alert contract, and of a learned SQL
+metric (a `value` column, optionally `segment` and `ts`).
 
 The result must have a `status` column (any case) holding ALERT or OK; any ALERT row makes the
 check ALERT. Optional `actual` and `threshold` columns are taken from the first ALERT row (or
@@ -10,12 +11,12 @@ for no more): a result cut there is judged on the rows read and says it was trun
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from driftguard.errors import CheckDefinitionError
-from driftguard.model import SqlCheckResult, utc
+from driftguard.model import SqlCheckResult, SqlMetricResult, SqlMetricRow, utc
 
 STATUSES = ("ALERT", "OK")
 CONTEXT_ROWS = 20
@@ -95,3 +96,57 @@ def interpret_result(
         rows=count,
         truncated=truncated,
     )
+
+
+METRIC_COLUMNS = ("value", "segment", "ts")
+
+
+def _timestamp(value: Any, *, where: str, row: int) -> datetime | None:
+    """A UTC datetime from a timestamp, a date (its midnight) or ISO-8601 text (SQLite and MySQL
+    expressions return times as text)."""
+    if value is None:
+        return None
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, datetime):
+        return utc(parsed)
+    if isinstance(parsed, date):
+        return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    raise CheckDefinitionError(f"{where}: row {row} has ts {value!r}; ts must be a timestamp (UTC)")
+
+
+def interpret_metric(
+    name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, where: str
+) -> SqlMetricResult:
+    """The SqlMetricResult of metric `name` from its result set (rows ordered by `ts` when the
+    query returns one), or CheckDefinitionError naming what to change."""
+    lowered = [c.lower() for c in columns]
+    if "value" not in lowered:
+        shown = ", ".join(columns) or "(none)"
+        raise CheckDefinitionError(
+            f"{where}: the result has no value column (it has: {shown}); return a numeric column named value "
+            "(and optionally segment and ts)"
+        )
+    index = {c: lowered.index(c) for c in METRIC_COLUMNS if c in lowered}
+    read: list[SqlMetricRow] = []
+    for number, row in enumerate(rows, start=1):
+        raw = row[index["value"]]
+        value = _measure(raw)
+        if isinstance(value, str):
+            raise CheckDefinitionError(f"{where}: row {number} has value {raw!r}; value must be a number")
+        ts = _timestamp(row[index["ts"]], where=where, row=number) if "ts" in index else None
+        segment = row[index["segment"]] if "segment" in index else None
+        read.append(
+            SqlMetricRow(
+                value=value,
+                segment=None if segment is None else str(json_safe(segment)),
+                ts=ts,
+            )
+        )
+    if "ts" in index:
+        read.sort(key=lambda r: (r.ts is None, r.ts or datetime.min.replace(tzinfo=UTC)))
+    return SqlMetricResult(name=name, rows=read)

@@ -1,13 +1,14 @@
-"""The one aggregate SELECT that collects every metric of one table, and how to read its row.
+"""The one SELECT that collects freshness and volume of one table, and how to read its row.
 
 Identifiers reach SQL only through SQLAlchemy Core (sa.table/sa.column with schema=), so the
 dialect quotes them; configured names are first matched against the catalog and the catalog's
 spelling is what gets quoted.
 
-Plan: when the table has column profiles or needs an exact count of all its rows, a full scan is
-needed anyway, so max(freshness) and the latest-period count are folded into that one scan.
-Otherwise each metric is its own scalar subquery of one SELECT, so max() and the bounded period
-count can each use an index and a large table is not scanned. Either way it is one round trip.
+Plan: when the table needs an exact count of all its rows, a full scan is needed anyway, so
+max(freshness) is folded into that one scan. Otherwise each metric is its own scalar subquery of
+one SELECT, so max() and the bounded period count can each use an index and a large table is not
+scanned. Either way it is one round trip. Column metrics are statements of their own over a
+bounded slice of the table (see column_metrics).
 """
 
 from __future__ import annotations
@@ -19,27 +20,17 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
 from driftguard.collect.dialects import DialectRules
 from driftguard.collect.periods import latest_complete_period, period_seconds
-from driftguard.collect.sql_checks import json_safe
 from driftguard.collect.types import NUMBER_FAMILIES, TIME_FAMILIES
-from driftguard.config import ColumnCheck, TableConfig
+from driftguard.config import TableConfig
 from driftguard.errors import CheckDefinitionError
-from driftguard.model import ColumnInfo, ColumnProfile, LastRead, PeriodCount, utc
+from driftguard.model import ColumnInfo, LastRead, PeriodCount, utc
 
-QUANTILES = (("p25", 0.25), ("p50", 0.5), ("p75", 0.75))
-ORDERED_FAMILIES = NUMBER_FAMILIES | TIME_FAMILIES | {"text"}
 # SQLite keeps times as ISO-8601 text or epoch numbers under any declared type.
 SQLITE_TIME_FAMILIES = TIME_FAMILIES | NUMBER_FAMILIES | {"text", "other"}
-METRIC_FAMILIES: dict[str, tuple[frozenset[str], str]] = {
-    "mean": (NUMBER_FAMILIES, "a numeric column (integer, float or numeric)"),
-    "quantiles": (NUMBER_FAMILIES, "a numeric column (integer, float or numeric)"),
-    "min": (ORDERED_FAMILIES, "a number, text, date or timestamp column"),
-    "max": (ORDERED_FAMILIES, "a number, text, date or timestamp column"),
-}
 
 
 def to_utc_datetime(value: Any) -> datetime | None:
@@ -54,10 +45,6 @@ def to_utc_datetime(value: Any) -> datetime | None:
     if isinstance(value, int | float | Decimal):
         return datetime.fromtimestamp(float(value), tz=UTC)
     raise TypeError(f"cannot read {value!r} as a time")
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 @dataclass
@@ -112,62 +99,19 @@ class TableQuery:
     statement: sa.Select[Any] | None = None
     _scan: dict[str, ColumnElement[Any]] = field(default_factory=dict)  # aggregates of one full scan
     _scalars: dict[str, ColumnElement[Any]] = field(default_factory=dict)  # independent subqueries
-    _profiled: list[tuple[ColumnCheck, ColumnInfo]] = field(default_factory=list)
     _period: tuple[datetime, datetime] | None = None
 
     def __post_init__(self) -> None:
-        checks = self.target.config.checks
-        case_sensitive = self.rules.name == "postgresql"
-        for column_check in checks.columns:
-            info = self.target.column(
-                column_check.name, purpose=f"columns[{column_check.name}].name", case_sensitive=case_sensitive
-            )
-            self._require_applicable(column_check, info)
-            self._profiled.append((column_check, info))
-        if self._profiled or not self._reuse_covers_the_checks():
-            self.reuse = None  # profiles scan the table anyway; a partial memory is no memory
-        if self._profiled or (self._counts_every_row() and self.reuse is None):
+        if self.target.config.checks.columns or not self._reuse_covers_the_checks():
+            # column metrics read the table's rows anyway (collect.changes); a partial memory is no memory
+            self.reuse = None
+        if self._counts_every_row() and self.reuse is None:
             self._scan["rows"] = sa.func.count()
-            for i, (column_check, info) in enumerate(self._profiled):
-                self._scan.update(self._profile_aggregates(i, column_check, info))
         self._plan_freshness()
         self._plan_volume()
         self.statement = self._build_statement()
 
     # -------------------------------------------------------------- planning
-
-    def _require_applicable(self, column_check: ColumnCheck, info: ColumnInfo) -> None:
-        for metric in column_check.metrics:
-            families, needs = METRIC_FAMILIES.get(metric, (None, ""))
-            if families is not None and info.type not in families:
-                raise CheckDefinitionError(
-                    f"{self.target.where}: column {info.name} is {info.type}; {metric} needs {needs}: "
-                    f"remove {metric!r} from columns[{column_check.name}].metrics"
-                )
-            if metric == "distinct_count" and info.type == "json":
-                raise CheckDefinitionError(
-                    f"{self.target.where}: column {info.name} is json, whose values cannot be counted "
-                    f"distinct; remove 'distinct_count' from columns[{column_check.name}].metrics"
-                )
-
-    def _profile_aggregates(
-        self, i: int, check: ColumnCheck, info: ColumnInfo
-    ) -> dict[str, ColumnElement[Any]]:
-        column: ColumnElement[Any] = sa.column(info.name)
-        out: dict[str, ColumnElement[Any]] = {f"c{i}_values": sa.func.count(column)}
-        metrics = set(check.metrics)
-        if "distinct_count" in metrics:
-            out[f"c{i}_distinct"] = sa.func.count(sa.distinct(column))
-        if "mean" in metrics:
-            out[f"c{i}_mean"] = sa.func.avg(column)
-        if "min" in metrics:
-            out[f"c{i}_min"] = sa.func.min(column)
-        if "max" in metrics:
-            out[f"c{i}_max"] = sa.func.max(column)
-        if "quantiles" in metrics and self.rules.has_percentile_cont:
-            fractions = postgresql.array([sa.literal(q, sa.Float) for _, q in QUANTILES])
-            out[f"c{i}_quantiles"] = sa.func.percentile_cont(fractions).within_group(column)
-        return out
 
     def _plan_freshness(self) -> None:
         freshness = self.target.config.checks.freshness
@@ -256,8 +200,6 @@ class TableQuery:
         out["change_marker"] = self.target.change_marker
         if checks.schema_ is not None:
             out["columns"] = self.target.columns
-        if self._profiled:
-            out["profiles"] = [self._profile(i, info, values) for i, (_, info) in enumerate(self._profiled)]
         return out
 
     def _volume_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,33 +219,6 @@ class TableQuery:
             return {"row_count": int(values["rows"]), "row_count_method": "exact (no statistics)"}
         assert self.target.row_estimate is not None
         return {"row_count": round(self.target.row_estimate), "row_count_method": "statistics"}
-
-    def _profile(self, i: int, info: ColumnInfo, values: Mapping[str, Any]) -> ColumnProfile:
-        rows = int(values["rows"])
-        quantiles = values.get(f"c{i}_quantiles")
-        return ColumnProfile(
-            column=info.name,
-            row_count=rows,
-            null_count=rows - int(values[f"c{i}_values"]),
-            distinct_count=None if values.get(f"c{i}_distinct") is None else int(values[f"c{i}_distinct"]),
-            mean=_number(values.get(f"c{i}_mean")),
-            min=self._extreme(values.get(f"c{i}_min"), info),
-            max=self._extreme(values.get(f"c{i}_max"), info),
-            quantiles=(
-                None
-                if quantiles is None
-                else {label: float(q) for (label, _), q in zip(QUANTILES, quantiles, strict=True)}
-            ),
-        )
-
-    @staticmethod
-    def _extreme(value: Any, info: ColumnInfo) -> float | str | None:
-        if value is None:
-            return None
-        if info.type in NUMBER_FAMILIES and isinstance(value, int | float | Decimal):
-            return float(value)
-        safe = json_safe(value)
-        return safe if isinstance(safe, str) else str(safe)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Dialect = Literal["postgresql", "mysql", "sqlite"]
+Dialect = Literal["postgresql", "mysql", "sqlite", "duckdb"]
 
 TIME_FAMILIES = frozenset({"date", "timestamp", "timestamptz"})
 NUMBER_FAMILIES = frozenset({"integer", "float", "numeric"})
@@ -108,6 +108,32 @@ _MYSQL = {
 }
 
 
+_DUCKDB = {
+    **{t: "integer" for t in ("tinyint", "smallint", "integer", "bigint", "hugeint", "int", "int1", "int2")},
+    **{t: "integer" for t in ("int4", "int8", "utinyint", "usmallint", "uinteger", "ubigint", "uhugeint")},
+    "float": "float",
+    "real": "float",
+    "double": "float",
+    "decimal": "numeric",
+    "numeric": "numeric",
+    "varchar": "text",
+    "text": "text",
+    "string": "text",
+    "uuid": "text",
+    "enum": "text",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+    "timestamp_s": "timestamp",
+    "timestamp_ms": "timestamp",
+    "timestamp_ns": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "timestamptz": "timestamptz",
+    "json": "json",
+    "blob": "binary",
+}
+
+
 def _base_type(raw: str) -> str:
     """'numeric(10,2)' -> 'numeric'; 'int(11) unsigned zerofill' -> 'int'; 'timestamp(3) with time zone'
     -> 'timestamp with time zone'."""
@@ -155,5 +181,5 @@ def normalise_type(dialect: Dialect, raw_type: str) -> str:
     base = _base_type(raw_type)
     if dialect == "postgresql" and base.endswith("[]"):
         return "other"
-    table = _POSTGRES if dialect == "postgresql" else _MYSQL
+    table = {"postgresql": _POSTGRES, "duckdb": _DUCKDB}.get(dialect, _MYSQL)
     return table.get(base, "other")

@@ -5,6 +5,7 @@ The engine calls `evaluate_snapshot`; day-one backfill goes through `points_from
 full read; `driftguard.detect.backtest` replays series for evaluation and tuning.
 """
 
+from driftguard.detect import kinds
 from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader, Verdict
 from driftguard.detect.evaluate import check_keys, evaluate_snapshot, points_from_history
 from driftguard.detect.last_read import last_read, marker_points, say_what_was_kept
@@ -16,6 +17,7 @@ __all__ = [
     "Verdict",
     "check_keys",
     "evaluate_snapshot",
+    "kinds",
     "last_read",
     "marker_points",
     "points_from_history",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from driftguard.detect.base import HistoryReader
-from driftguard.detect.evaluate import LAST_MODIFIED, ROW_COUNT
+from driftguard.detect.kinds.freshness import LAST_MODIFIED
+from driftguard.detect.kinds.volume import ROW_COUNT
 from driftguard.model import CheckKey, CheckKind, Finding, LastRead, MetricPoint, Snapshot
 
 CHANGE_MARKER = "change_marker"

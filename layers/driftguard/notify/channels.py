@@ -19,7 +19,7 @@ from driftguard.errors import ConfigError
 from driftguard.notify.aws import SesAdapter, SnsAdapter
 from driftguard.notify.base import ChannelAdapter
 from driftguard.notify.local import ConsoleAdapter, FileAdapter
-from driftguard.notify.slack import SlackAdapter
+from driftguard.notify.slack import SlackAdapter, SlackBotAdapter
 from driftguard.notify.web import AddressGuard
 from driftguard.notify.webhook import WebhookAdapter, signer
 from driftguard.secrets import SecretResolver
@@ -83,6 +83,11 @@ def build_channel(
         )
     if isinstance(cfg, SlackChannel):
         _require("slack_sdk", "channels", what)
+        if cfg.channel is not None:
+            token = secrets.resolve(env=cfg.token_env, secret=cfg.token_secret, what=f"{what} bot token")
+            if not token:
+                raise ConfigError(f"{what}: the bot token is empty; store the xoxb-... token")
+            return SlackBotAdapter(cfg.name, token, cfg.channel, update_in_place=cfg.update_in_place)
         url = secrets.resolve(
             env=cfg.webhook_url_env, secret=cfg.webhook_url_secret, what=f"{what} webhook URL"
         )

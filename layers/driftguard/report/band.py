@@ -34,9 +34,10 @@ from driftguard.detect.baseline import (
     choose_baseline,
     fit_baseline,
 )
-from driftguard.detect.evaluate import LAG_SECONDS, LAST_MODIFIED, ROW_COUNT
 from driftguard.detect.freshness import CadenceStrategy
-from driftguard.detect.seasonal import MAX_TRAINING_POINTS, SeasonalStrategy, band_of
+from driftguard.detect.kinds import ALL_KINDS
+from driftguard.detect.kinds.freshness import LAG_SECONDS, LAST_MODIFIED
+from driftguard.detect.seasonal import MAX_TRAINING_POINTS, GrowthStrategy, SeasonalStrategy, band_of
 from driftguard.detect.stats import typical_gap
 from driftguard.model import CheckKey, CheckKind, FindingStatus, MetricPoint, PointLabel
 
@@ -64,18 +65,17 @@ class SeriesBand:
 
 
 def band_kind(key: CheckKey, volume_period: timedelta | None) -> SeriesBand | None:
-    """As the engine judges `key`'s series (detect/evaluate.py), or None where no band is learned:
-    custom SQL compares with its own threshold; schema and source checks have no series."""
-    if key.check == CheckKind.VOLUME:
-        if key.metric == ROW_COUNT:
-            return SeriesBand(SeasonalStrategy(non_negative=False), growth=True)
-        return SeriesBand(SeasonalStrategy(period=volume_period))
-    if key.check == CheckKind.FRESHNESS:
+    """As the check's kind judges `key`'s series (the registry, detect.kinds), or None where no band
+    is learned: custom SQL compares with its own threshold; schema and source checks have no series."""
+    kind = next((k for k in ALL_KINDS if k.kind == key.check), None)
+    period = volume_period if key.check == CheckKind.VOLUME else None
+    strategy = kind.series_strategy(key.metric, period) if kind is not None else None
+    if isinstance(strategy, GrowthStrategy):
+        return SeriesBand(strategy.inner, growth=True)
+    if isinstance(strategy, CadenceStrategy):
         return SeriesBand(cadence=True)
-    if key.check == CheckKind.COLUMN:
-        return SeriesBand(
-            SeasonalStrategy(counts=key.metric == "distinct_count", non_negative=key.metric != "mean")
-        )
+    if isinstance(strategy, SeasonalStrategy):
+        return SeriesBand(strategy)
     return None
 
 

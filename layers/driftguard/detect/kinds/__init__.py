@@ -1,0 +1,56 @@
+"""The registry of check kinds: each kind is one module of this package, listed here once.
+
+The evaluator judges every configured check through it, the engine asks it which kinds have a
+series (recent values in notifications) and which backfill from a table's own rows, and the CLI
+lists the kinds from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftguard.config import TableConfig
+from driftguard.detect.kinds.base import CheckKindBase, SourceCheckKind, TableCheckKind
+from driftguard.detect.kinds.column import Column
+from driftguard.detect.kinds.freshness import Freshness
+from driftguard.detect.kinds.schema import Schema
+from driftguard.detect.kinds.sql import Sql
+from driftguard.detect.kinds.sql_metric import SqlMetricKind
+from driftguard.detect.kinds.volume import Volume
+from driftguard.model import CheckKind
+
+TABLE_KINDS: tuple[TableCheckKind[Any], ...] = (Freshness(), Volume(), Schema(), Column())
+"""Per-table kinds, in the order a table's findings are produced."""
+
+SOURCE_KINDS: tuple[SourceCheckKind[Any], ...] = (Sql(), SqlMetricKind())
+"""Per-source kinds, judged after the tables."""
+
+ALL_KINDS: tuple[CheckKindBase, ...] = (*TABLE_KINDS, *SOURCE_KINDS)
+
+
+def has_series(kind: CheckKind) -> bool:
+    """Whether findings of `kind` have a numeric series worth showing as recent values (the
+    source's own availability finding is not a registered kind and has none)."""
+    return any(k.kind == kind and k.has_series for k in ALL_KINDS)
+
+
+def learned_kinds() -> list[str]:
+    """The kinds whose series detection learns from (the ones whose points an operator labels)."""
+    return [k.kind.value for k in ALL_KINDS if k.has_series]
+
+
+def backfills(table: TableConfig) -> bool:
+    """Whether any check of `table` learns from the table's own past rows on first sight."""
+    return any(k.backfills(table.checks, c) for k in TABLE_KINDS for c in k.configured(table.checks))
+
+
+__all__ = [
+    "ALL_KINDS",
+    "SOURCE_KINDS",
+    "TABLE_KINDS",
+    "SourceCheckKind",
+    "TableCheckKind",
+    "backfills",
+    "has_series",
+    "learned_kinds",
+]
