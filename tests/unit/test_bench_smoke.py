@@ -84,7 +84,7 @@ def test_import_costs_read_importtime_lines() -> None:
 def test_cold_start_quick() -> None:
     figures = assert_well_formed(cold_start.run(quick=True), tables=3)
     assert [b["name"] for b in figures["budgets"]] == [
-        "handler import + container() vs floor",
+        "handler import + container() vs the framework floor",
         "network connects during init",
     ]
     assert not figures["problems"]
