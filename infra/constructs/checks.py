@@ -107,6 +107,7 @@ from infra.constructs.common import (
     log_group,
     nag_arn,
     python_function,
+    scheduler_role,
 )
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import IDEMPOTENCY_ACTIONS, STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
@@ -472,21 +473,7 @@ class Checks(Construct):
         # generated name would make the next deploy of the same stack fail on "already exists".
         group = scheduler.ScheduleGroup(self, "ScheduleGroup", removal_policy=RemovalPolicy.DESTROY)
         self.schedule_group = group
-        stack = Stack.of(self)
-        role = iam.Role(
-            self,
-            "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": stack.account,
-                        "aws:SourceArn": group.schedule_group_arn,
-                    }
-                },
-            ),
-        )
+        role = scheduler_role(self, group)
         for g in groups:
             scheduler.Schedule(
                 self,

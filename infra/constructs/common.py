@@ -11,6 +11,7 @@ from aws_cdk import Acknowledgment, ArnFormat, CfnElement, Duration, RemovalPoli
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct, IConstruct
@@ -197,6 +198,24 @@ def python_function(
         "for cp313 and the runtime is pinned on purpose; move both together.",
     )
     return function
+
+
+def scheduler_role(scope: Construct, group: scheduler.IScheduleGroup) -> iam.Role:
+    """The role EventBridge Scheduler assumes to start a target, trusted only for `group`'s schedules
+    in this account (Scheduler's confused-deputy guard)."""
+    return iam.Role(
+        scope,
+        "SchedulerRole",
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com",
+            conditions={
+                "StringEquals": {
+                    "aws:SourceAccount": Stack.of(scope).account,
+                    "aws:SourceArn": group.schedule_group_arn,
+                }
+            },
+        ),
+    )
 
 
 def environment(model: type[E], scope: Construct, **fields: str | None) -> E:

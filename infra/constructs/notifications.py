@@ -109,15 +109,7 @@ class Notifications(Construct):
                 description="DriftGuard: deliver one notification to one channel",
                 memory_mb=256,
                 timeout=NOTIFY_TIMEOUT,
-                environment=environment(
-                    NotifyEnvironment,
-                    self,
-                    state_table=state.state.table_name,
-                    alerts_topic_arn=self.topic.topic_arn,
-                    ses_configuration_set=self.configuration_set.configuration_set_name
-                    if self.configuration_set
-                    else None,
-                ),
+                environment=self.delivery_environment(state),
                 needs_sources=False,
             ),
             config=config,
@@ -127,6 +119,19 @@ class Notifications(Construct):
         # The delivery ledger claims each notification before sending it and marks it after.
         state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
         self.grant_channels(self.function, config)
+
+    def delivery_environment(self, state: StateTables) -> NotifyEnvironment:
+        """What a function that delivers needs to read: the state table (the ledger), the alerts topic
+        and the SES configuration set. The notify function and the watchdog share it."""
+        return environment(
+            NotifyEnvironment,
+            self,
+            state_table=state.state.table_name,
+            alerts_topic_arn=self.topic.topic_arn,
+            ses_configuration_set=self.configuration_set.configuration_set_name
+            if self.configuration_set
+            else None,
+        )
 
     def grant_channels(self, function: lambda_.Function, config: Config) -> None:
         """What delivering to the configured channels needs (the notify function, and the watchdog,

@@ -9,24 +9,22 @@ external topics, read the channel secrets, send through SES, and read and write 
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 
 from constructs import Construct
 from driftguard.config import Config
-from driftguard.contracts import NotifyEnvironment
 from driftguard.schedules import SLOT
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
     acknowledge,
     dead_letter_queue,
-    environment,
     nag_arn,
     python_function,
+    scheduler_role,
 )
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
@@ -58,15 +56,7 @@ class Watchdog(Construct):
                 memory_mb=config.aws.check_memory_mb,
                 timeout=WATCHDOG_TIMEOUT,
                 # It delivers like the notify function (same channels, alerts topic, SES set).
-                environment=environment(
-                    NotifyEnvironment,
-                    self,
-                    state_table=state.state.table_name,
-                    alerts_topic_arn=notifications.topic.topic_arn,
-                    ses_configuration_set=notifications.configuration_set.configuration_set_name
-                    if notifications.configuration_set
-                    else None,
-                ),
+                environment=notifications.delivery_environment(state),
             ),
             config=config,
             shipped=shipped,
@@ -76,21 +66,7 @@ class Watchdog(Construct):
         state.state.grant(self.function, *STORE_READ_ACTIONS, *STORE_WRITE_ACTIONS)
         notifications.grant_channels(self.function, config)
         self.dead_letter_queue = dead_letter_queue(self, "WatchdogDeadLetterQueue")
-        stack = Stack.of(self)
-        role = iam.Role(
-            self,
-            "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                # EventBridge Scheduler's confused-deputy guard: only this account's schedule group
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": stack.account,
-                        "aws:SourceArn": schedule_group.schedule_group_arn,
-                    }
-                },
-            ),
-        )
+        role = scheduler_role(self, schedule_group)
         acknowledge(
             role,
             "AwsSolutions-IAM5",
