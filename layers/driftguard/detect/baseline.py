@@ -268,6 +268,57 @@ class Baseline:
             return mu, max(model, poisson), model <= poisson
         return mu, max(model, 1e-9 * max(abs(mu), 1.0)), False
 
+    def expected_many(self, secs: Sequence[float], keys: Sequence[tuple[int, int]]) -> list[float]:
+        """`expected` of every time in `secs` (whose seasonal keys are `keys`), the same arithmetic
+        with the season looked up once per distinct slot."""
+        effects = self.season.effects(keys)
+        combine, trend = self.season.combine, self.trend
+        return [combine(trend(t), e) for t, e in zip(secs, effects, strict=True)]
+
+    def at_many(self, secs: Sequence[float]) -> tuple[list[float], list[float]]:
+        """(expected, scale) of every time in `secs`: `at`'s arithmetic, with the season looked up
+        once per distinct slot."""
+        keys = self.season.seasonality.keys_of(secs)
+        expected = self.expected_many(secs, keys)
+        scales = []
+        for (slot, _), mu in zip(keys, expected, strict=True):
+            size = max(abs(mu), 1.0)
+            model = (
+                self.sigma * size**self.power * (self.slot_noise.get(slot, 1.0) if self.slot_noise else 1.0)
+            )
+            if self.counts:
+                scales.append(max(model, math.sqrt(size)))
+            else:
+                scales.append(max(model, 1e-9 * size))
+        return expected, scales
+
+    def without_trend(self, secs: Sequence[float], values: Sequence[float]) -> Baseline:
+        """The same season around the median deseasoned level of (`secs`, `values`), flat: what the
+        series looks like to a baseline that does not take a step for a trend."""
+        effects = self.season.effects(self.seasonality.keys_of(secs))
+        multiplicative = self.season.multiplicative
+        deseasoned = [
+            d
+            for v, e in zip(values, effects, strict=True)
+            if (d := _deseason(v, e, multiplicative)) is not None
+        ]
+        if not deseasoned:
+            return replace(self, slope=0.0)
+        return replace(self, level=float(median(deseasoned)), slope=0.0)
+
+    def mean_error(self, secs: Sequence[float], values: Sequence[float]) -> float:
+        """How far `values` lie from this baseline on average: on the log scale for counts (so that
+        baselines at different levels compare), else in the series' units."""
+        fitted = self.expected_many(secs, self.seasonality.keys_of(secs))
+        if self.counts:
+            errors = [
+                abs(math.log((max(v, 0.0) + 1) / (max(f, 0.0) + 1)))
+                for v, f in zip(values, fitted, strict=True)
+            ]
+        else:
+            errors = [abs(v - f) for v, f in zip(values, fitted, strict=True)]
+        return math.fsum(errors) / max(len(errors), 1)
+
     def scale(self, t: float) -> float:
         """The standard deviation to expect at `t` (never zero)."""
         return self.at(t)[1]
@@ -446,7 +497,7 @@ def choose_baseline(
     assert best is not None
     # the winner's noise per slot and on the log scale, measured once (candidates compare without it)
     keys = best.seasonality.keys_of(secs)
-    fitted = [best.expected(t) for t in secs]
+    fitted = best.expected_many(secs, keys)
     unit_of = {f: max(abs(f), 1.0) ** best.power for f in set(fitted)}
     scaled = [(v - f) / unit_of[f] for v, f in zip(values, fitted, strict=True)]
     return _with_judging_noise(best, keys, values, fitted, scaled)

@@ -17,7 +17,13 @@ from statistics import median
 from typing import Literal
 
 from driftguard.config import DetectionSettings
-from driftguard.detect.baseline import Baseline, choose_baseline, fit_baseline, learnable_seasonalities
+from driftguard.detect.baseline import (
+    Baseline,
+    Seasonality,
+    choose_baseline,
+    fit_baseline,
+    learnable_seasonalities,
+)
 from driftguard.detect.calendar import calendar_of
 from driftguard.detect.stats import (
     POISSON_EXACT_MAX_MEAN,
@@ -26,7 +32,6 @@ from driftguard.detect.stats import (
     normal_sf,
     poisson_bounds,
     poisson_cdf,
-    robust_sigma,
     typical_gap,
     z_of_tail,
 )
@@ -37,8 +42,9 @@ _RELATIVE_NOISE_POWER = 0.75  # noise growing at least this fast with the level 
 _WIDE_NOISE = 0.5  # so is count noise whose band (sensitivity x scale) spans this share of the level
 _SUSTAINED_MIN_Z = 1.0  # a run of deviations is judged only while the newest value still deviates
 _SEGMENT_SHARE = 0.75  # share of a shifted segment that must sit on the shifted side
-_RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation lengths of newest points
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
+_STEP_MIN_GAIN = 0.97  # a step taken for a trend must explain the window 3% better than the trend
+_RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation lengths of newest points
 _SEGMENT_GROWTH = 1.5  # segment lengths tried grow geometrically: bounded work per judgement
 MAX_TRAINING_POINTS = 3000  # bounds the work per judgement; a window of hourly points for 4 months
 # enum members looked up once: `PointLabel.X` costs an Enum class lookup per point otherwise
@@ -154,9 +160,186 @@ def _holiday_baseline(baseline: Baseline, past: Sequence[MetricPoint], name: str
     return as_sunday.scaled(factor), f"{name}: judged against {days} past holiday{plural} ({kind}, adjusted)"
 
 
+def _nearer(value: float, new: float, old: float, counts: bool) -> bool:
+    """Whether `value` is nearer the level `new` than the level `old` (for counts on the log scale)."""
+    if counts:
+        value, new, old = (math.log(max(x, 0.0) + 1.0) for x in (value, new, old))
+    return abs(value - new) < abs(value - old)
+
+
 def _outside(band: Band, value: float) -> int:
     """+1 above the band, -1 below it, 0 inside."""
     return 1 if value > band.upper else -1 if value < band.lower else 0
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """A lasting change of level found in the newest points of a history.
+
+    The newest `length` points (from `since` on) sit at a level that differs from the older points'
+    by `ratio` (multiplicative seasons: counts) or by `offset` (additive ones), beyond the noise of
+    both medians (`score`, a z-score) and beyond the minimum effect size."""
+
+    since: datetime
+    length: int
+    multiplicative: bool
+    ratio: float  # new level / old level (multiplicative)
+    offset: float  # new level - old level, in the series' units at the newest point
+    score: float
+    alerted: bool  # a point of the new level (or just before it) alerted already
+    noise_power: float = 1.0  # how the noise grows with the level (multiplicative)
+
+    @property
+    def direction(self) -> str:
+        up = self.ratio > 1.0 if self.multiplicative else self.offset > 0
+        return "spike" if up else "drop"
+
+    def relevel(self, value: float, expected: float) -> float:
+        """A value from before the shift (whose expectation was `expected`), moved to the new level:
+        counts keep their noise as it would be at the new level (it grows with the level to the
+        power `noise_power`), so that the noise is measured right after a move to a quieter level."""
+        if not self.multiplicative:
+            return value + self.offset
+        return expected * self.ratio + (value - expected) * self.ratio**self.noise_power
+
+    def undo(self, baseline: Baseline) -> Baseline:
+        """`baseline` (fitted at the new level) moved back to the level before the shift."""
+        if self.multiplicative:
+            return baseline.scaled(1.0 / self.ratio) if self.ratio > 0 else baseline
+        return baseline.scaled(-self.offset)
+
+    def describe(self) -> str:
+        change = f"{self.ratio - 1.0:+.0%}" if self.multiplicative else f"{self.offset:+.4g}"
+        return (
+            f"new level since {self.since:%Y-%m-%d %H:%M}: a level shift of {change} that lasted "
+            f"{self.length} periods"
+        )
+
+
+def _shift_lengths(first: int, last: int) -> list[int]:
+    """Segment lengths tried: geometric from `first`, and `last` itself (bounded work per judgement)."""
+    lengths = []
+    length = first
+    while length < last:
+        lengths.append(length)
+        length = max(length + 1, int(length * _SEGMENT_GROWTH))
+    return [*lengths, last] if last >= first else lengths
+
+
+def midranks(values: Sequence[float]) -> list[float]:
+    """The rank of each value (1 = smallest); tied values share the mean of their ranks."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def find_level_shift(
+    baseline: Baseline, usable: Sequence[MetricPoint], settings: DetectionSettings
+) -> LevelShift | None:
+    """The newest segment of at least `level_shift_confirm_runs` points whose level differs clearly
+    from the older points', or None.
+
+    Each point's residual from `baseline`, in noise units, is a score. A segment of the newest
+    points is a shift when its scores rank apart from the older points' (a Mann-Whitney test, which
+    needs no noise model: a baseline learned from a mix of two levels gets the noise wrong) beyond
+    `sensitivity`, Bonferroni-corrected for the segment lengths tried; when its older and newer
+    halves both rank on the shifted side (a change that crossed back, or only just began, is not a
+    level); when the change exceeds the minimum effect size; and when it is not an outage (mostly
+    empty periods never become normal). The change point is then placed where the most points lie
+    on their own side of the midpoint between the two levels."""
+    runs = settings.level_shift_confirm_runs
+    n = len(usable)
+    min_old = max(runs, settings.min_points)
+    lengths = _shift_lengths(runs, n - min_old)
+    if not lengths:
+        return None
+    multiplicative = baseline.season.multiplicative
+    newest_first = list(reversed(usable))
+    expected, scales = baseline.at_many([p.ts.timestamp() for p in newest_first])
+    scores = [(p.value - mu) / s for p, mu, s in zip(newest_first, expected, scales, strict=True)]
+    # rank sums of the newest k points, k = 0..n: every test below reads them
+    prefix = [0.0, *itertools.accumulate(midranks(scores))]
+    mean_rank = (n + 1) / 2
+    threshold = z_of_tail(normal_sf(settings.sensitivity) / len(lengths))
+    longest = -1  # index of the longest segment that passed
+    strongest = (0.0, 0)  # |z|, length of the segment that ranks apart most
+    direction = 0.0
+    for index, length in enumerate(lengths):
+        rest = n - length
+        z = (prefix[length] - length * mean_rank) / math.sqrt(length * rest * (n + 1) / 12)
+        if abs(z) <= threshold:
+            continue
+        side = 1.0 if z > 0 else -1.0
+        if direction and side != direction:
+            break  # the other way round: an older change, seen through a newer one
+        # the midpoint between the segment's mean rank and the older points'
+        midpoint = (prefix[length] / length + (prefix[n] - prefix[length]) / rest) / 2
+        half = length // 2
+        newer, older = prefix[half] / half, (prefix[length] - prefix[half]) / (length - half)
+        if (newer - midpoint) * side <= 0 or (older - midpoint) * side <= 0:
+            continue  # not one level: the change crossed back, or only its newest part moved
+        longest, direction = index, side
+        strongest = max(strongest, (abs(z), length))
+    if longest < 0:
+        return None
+    # the change point: where the most points lie on their own side of the midpoint between the two
+    # levels of the strongest segment, up to the first length tried beyond the longest that passed
+    # (on the log scale for counts: a residual in noise units is smaller in quiet hours than in busy
+    # ones for the same change of level, so quiet hours at the new level would look old)
+    if multiplicative:
+        place = [
+            math.log((max(p.value, 0.0) + 1) / (max(mu, 0.0) + 1))
+            for p, mu in zip(newest_first, expected, strict=True)
+        ]
+    else:
+        place = [p.value - mu for p, mu in zip(newest_first, expected, strict=True)]
+    split = strongest[1]
+    midpoint = (float(median(place[:split])) + float(median(place[split:]))) / 2
+    high = lengths[longest + 1] if longest + 1 < len(lengths) else n - min_old
+    on_new = [(x - midpoint) * direction > 0 for x in place[:high]]
+    agree = best = sum(not x for x in on_new)  # all `high` points on the old side: length 0
+    length = 0
+    for k, x in enumerate(on_new, start=1):
+        agree += 1 if x else -1
+        if agree > best:
+            best, length = agree, k
+    if length < runs:
+        return None  # the new level has not lasted `level_shift_confirm_runs` periods yet
+    if multiplicative:
+        levels = [p.value / mu if mu > 0 else 1.0 for p, mu in zip(newest_first, expected, strict=True)]
+    else:
+        levels = place
+    z = abs(prefix[length] - length * mean_rank) / math.sqrt(length * (n - length) * (n + 1) / 12)
+    segment = usable[n - length :]
+    if sum(p.value == 0 for p in segment) >= _SEGMENT_SHARE * length:
+        return None  # an outage is never the new normal
+    # the new level is where the segment is now: its newer half (a drift may still be moving), or as
+    # many points as confirm it twice over when that half is shorter
+    newest = min(length, max(_RECENT_LEVEL_RUNS * runs, length // 2))
+    new_level, old_level = float(median(levels[:newest])), float(median(levels[length:]))
+    at_newest = baseline.expected(usable[-1].ts.timestamp())
+    if multiplicative:
+        if old_level <= 0:
+            return None
+        ratio = new_level / old_level
+        offset = (ratio - 1.0) * old_level * at_newest
+        before = old_level * at_newest
+    else:
+        ratio, offset, before = 1.0, new_level - old_level, at_newest + old_level
+    if abs(offset) <= max(settings.min_relative_change * abs(before), settings.min_absolute_change):
+        return None
+    # alerted already: in the segment, or as long again before it (the start of a ramp, or a change
+    # point placed a little late by noise)
+    alerted = any(p.label == PointLabel.ANOMALY for p in usable[max(0, n - 2 * length) :])
+    return LevelShift(segment[0].ts, length, multiplicative, ratio, offset, z, alerted, baseline.power)
 
 
 @dataclass(frozen=True)
@@ -214,7 +397,12 @@ class SeasonalStrategy:
                 [secs[i] for i in kept], [values[i] for i in kept], baseline.seasonality, counts=self.counts
             )
         unshifted = baseline
-        baseline, note = self._adopt_level_shift(baseline, usable, settings)
+        note = ""
+        shift: LevelShift | None = None
+        adopted = self._adopt_level_shift(baseline, usable, train, options, settings)
+        if adopted is not None:
+            shift, baseline, unshifted = adopted
+            note = f"{shift.describe()}, adopted as the new normal"
         calendar_rule = ""
         if calendar is not None:
             calendar_rule = f"{calendar.rule} kept out of training"
@@ -237,13 +425,31 @@ class SeasonalStrategy:
                 z_runs, why = sustained
                 anomaly, z = True, max(z, z_runs)
                 note = f"{note}; {why}" if note else why
-        if anomaly and baseline is not unshifted:
-            # a value back within what was normal before an adopted shift is the shift ending (the
-            # day after a holiday, the first rows after an outage), not a new anomaly
+        before = band
+        if baseline is not unshifted:
             before = band_of(unshifted, at.timestamp(), settings, floor_zero=self.non_negative)
-            if not _outside(before, value):
+            if anomaly and not _outside(before, value):
+                # a value back within what was normal before an adopted shift is the shift ending (the
+                # day after a holiday, the first rows after an outage), not a new anomaly
                 anomaly, z = False, min(z, before.z(value))
                 note = f"{note}; the value is back within the range before that shift"
+        if (
+            shift is not None
+            and not shift.alerted
+            and not anomaly
+            and holiday is None
+            and not waiting
+            and settings.direction in ("both", shift.direction)
+            and _nearer(value, band.expected, before.expected, self.counts)
+        ):
+            # a shift confirmed without any alert so far: said once, against the level before it (not
+            # while a seasonality is still too long for the history: the shift may be its first cycle,
+            # e.g. the first weekend before a weekly rhythm can be learned)
+            band, anomaly = before, True
+            deviation = value - band.expected
+            direction = shift.direction
+            z = max(band.z(value), shift.score)
+            note = f"{note}; the first period judged at the new level alerts once"
         p_value = min(1.0, normal_sf(z) * (2 if settings.direction == "both" else 1))
         season = baseline.seasonality
         slot = season.label(at)
@@ -267,6 +473,51 @@ class SeasonalStrategy:
             calendar=calendar_rule,
             seasonality=waiting,
         )
+
+    def _adopt_level_shift(
+        self,
+        baseline: Baseline,
+        usable: Sequence[MetricPoint],
+        train: Sequence[MetricPoint],
+        options: Sequence[Seasonality],
+        settings: DetectionSettings,
+    ) -> tuple[LevelShift, Baseline, Baseline] | None:
+        """A level shift in the newest points, and the baselines at its new level and before it.
+
+        The new level is the normal from here: the points before it are moved to it, so that the
+        season and the noise are learned from the whole window, not from a mix of two levels (richer
+        seasonalities are tried again: a mix of two levels may hide one, never invent one). A trend
+        may have taken a step for a slope: then the shift is looked for around a flat level too, and
+        kept only when it explains the window clearly better than the trend did."""
+        secs = [p.ts.timestamp() for p in train]
+        values = [p.value for p in train]
+        shift = find_level_shift(baseline, usable, settings)
+        judged_by = baseline
+        if shift is None and baseline.slope:
+            judged_by = baseline.without_trend(secs, values)
+            shift = find_level_shift(judged_by, usable, settings)
+        if shift is None:
+            return None
+        keys = baseline.seasonality.keys_of(secs)
+        before = judged_by.expected_many(secs, keys)
+        moved = [
+            v if t >= shift.since.timestamp() else shift.relevel(v, mu)
+            for t, v, mu in zip(secs, values, before, strict=True)
+        ]
+        candidates = options[options.index(baseline.seasonality) :]
+        at_new_level = choose_baseline(secs, moved, candidates, counts=self.counts)
+        at_old_level = shift.undo(at_new_level)
+        if judged_by is not baseline:
+            cut = shift.since.timestamp()
+            old = [i for i, t in enumerate(secs) if t < cut]
+            new = [i for i, t in enumerate(secs) if t >= cut]
+            stepped = (
+                at_old_level.mean_error([secs[i] for i in old], [values[i] for i in old]) * len(old)
+                + at_new_level.mean_error([secs[i] for i in new], [values[i] for i in new]) * len(new)
+            ) / len(secs)
+            if stepped >= _STEP_MIN_GAIN * baseline.mean_error(secs, values):
+                return None  # the trend explains the window as well: a slow change, not a step
+        return shift, at_new_level, at_old_level
 
     def _sustained(
         self,
@@ -336,69 +587,6 @@ class SeasonalStrategy:
         if z <= settings.sensitivity:
             return None
         return z, f"{run} periods in a row without rows, when only {share:.1%} of periods were empty"
-
-    def _adopt_level_shift(
-        self, baseline: Baseline, usable: Sequence[MetricPoint], settings: DetectionSettings
-    ) -> tuple[Baseline, str]:
-        """A level shift that persisted is the new normal. The newest points form a shifted segment
-        when their median level differs clearly (beyond the noise of a median and the minimum effect
-        size) from the baseline's, at least `_SEGMENT_SHARE` of them sit on the
-        segment's side of the midpoint between old and new level (noise may put a few back), and
-        it is at least `level_shift_confirm_runs` points long. The longest such segment gives the
-        new level."""
-        newest_first = reversed(usable)
-        offsets: list[tuple[MetricPoint, float]] = []  # point, offset from the level
-
-        def extend_to(n: int) -> None:
-            """Offsets of the newest points, computed only as far as the segment search reaches."""
-            while len(offsets) < n:
-                p = next(newest_first, None)
-                if p is None:
-                    return
-                t = p.ts.timestamp()
-                deseasoned = baseline.season.remove(p.value, t)
-                level = baseline.trend(t)
-                if deseasoned is not None and level:
-                    offsets.append((p, deseasoned - level))
-
-        level = baseline.trend(usable[-1].ts.timestamp())
-        min_effect = max(settings.min_relative_change * abs(level), settings.min_absolute_change)
-        best = 0
-        length = settings.level_shift_confirm_runs
-        while length <= len(usable) // 2:
-            extend_to(length)
-            if len(offsets) < length:
-                break
-            segment = offsets[:length]
-            middle = float(median(o for _, o in segment))
-            # the median of `length` points is known to within 1.25 sigma / sqrt(length); sigma from the
-            # segment's own spread (the baseline's may be inflated by a mix of old and new level)
-            spread = max(robust_sigma([o for _, o in segment]), 1e-9 * abs(middle))
-            noise = _MEDIAN_EFFICIENCY * spread / math.sqrt(length)
-            same_side = sum((o - middle / 2) * middle > 0 for _, o in segment)
-            if abs(middle) <= min_effect or same_side < _SEGMENT_SHARE * length:
-                break  # too small to matter, or the segment crosses back: longer ones would too
-            # a noisy series may need a longer segment before its median stands out of the noise:
-            # a short one that does not yet is no reason to stop looking
-            if abs(middle) > settings.sensitivity * noise and same_side >= settings.level_shift_confirm_runs:
-                best = length
-            length = max(length + 1, int(length * _SEGMENT_GROWTH))
-        segment_points = [p for p, _ in offsets[:best]]
-        zeros = sum(p.value == 0 for p in segment_points)
-        if not best or zeros >= _SEGMENT_SHARE * len(segment_points):  # an outage is never the new normal
-            return baseline, ""
-        # the new level is where the segment is now: its newest points (a drift may still be moving)
-        recent = offsets[: min(best, _RECENT_LEVEL_RUNS * settings.level_shift_confirm_runs)]
-        shift = float(median(o for _, o in recent))
-        # the new level began with the segment's oldest point on the shifted side (noise may have put
-        # an old-level point at the segment's start)
-        oldest = min(p.ts for p in segment_points)
-        since = min((p.ts for p, o in offsets[:best] if (o - shift / 2) * shift > 0), default=oldest)
-        note = (
-            f"new level since {since:%Y-%m-%d %H:%M}: a level shift that lasted {best}+ periods "
-            "was adopted as the new normal"
-        )
-        return baseline.shifted(shift, 0.0), note
 
 
 @dataclass(frozen=True)
