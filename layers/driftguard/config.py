@@ -310,7 +310,7 @@ class DetectionSettings(Strict):
         default=timedelta(days=56), description="how far back the baseline learns"
     )
     min_points: int = Field(default=14, ge=3, description="points needed before the check leaves LEARNING")
-    seasonality: Literal["auto", "none", "daily", "weekly"] = "auto"
+    seasonality: Literal["auto", "none", "daily", "weekly", "monthly"] = "auto"
     level_shift_confirm_runs: int = Field(
         default=6, ge=1, description="a shift that persists this many runs becomes the new normal"
     )
@@ -336,7 +336,7 @@ class DetectionOverrides(Strict):
     min_absolute_change: float | None = Field(default=None, ge=0)
     training_window: Duration | None = None
     min_points: int | None = Field(default=None, ge=3)
-    seasonality: Literal["auto", "none", "daily", "weekly"] | None = None
+    seasonality: Literal["auto", "none", "daily", "weekly", "monthly"] | None = None
     level_shift_confirm_runs: int | None = Field(default=None, ge=1)
     calendar: CalendarName | None = None
     special_days: tuple[date, ...] | None = None

@@ -124,7 +124,11 @@ def test_weekly_rhythm_is_chosen_when_weekends_differ_and_daily_when_they_do_not
 
 def test_seasonality_setting_restricts_the_choice() -> None:
     assert [s.name for s in candidate_seasonalities(timedelta(hours=1), "daily")] == ["daily"]
-    assert [s.name for s in candidate_seasonalities(timedelta(days=1), "auto")] == ["none", "weekly"]
+    assert [s.name for s in candidate_seasonalities(timedelta(days=1), "auto")] == [
+        "none",
+        "weekly",
+        "monthly",
+    ]
     assert [s.name for s in candidate_seasonalities(timedelta(days=1), "daily")] == ["none"]
 
 
@@ -134,6 +138,8 @@ def test_seasonality_setting_restricts_the_choice() -> None:
         ("weekly", 3600.0, "Mon 08:00"),
         ("weekly", 86400.0, "Mon"),
         ("daily", 3600.0, "08:00"),
+        ("monthly", 3600.0, "day 5 of the month 08:00"),
+        ("monthly", 86400.0, "day 5 of the month"),
         ("none", 3600.0, None),
     ],
 )

@@ -7,11 +7,12 @@ Everything is medians so that a minority of bad points cannot move the baseline.
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import median
 
 from driftguard.detect.stats import robust_sigma
@@ -29,23 +30,50 @@ _MEAN_ABS_TO_SIGMA = math.sqrt(math.pi / 2)  # mean absolute deviation of a norm
 _NOISE_LEVEL_RATIO = 1.5  # levels must differ this much before the noise's growth with them is measured
 
 
+_MONTH = 365.2425 / 12 * _DAY  # the mean length of a month
+_MONTH_END_DAYS = 3  # the last days of a month are slots of their own, counted from its end
+_MONTH_SLOTS = 28 + _MONTH_END_DAYS  # days 1-28 from the start, then the last three from the end
+
+
+def month_position(t: float) -> int:
+    """The day-of-month slot of epoch second `t` (UTC): 0-27 for days 1-28, 28-30 for the third-last,
+    second-last and last day, so that a month end falls in the same slot in every month (February's
+    26th-28th are its month end; its days 25 and earlier keep their number)."""
+    day = datetime.fromtimestamp(t, UTC).date()
+    to_end = calendar.monthrange(day.year, day.month)[1] - day.day
+    if to_end < _MONTH_END_DAYS:
+        return _MONTH_SLOTS - 1 - to_end
+    return day.day - 1
+
+
+def _month_label(position: int) -> str:
+    if position >= _MONTH_SLOTS - _MONTH_END_DAYS:
+        return ("third-last", "second-last", "last")[
+            position - (_MONTH_SLOTS - _MONTH_END_DAYS)
+        ] + " day of the month"
+    return f"day {position + 1} of the month"
+
+
 @dataclass(frozen=True)
 class Seasonality:
-    """How time maps to a seasonal slot: 'none', 'daily' (time of day) or 'weekly' (day + time)."""
+    """How time maps to a seasonal slot: 'none', 'daily' (time of day), 'weekly' (day of week +
+    time) or 'monthly' (day of month, month end counted from the end, + time)."""
 
     name: str
     slot_width: float  # seconds
 
     @property
     def cycle(self) -> float:
-        return {"none": 0.0, "daily": _DAY, "weekly": _WEEK}[self.name]
+        return {"none": 0.0, "daily": _DAY, "weekly": _WEEK, "monthly": _MONTH}[self.name]
 
     def keys(self, t: float) -> tuple[int, int]:
-        """(time-of-day slot, day of week) of an epoch second (UTC); plain arithmetic, as it runs for
-        every point. Parts the seasonality does not use are 0."""
+        """(time-of-day slot, day of week or of month) of an epoch second (UTC); plain arithmetic for
+        all but the monthly slots, as it runs for every point. Parts the seasonality does not use are 0."""
         if self.name == "none":
             return 0, 0
         time_slot = int(t % _DAY // self.slot_width) if self.slot_width < _DAY else 0
+        if self.name == "monthly":
+            return time_slot, month_position(t)
         day = int((t // _DAY + _EPOCH_WEEKDAY) % 7) if self.name == "weekly" else 0
         return time_slot, day
 
@@ -53,6 +81,8 @@ class Seasonality:
         """`keys` of every time in `secs`, in one pass (the same arithmetic, without a call per point)."""
         if self.name == "none":
             return [(0, 0)] * len(secs)
+        if self.name == "monthly":
+            return [self.keys(t) for t in secs]
         width = self.slot_width
         with_time = width < _DAY
         weekly = self.name == "weekly"
@@ -65,7 +95,8 @@ class Seasonality:
         ]
 
     def label(self, t: datetime) -> str | None:
-        """The slot as an operator reads it: 'Mon 08:00', 'Mon' (daily data) or '08:00'."""
+        """The slot as an operator reads it: 'Mon 08:00', 'Mon' (daily data), '08:00' or
+        'last day of the month 08:00'."""
         if self.name == "none":
             return None
         time_slot, day = self.keys(t.timestamp())
@@ -73,7 +104,8 @@ class Seasonality:
         clock = f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
         if self.name == "daily":
             return clock
-        return _DAYS[day] if self.slot_width >= _DAY else f"{_DAYS[day]} {clock}"
+        name = _month_label(day) if self.name == "monthly" else _DAYS[day]
+        return name if self.slot_width >= _DAY else f"{name} {clock}"
 
 
 def candidate_seasonalities(period: timedelta, wanted: str) -> list[Seasonality]:
@@ -86,15 +118,29 @@ def candidate_seasonalities(period: timedelta, wanted: str) -> list[Seasonality]
         options.append(daily)
     if p < _WEEK:
         options.append(weekly)
+    if p <= _DAY:
+        options.append(Seasonality("monthly", max(p, _MIN_SLOT_WIDTH)))
     if wanted == "auto":
         return options
     return [s for s in options if s.name == wanted] or [options[0]]
 
 
-def learnable_seasonalities(period: timedelta, wanted: str, span: float) -> tuple[list[Seasonality], str]:
+def learnable_seasonalities(
+    period: timedelta, wanted: str, span: float, window: float | None = None
+) -> tuple[list[Seasonality], str]:
     """The candidate seasonalities a history spanning `span` seconds can teach (two cycles each),
-    and, when a wanted one is not among them yet, what it still needs: said, not guessed."""
+    and, when a wanted one is not among them yet, what it still needs: said, not guessed. With
+    `window` (the training window, seconds), 'auto' leaves out the seasonalities it can never hold
+    (monthly needs two months) instead of waiting for them forever; one asked for by name says so."""
     options = candidate_seasonalities(period, wanted)
+    if window is not None:
+        too_long = [s for s in options if 2 * s.cycle > window]
+        if wanted != "auto" and too_long:
+            needed = 2 * too_long[0].cycle / _DAY
+            return [Seasonality("none", max(period.total_seconds(), 1.0))], (
+                f"{wanted} seasonality needs a training window of {needed:.0f} days, has {window / _DAY:.0f}"
+            )
+        options = [s for s in options if s not in too_long]
     learnable = [s for s in options if span >= 2 * s.cycle]
     waiting = next((s for s in options if s not in learnable), None)
     if waiting is None:
@@ -178,7 +224,7 @@ def _fit_season(
     times = [k[0] for k in keys]
     days = [k[1] for k in keys]
     with_time = seasonality.slot_width < _DAY
-    with_day = seasonality.name == "weekly"
+    with_day = seasonality.name in ("weekly", "monthly")
 
     def members(own: list[int]) -> dict[int, list[int]]:
         """The indices of the points in each slot of `own`."""
@@ -335,7 +381,7 @@ class Baseline:
         """The same baseline with every day of the week shaped like `day` (0 = Monday): a holiday
         judged as a Sunday. Unchanged when the season has no day-of-week part."""
         season = self.season
-        if not season.by_day:
+        if not season.by_day or season.seasonality.name != "weekly":
             return self
         effect = season.by_day.get(day, season.neutral)
         return replace(self, season=replace(season, by_day=dict.fromkeys(range(7), effect)))

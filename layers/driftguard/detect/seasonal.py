@@ -380,7 +380,9 @@ class SeasonalStrategy:
         period = self.period or typical_gap([p.ts for p in clean]) or timedelta(hours=1)
         secs = [p.ts.timestamp() for p in usable]  # once per judgement: every step below reads them
         values = [p.value for p in usable]
-        options, waiting = learnable_seasonalities(period, settings.seasonality, secs[-1] - secs[0])
+        options, waiting = learnable_seasonalities(
+            period, settings.seasonality, secs[-1] - secs[0], settings.training_window.total_seconds()
+        )
         baseline = choose_baseline(secs, values, options, counts=self.counts)
         # points that alerted stay out of training unless the baseline learned from all points (robust:
         # medians) finds them normal: they alerted before the history could tell, e.g. the first weekend
