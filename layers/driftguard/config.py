@@ -816,6 +816,42 @@ class RouteMatchRegex(Strict):
         return self
 
 
+# The labels an alert carries (driftguard.alerts.labels): what silences match and routes group on.
+LABEL_NAMES: tuple[str, ...] = ("source", "table", "check", "metric", "column", "severity", "owner", "tag")
+ALL_LABELS = "..."  # group_by: [...] groups by every label (Alertmanager's spelling)
+
+
+def _group_by(value: list[str]) -> list[str]:
+    unknown = [v for v in value if v not in LABEL_NAMES and v != ALL_LABELS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(u) for u in unknown)} is not a label to group by; labels are "
+            f"{', '.join(LABEL_NAMES)}, or '...' alone for all of them"
+        )
+    if ALL_LABELS in value and len(value) > 1:
+        raise ValueError("'...' already groups by every label: write group_by: ['...'] alone")
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ValueError(f"label(s) {', '.join(repeated)} named more than once in group_by")
+    return value
+
+
+def _wait(value: Any) -> timedelta:
+    """A duration that may also be zero ('0s', 0): a new group's first message then goes at once."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return timedelta(0)
+    if isinstance(value, str) and (m := _DURATION_RE.match(value)) and float(m.group(1)) == 0:
+        return timedelta(0)
+    return parse_duration(value)
+
+
+GroupWait = Annotated[timedelta, BeforeValidator(_wait), WithJsonSchema(_DURATION_SCHEMA)]
+
+# Alertmanager's defaults, for a route that groups but leaves these out.
+DEFAULT_GROUP_WAIT = timedelta(seconds=30)
+DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
+
+
 class Route(Strict):
     """An Alertmanager-style routing tree node."""
 
@@ -833,6 +869,22 @@ class Route(Strict):
         default=None,
         description="while the alert's source is in ERROR (unreachable), its table alerts are not "
         "notified, as if silenced (inherited; default false)",
+    )
+    group_by: Annotated[list[str], AfterValidator(_group_by)] | None = Field(
+        default=None,
+        description="labels whose values split this route's notices into groups, one message per group "
+        "and channel (inherited; e.g. [table] or [owner, check]; [] = one group; ['...'] = every label). "
+        "Without any of group_by, group_wait, group_interval: one message per source and run, sent at once",
+    )
+    group_wait: GroupWait | None = Field(
+        default=None,
+        description="how long a new group waits for more notices before its first message "
+        "(inherited; default 30s when the route groups; may be 0s)",
+    )
+    group_interval: Duration | None = Field(
+        default=None,
+        description="how long after a group's message the next one about notices added to it may go "
+        "(inherited; default 5m when the route groups)",
     )
     routes: list[Route] = Field(default_factory=list)
 

@@ -28,7 +28,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -52,6 +52,7 @@ from driftguard.model import (
     Explanation,
     Finding,
     FindingStatus,
+    GroupedNotice,
     LastRead,
     MetricPoint,
     Notification,
@@ -117,6 +118,7 @@ class RunOutcome:
     findings: list[Finding] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     deliveries: list[DeliveryRecord] = field(default_factory=list)
+    grouped: list[GroupedNotice] = field(default_factory=list)  # waiting for their group (flush_groups)
     duplicate: bool = False
     dry_run: bool = False
     firing: int = 0  # alerts of this source FIRING after the run
@@ -412,6 +414,12 @@ class Engine:
             notifications = [
                 self._with_recent_values(n, scheduled_time, history) for n in decision.notifications
             ]
+            grouped = [
+                g.model_copy(
+                    update={"notification": self._with_recent_values(g.notification, scheduled_time, history)}
+                )
+                for g in decision.grouped
+            ]
             after = {**states, **{s.fingerprint: s for s in decision.states}}
             firing = sum(s.state == AlertStateName.FIRING for s in after.values())
             run = self._run_record(
@@ -426,6 +434,7 @@ class Engine:
                 notifications,
                 dry_run=dry_run,
                 firing=firing,
+                grouped=grouped,
             )
             if dry_run:
                 return outcome
@@ -437,6 +446,7 @@ class Engine:
                 expected_versions=decision.expected_versions,
                 transitions=decision.transitions,
                 notifications=notifications,
+                grouped=grouped,
                 schema_baselines=baselines,
                 context_version=context.version,
             )
@@ -570,6 +580,24 @@ class Engine:
         """Deliver anything committed but not yet delivered: what a crash left between commit and
         send, or between claim and mark. Entries another live sender holds are left to it."""
         return self.deliver(self.store.pending_notifications(source))
+
+
+    def flush_groups(self, now: datetime | None = None) -> list[DeliveryRecord]:
+        """Send every group whose time has come (driftguard.alerts.grouping) as one message per group
+        and channel: seal it (its merged message joins the outbox, its notices leave the waiting list,
+        at once and only if no other flusher sealed it first), then deliver the groups' messages in
+        the outbox through the ledger, so a message sealed by a flusher that died is sent here. A
+        group another flusher sealed meanwhile is left to it; its message, if still in the outbox,
+        is sent by whichever flusher claims it first."""
+        now = utc(now or self._clock())
+        for group in self.store.pending_groups():
+            parts = group.parts[: self.store.max_sealed_parts]
+            window = alerts.group_due(parts, group.last_notified)
+            if window > now:
+                continue
+            merged = alerts.merge(parts, window)
+            self.store.seal_group(replace(group, parts=parts), merged)
+        return self.deliver([n for n in self.store.pending_notifications() if n.group is not None])
 
 
 def local_claimer() -> str:

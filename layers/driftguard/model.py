@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -424,8 +424,21 @@ class AlertNotice(Frozen):
     active_since: datetime | None = None
 
 
+class NotificationGroup(Frozen):
+    """A group of a route that groups its notices (driftguard.alerts.grouping): one per route node,
+    channel and values of the route's `group_by` labels, with the route's timing."""
+
+    key: str  # stable id of (route, channel, labels): what the store files the group under
+    route: str  # the route node, e.g. "route.routes[0]"
+    channel: str
+    labels: dict[str, str] = Field(default_factory=dict)  # the group_by labels and their values
+    wait: timedelta  # group_wait
+    interval: timedelta  # group_interval
+
+
 class Notification(Frozen):
-    """One grouped message for one source, one run and one channel.
+    """One grouped message for one source, one run and one channel; or, on a route with group_by,
+    group_wait or group_interval, for one group and channel (`group`), merged across sources and runs.
 
     `id` is the dedup/idempotency key: stable across retries of the same run, so a channel
     never says the same thing twice.
@@ -440,6 +453,7 @@ class Notification(Frozen):
     tags: list[str] = Field(default_factory=list)
     alerts: list[AlertNotice]
     silence_hint: str = ""  # the command that silences these alerts
+    group: NotificationGroup | None = None  # set on a group's merged message
 
     @property
     def worst_severity(self) -> Severity:
@@ -453,6 +467,23 @@ class Notification(Frozen):
             head = f"[{self.worst_severity.value.upper()}] {self.source}: {len(firing)} alert(s) firing"
             return head + (f", {resolved} resolved" if resolved else "")
         return f"[RESOLVED] {self.source}: {resolved} alert(s) resolved"
+
+
+class GroupedNotice(Frozen):
+    """One run's notices for one group and channel, waiting to be merged with the group's others
+    into one message (driftguard.alerts.grouping decides when)."""
+
+    group: NotificationGroup
+    not_before: datetime  # created + group_wait: the earliest a new group's message may go
+    notification: Notification  # this run's notices of the group, as one message would carry them
+
+    @property
+    def id(self) -> str:
+        return self.notification.id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.notification.created_at
 
 
 class DeliveryStatus(StrEnum):
@@ -524,5 +555,6 @@ class RunCommit(Frozen):
     expected_versions: dict[str, int] = Field(default_factory=dict)
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)  # the outbox
+    grouped: list[GroupedNotice] = Field(default_factory=list)  # notices waiting for their group
     schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
     context_version: int | None = None

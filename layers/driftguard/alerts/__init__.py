@@ -10,7 +10,9 @@ notification ids, so a retried run can never say the same thing twice.
 - notices.py: which channel hears what (FIRING, ESCALATED, REPEAT, ERROR, RESOLVED) and the one
   grouped Notification per source, run and channel;
 - silences.py: matchers, creating/extending/expiring silences, which silences mute an alert;
-- routing.py: the Alertmanager-style routing tree.
+- routing.py: the Alertmanager-style routing tree;
+- grouping.py: on routes that group (group_by, group_wait, group_interval), which group a notice
+  joins, when a group is due and its one merged message.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from datetime import datetime
 
 from pydantic import Field
 
+from driftguard.alerts.grouping import group_due, group_of, merge
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.lifecycle import advance
 from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
-from driftguard.alerts.routing import route, route_option
+from driftguard.alerts.routing import route, route_option, routes_of
 from driftguard.alerts.silences import expire, extend, new_silence, parse_matcher, silenced_by
 from driftguard.config import Config, Source
 from driftguard.model import (
@@ -32,6 +35,8 @@ from driftguard.model import (
     CheckKind,
     Finding,
     Frozen,
+    GroupedNotice,
+    NotificationGroup,
     Notification,
     Silence,
     Transition,
@@ -45,6 +50,8 @@ __all__ = [
     "decide",
     "expire",
     "extend",
+    "group_due",
+    "merge",
     "new_silence",
     "parse_matcher",
     "route",
@@ -59,6 +66,7 @@ class Decision(Frozen):
     expected_versions: dict[str, int] = Field(default_factory=dict)  # fingerprint -> version read (0 = new)
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)
+    grouped: list[GroupedNotice] = Field(default_factory=list)  # notices of routes that group: they wait
     # silences that end now: they muted an alert that resolved on a route with end_silences_on_resolve
     expired_silences: list[Silence] = Field(default_factory=list)
 
@@ -106,6 +114,7 @@ def decide(
     expected: dict[str, int] = {}
     transitions: list[Transition] = []
     outbox: dict[str, list[PlannedNotice]] = {}
+    waiting: dict[str, tuple[NotificationGroup, list[PlannedNotice]]] = {}
     ordered = sorted(by_fingerprint.values(), key=lambda f: (f.key.label, f.fingerprint))
     for finding in ordered:
         previous = states.get(finding.fingerprint)
@@ -118,13 +127,14 @@ def decide(
             muted.append(f"inhibited: source {source.name} is down ({down})")
         if step.transition is not None:
             transitions.append(step.transition.model_copy(update={"silenced_by": muted}))
+        routed = routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval)
         if muted and not step.incident_ended:
             planned = []
         else:
             planned = plan_notices(
                 step,
                 finding,
-                routes=route(config.route, labels, default_repeat_interval=config.alerting.repeat_interval),
+                routes=[(r.channel, r.repeat_interval) for r in routed],
                 send_resolved=resolved_when_muted if muted else send_resolved,
                 now=now,
             )
@@ -136,13 +146,26 @@ def decide(
         if step.changed or planned:
             new_states.append(after)
             expected[finding.fingerprint] = previous.version if previous else 0
+        # A channel no longer routed (told that an incident it heard of ended) hears at once.
+        grouping = {r.channel: r.grouping for r in routed}
         for p in planned:
-            outbox.setdefault(p.channel, []).append(p)
+            how = grouping.get(p.channel)
+            if how is None:
+                outbox.setdefault(p.channel, []).append(p)
+            else:
+                group = group_of(how, p.channel, labels)
+                waiting.setdefault(group.key, (group, []))[1].append(p)
     return Decision(
         states=new_states,
         expected_versions=expected,
         transitions=transitions,
         notifications=[build_notification(source, ch, outbox[ch], now) for ch in sorted(outbox)],
+        grouped=[
+            GroupedNotice(
+                group=group, not_before=now + group.wait, notification=build_notification(source, group.channel, ps, now)
+            )
+            for group, ps in (waiting[k] for k in sorted(waiting))
+        ],
         expired_silences=[expired[i] for i in sorted(expired)],
     )
 

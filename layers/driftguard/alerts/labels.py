@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from driftguard.config import Source
+from driftguard.config import LABEL_NAMES, Source
 from driftguard.model import CheckKey, Severity
 
-LABEL_NAMES: tuple[str, ...] = ("source", "table", "check", "metric", "column", "severity", "owner", "tag")
+__all__ = ["LABEL_NAMES", "Labels"]  # the names live with the config, which validates group_by against them
 
 
 @dataclass(frozen=True)
