@@ -581,7 +581,6 @@ class Engine:
         send, or between claim and mark. Entries another live sender holds are left to it."""
         return self.deliver(self.store.pending_notifications(source))
 
-
     def flush_groups(self, now: datetime | None = None) -> list[DeliveryRecord]:
         """Send every group whose time has come (driftguard.alerts.grouping) as one message per group
         and channel: seal it (its merged message joins the outbox, its notices leave the waiting list,

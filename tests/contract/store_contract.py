@@ -1032,7 +1032,11 @@ class StoreContract:
 
     # ------------------------------------------------------------------ grouped notices
     def test_grouped_notices_wait_by_group_oldest_first_and_not_in_the_outbox(self, store: Store) -> None:
-        late, early, other = waiting("shop", T0 + HOUR), waiting("billing", T0), waiting("shop", T0, in_group="g2")
+        late, early, other = (
+            waiting("shop", T0 + HOUR),
+            waiting("billing", T0),
+            waiting("shop", T0, in_group="g2"),
+        )
         store.commit_run(run_commit("shop", T0 + HOUR, grouped=[late]))
         store.commit_run(run_commit("billing", T0, grouped=[early]))
         store.commit_run(run_commit("shop", T0, grouped=[other]))
@@ -1289,7 +1293,9 @@ def full_commit() -> RunCommit:
         ),
     )
     part = GroupedNotice(
-        group=sent.group, not_before=at + timedelta(seconds=30), notification=sent.model_copy(update={"id": "n-2"})
+        group=sent.group,
+        not_before=at + timedelta(seconds=30),
+        notification=sent.model_copy(update={"id": "n-2"}),
     )
     return RunCommit(
         run=RunRecord(

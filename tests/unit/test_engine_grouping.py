@@ -58,7 +58,9 @@ class Source:
     def collect(self, scheduled_time: datetime, last_reads: Any = None) -> Snapshot:
         if self.down:
             raise SourceUnavailable(f"{self.name}: connection refused")
-        return Snapshot(source=self.name, scheduled_time=scheduled_time, collected_at=scheduled_time, tables=[])
+        return Snapshot(
+            source=self.name, scheduled_time=scheduled_time, collected_at=scheduled_time, tables=[]
+        )
 
 
 class Channels:
@@ -195,11 +197,16 @@ def test_a_message_sealed_by_a_flusher_that_died_is_sent_by_the_next(world: Worl
 
     world.engine().flush_groups()
 
-    assert sorted((n.channel, n.run_time) for n in world.channels.sent) == [("mail", window), ("slack", window)]
+    assert sorted((n.channel, n.run_time) for n in world.channels.sent) == [
+        ("mail", window),
+        ("slack", window),
+    ]
 
 
 def test_without_grouping_config_every_run_sends_at_once_as_before(tmp_path: Path) -> None:
-    config = parse_config(GROUPED.replace("  group_by: [owner]\n  group_wait: 1m\n  group_interval: 5m\n", ""))
+    config = parse_config(
+        GROUPED.replace("  group_by: [owner]\n  group_wait: 1m\n  group_interval: 5m\n", "")
+    )
     w = World(config, tmp_path / "state.db")
     w.now = T0
     w.sources["orders"].down = True

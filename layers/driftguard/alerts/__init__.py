@@ -36,8 +36,8 @@ from driftguard.model import (
     Finding,
     Frozen,
     GroupedNotice,
-    NotificationGroup,
     Notification,
+    NotificationGroup,
     Silence,
     Transition,
     utc,
@@ -162,7 +162,9 @@ def decide(
         notifications=[build_notification(source, ch, outbox[ch], now) for ch in sorted(outbox)],
         grouped=[
             GroupedNotice(
-                group=group, not_before=now + group.wait, notification=build_notification(source, group.channel, ps, now)
+                group=group,
+                not_before=now + group.wait,
+                notification=build_notification(source, group.channel, ps, now),
             )
             for group, ps in (waiting[k] for k in sorted(waiting))
         ],

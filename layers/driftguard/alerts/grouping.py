@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.notices import silence_hint
-from driftguard.model import GroupedNotice, NotificationGroup, NoticeKind, Notification, stable_hash, utc
+from driftguard.model import GroupedNotice, NoticeKind, Notification, NotificationGroup, stable_hash, utc
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ replaced while a run used it each raise one StateError naming the file and what 
 that met the fault is rolled back, so nothing is half-written.
 
 Retention: with `retention`, each commit also deletes that source's runs, snapshots, transitions,
-points of the committed series, delivered notifications and grouped notices merged into one older than the run's time minus
-`retention` (the local counterpart of DynamoDB's TTL). Pending and parked notifications are kept.
+points of the committed series, delivered notifications and grouped notices already merged, older
+than the run's time minus `retention` (the local counterpart of DynamoDB's TTL). Pending and parked
+notifications, and notices waiting for their group, are kept.
 """
 
 from __future__ import annotations
@@ -377,8 +378,12 @@ class SqliteStore(Store):
                 [(n.id, n.source, _micros(n.created_at), _encode(n)) for n in commit.notifications],
             )
             db.executemany(
-                "INSERT OR IGNORE INTO grouped (id, group_key, source, created_us, body) VALUES (?, ?, ?, ?, ?)",
-                [(g.id, g.group.key, g.notification.source, _micros(g.created_at), _encode(g)) for g in commit.grouped],
+                "INSERT OR IGNORE INTO grouped (id, group_key, source, created_us, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (g.id, g.group.key, g.notification.source, _micros(g.created_at), _encode(g))
+                    for g in commit.grouped
+                ],
             )
             # Learned baselines never overwrite one that exists (it may be an operator's acceptance).
             db.executemany(
@@ -411,7 +416,9 @@ class SqliteStore(Store):
         ).fetchall()
         db.executemany("DELETE FROM deliveries WHERE notification_id = ?", delivered)
         db.executemany("DELETE FROM outbox WHERE id = ?", delivered)
-        db.execute("DELETE FROM grouped WHERE source = ? AND created_us < ? AND sealed = 1", (source, before_us))
+        db.execute(
+            "DELETE FROM grouped WHERE source = ? AND created_us < ? AND sealed = 1", (source, before_us)
+        )
 
     @staticmethod
     def _write_state(db: sqlite3.Connection, state: AlertState, expected: int) -> None:
