@@ -486,7 +486,7 @@ def check(
         if not dry_run:
             engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
         outcome = _check_with_progress(cli, checker, src.name, when, dry_run, progress)
-        grouped = [] if dry_run else engine.flush_groups()
+        grouped = [] if dry_run else engine.flush_groups(now())
     if as_json:
         print_json({**_outcome_json(outcome, replay_of), **_grouped_json(grouped)})
     else:
@@ -559,7 +559,7 @@ def run(
         outcomes = _run_plan(
             cli, checker, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
         )
-        grouped = [] if dry_run else engine.flush_groups()  # groups that are due, after every check
+        grouped = [] if dry_run else engine.flush_groups(now())  # groups that are due, after every check
     if as_json:
         runs = [_outcome_json(o, replay_of) for o in outcomes]
         print_json({"runs": runs, "checked": len(outcomes), **_grouped_json(grouped)})
@@ -1002,7 +1002,7 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
         raise UserError(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
     engine = Engine(cli.config, store)
     records = engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
-    records += engine.flush_groups()
+    records += engine.flush_groups(now())
     notes = [parked[i].notification for i in wanted if parked[i].notification is not None]
     records += engine.deliver([n for n in notes if n is not None], retry_parked=True)
     still_failing = [r for r in records if r.status == DeliveryStatus.FAILED]
@@ -1038,7 +1038,7 @@ def flush(cli: CliContext, wait: bool, as_json: bool) -> None:
 
     store = cli.reader
     engine = Engine(cli.config, store)
-    records = engine.flush_outbox() + engine.flush_groups()
+    records = engine.flush_outbox() + engine.flush_groups(now())
     until = now() + FLUSH_WAIT_LIMIT
     while wait:
         dues = [group_due(g.parts, g.last_notified) for g in store.pending_groups()]
@@ -1046,7 +1046,7 @@ def flush(cli: CliContext, wait: bool, as_json: bool) -> None:
         if not later or min(later) <= now():  # nothing more to wait for (or a group that would not go)
             break
         time.sleep((min(later) - now()).total_seconds())
-        records += engine.flush_groups()
+        records += engine.flush_groups(now())
     code = _with_grouped(Exit.OK, records)
     if as_json:
         print_json(_grouped_json(records))
