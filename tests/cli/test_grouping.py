@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.cli.conftest import T0, Shop, load_orders
 
 WAIT = timedelta(minutes=10)
@@ -43,6 +42,10 @@ def test_run_holds_the_notice_and_flush_sends_it_once_due(grouped_shop: Shop) ->
     assert "1 notice(s) wait in 1 group(s); the next is due at 2026-11-17 11:10" in run.stdout
 
     assert shop.json("flush") == {"grouped_deliveries": []}  # 5 minutes after the run: not yet
+    listed = shop.cli("deliveries").stdout
+    assert "waiting  1 notice(s) for audit owner=data-team, due 2026-11-17 11:10" in listed, listed
+    (waiting,) = shop.json("deliveries")["waiting"]
+    assert waiting["due"].startswith("2026-11-17T11:10") and len(waiting["notices"]) == 1
     shop.clock["now"] = T0 + WAIT
     (sent,) = shop.json("flush")["grouped_deliveries"]
     assert sent["status"] == "delivered" and sent["channel"] == "audit"
@@ -51,7 +54,9 @@ def test_run_holds_the_notice_and_flush_sends_it_once_due(grouped_shop: Shop) ->
     assert len(notices(shop)) == 1 and notice["id"] == sent["notification_id"]
 
 
-def test_flush_wait_sleeps_until_the_group_is_due(grouped_shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flush_wait_sleeps_until_the_group_is_due(
+    grouped_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shop = grouped_shop
     shop.cli("run")
     slept: list[float] = []

@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -223,6 +224,38 @@ def test_after_a_message_the_next_is_at_least_an_interval_later(
 ) -> None:
     window = due_at(oldest, None, wait, interval)
     assert due_at(window + gap, window, wait, interval) >= window + interval
+
+
+@given(
+    arrivals=st.lists(st.integers(min_value=0, max_value=4 * 3600), min_size=1, max_size=25),
+    wait_s=st.integers(min_value=0, max_value=600),
+    interval_s=st.integers(min_value=1, max_value=3600),
+)
+def test_a_simulated_group_tells_every_notice_once_in_time_and_never_too_often(
+    arrivals: list[int], wait_s: int, interval_s: int
+) -> None:
+    """Notices join one group at the given seconds; a flusher sends whenever the group is due."""
+    wait, interval = timedelta(seconds=wait_s), timedelta(seconds=interval_s)
+    coming = sorted(T0 + timedelta(seconds=a) for a in arrivals)
+    waiting: list[datetime] = []
+    last: datetime | None = None
+    messages: list[tuple[datetime, list[datetime]]] = []
+    while coming or waiting:
+        due = due_at(min(waiting), last, wait, interval) if waiting else None
+        if coming and (due is None or coming[0] < due):
+            waiting.append(coming.pop(0))
+        else:
+            assert due is not None
+            messages.append((due, waiting))
+            last, waiting = due, []
+
+    told = sorted(t for _, notices in messages for t in notices)
+    assert told == sorted(T0 + timedelta(seconds=a) for a in arrivals)  # each notice once
+    assert all(t <= window for window, notices in messages for t in notices)  # never before it came
+    assert all(b - a >= interval for (a, _), (b, _) in itertools.pairwise(messages))
+    assert messages[0][0] == min(told) + wait  # a new group waits group_wait for more
+    longest = max(wait, interval)
+    assert all(window - t <= longest for window, notices in messages for t in notices)
 
 
 def test_without_wait_or_notified_history_a_notice_is_due_at_once() -> None:

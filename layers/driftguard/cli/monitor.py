@@ -966,22 +966,39 @@ def label(
 @pass_cli
 def deliveries(cli: CliContext, only_failed: bool, as_json: bool) -> None:
     """Notifications waiting in the outbox, and parked failed deliveries."""
+    from driftguard.alerts import group_due
     from driftguard.cli.display import fmt_time
 
     failed = cli.reader.failed_deliveries()
     pending = [] if only_failed else cli.reader.pending_notifications()
+    groups = [] if only_failed else cli.reader.pending_groups()
     if as_json:
-        print_json({"pending": pending, "failed": [f.model_dump(mode="json") for f in failed]})
+        waiting = [
+            {
+                "group": g.key,
+                "due": group_due(g.parts, g.last_notified),
+                "notices": [p.notification for p in g.parts],
+            }
+            for g in groups
+        ]
+        print_json(
+            {"pending": pending, "failed": [f.model_dump(mode="json") for f in failed], "waiting": waiting}
+        )
         return
     for n in pending:
         click.echo(clean(f"pending  {n.id} {n.channel} {n.source} {fmt_time(n.run_time)} {n.title}"))
+    for g in groups:
+        channel, labels = g.parts[-1].group.channel, g.parts[-1].group.labels
+        what = " ".join(f"{k}={v}" for k, v in labels.items()) or "(one group)"
+        due = fmt_time(group_due(g.parts, g.last_notified))
+        click.echo(clean(f"waiting  {len(g.parts)} notice(s) for {channel} {what}, due {due}"))
     for f in failed:
         click.echo(
             clean(
                 f"failed   {f.notification_id} {f.channel} {fmt_time(f.at)} attempts={f.attempts} {f.error}"
             )
         )
-    if not pending and not failed:
+    if not pending and not failed and not groups:
         click.echo("nothing pending, nothing parked")
 
 
