@@ -842,10 +842,20 @@ def _wait(value: Any) -> timedelta:
         return timedelta(0)
     if isinstance(value, str) and (m := _DURATION_RE.match(value)) and float(m.group(1)) == 0:
         return timedelta(0)
+    iso = _ISO_DURATION_RE.match(value) if isinstance(value, str) else None
+    if iso and any(g is not None for g in iso.groups()) and not any(float(g or 0) for g in iso.groups()):
+        return timedelta(0)  # 'PT0S': how a compiled JSON config writes it
     return parse_duration(value)
 
 
-GroupWait = Annotated[timedelta, BeforeValidator(_wait), WithJsonSchema(_DURATION_SCHEMA)]
+# What `_wait` takes: any duration, and zero.
+_WAIT_SCHEMA: dict[str, Any] = {
+    "anyOf": [*_DURATION_SCHEMA["anyOf"], {"type": "number", "minimum": 0, "maximum": 0}],
+    "description": "a duration ('0s', '30s', '2m', a number of seconds, or ISO 8601), zero included",
+}
+
+
+GroupWait = Annotated[timedelta, BeforeValidator(_wait), WithJsonSchema(_WAIT_SCHEMA)]
 
 # Alertmanager's defaults, for a route that groups but leaves these out.
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)

@@ -86,10 +86,26 @@ def test_group_wait_may_be_zero(written: Any, seconds: int | None) -> None:
     assert tree(group_wait=written).group_wait == timedelta(seconds=seconds)
 
 
-def test_every_label_name_can_be_grouped_by_and_the_config_reads_back() -> None:
-    config = make_config(route={"receivers": ["console"], "group_by": list(LABEL_NAMES), "group_wait": "1m"})
-    again = Config.model_validate(config.model_dump(mode="json", by_alias=True))
-    assert again.route.group_by == list(LABEL_NAMES) and again.route.group_wait == M1
+@pytest.mark.parametrize("wait", ["1m", "0s"])
+def test_every_label_name_can_be_grouped_by_and_the_compiled_config_reads_back(wait: str) -> None:
+    config = make_config(route={"receivers": ["console"], "group_by": list(LABEL_NAMES), "group_wait": wait})
+    compiled = config.model_dump(mode="json", by_alias=True)  # what the Lambda loads ('PT0S' for 0s)
+    again = Config.model_validate(compiled)
+    assert again.route.group_by == list(LABEL_NAMES) and again.route.group_wait == config.route.group_wait
+
+
+def test_the_json_schema_takes_what_the_loader_takes_for_group_wait() -> None:
+    import jsonschema
+
+    from driftguard.config import json_schema
+
+    schema = json_schema()
+    for wait in ("0s", 0, "PT0S", "30s", 45):
+        doc = {"route": {"receivers": ["console"], "group_wait": wait}}
+        jsonschema.validate(doc, schema)
+        assert Config.model_validate(doc).route.group_wait is not None
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"route": {"receivers": ["console"], "group_wait": -1}}, schema)
 
 
 # --------------------------------------------------------------------------- routing
