@@ -431,6 +431,24 @@ def test_resolved_notices_join_the_same_groups() -> None:
     assert resolved.grouped[0].group == fired.grouped[0].group
 
 
+def test_a_resolved_notice_after_the_severity_fell_joins_the_group_the_channel_heard_in() -> None:
+    config = make_config(
+        channels=({"name": "chat", "type": "console"}, {"name": "pager", "type": "console"}),
+        route={
+            "receivers": ["chat"],
+            "group_by": ["table"],
+            "routes": [{"match": {"severity": "critical"}, "receivers": ["pager"], "continue": True}],
+        },
+    )
+    r = Runner(config)
+    fired = r.run([finding(F.ANOMALY, key=ORDERS_ROWS, severity=Severity.CRITICAL)], T0)
+    r.run([finding(F.ANOMALY, key=ORDERS_ROWS, severity=Severity.WARNING, at=T0 + M5)], T0 + M5)
+    resolved = r.run([finding(F.OK, key=ORDERS_ROWS, at=T0 + 2 * M5)], T0 + 2 * M5)
+    paged = next(g.group for g in fired.grouped if g.group.channel == "pager")
+    assert resolved.notifications == []  # pager no longer routed for a warning: still grouped
+    assert {g.group.channel: g.group for g in resolved.grouped}["pager"] == paged
+
+
 def test_a_grouped_notice_still_counts_as_told_for_repeats_and_resolves() -> None:
     r = Runner(make_config(route={"receivers": ["console"], "group_wait": "1m"}))
     r.run([finding(F.ANOMALY, key=ORDERS_ROWS)], T0)

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from driftguard.alerts.grouping import group_due, group_of, merge
+from driftguard.alerts.grouping import Grouping, group_due, group_of, merge
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.lifecycle import advance
 from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
@@ -38,6 +38,7 @@ from driftguard.model import (
     GroupedNotice,
     Notification,
     NotificationGroup,
+    Severity,
     Silence,
     Transition,
     utc,
@@ -146,14 +147,13 @@ def decide(
         if step.changed or planned:
             new_states.append(after)
             expected[finding.fingerprint] = previous.version if previous else 0
-        # A channel no longer routed (told that an incident it heard of ended) hears at once.
-        grouping = {r.channel: r.grouping for r in routed}
+        grouping = {r.channel: (r.grouping, labels) for r in routed}
         for p in planned:
-            how = grouping.get(p.channel)
+            how, as_labels = grouping.get(p.channel) or _heard_as(config, finding, source, p.channel)
             if how is None:
                 outbox.setdefault(p.channel, []).append(p)
             else:
-                group = group_of(how, p.channel, labels)
+                group = group_of(how, p.channel, as_labels)
                 waiting.setdefault(group.key, (group, []))[1].append(p)
     return Decision(
         states=new_states,
@@ -170,6 +170,20 @@ def decide(
         ],
         expired_silences=[expired[i] for i in sorted(expired)],
     )
+
+
+def _heard_as(
+    config: Config, finding: Finding, source: Source, channel: str
+) -> tuple[Grouping | None, Labels]:
+    """How a notice groups on a channel that routing no longer picks for the alert (it is told that
+    an incident it heard of ended, after the severity changed): as the route that reaches the
+    channel at another severity, the highest first; a channel no route reaches hears at once."""
+    for severity in sorted(Severity, key=lambda s: s.rank, reverse=True):
+        labels = Labels.of(finding.key, severity, source)
+        for r in routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval):
+            if r.channel == channel:
+                return r.grouping, labels
+    return None, Labels.of(finding.key, finding.severity, source)
 
 
 def _source_down(

@@ -7,7 +7,9 @@ sends one message per source and channel at once, as it always did.
 - Which group: one per route node that delivers the alert, channel, and values of the route's
   `group_by` labels (`group_of`). `group_by` left out groups by `source` (one group per source, as
   without grouping); `[]` puts all of the route's alerts in one group; `['...']` groups by every
-  label. A multi-valued label (`tag`) groups by all of its values together.
+  label. A multi-valued label (`tag`) groups by all of its values together. A resolved notice to a
+  channel that routing no longer picks for the alert (its severity changed since the channel heard
+  of it) groups as the route that reaches the channel at another severity, the highest first.
 - When a group is due (`due_at`): a group that was never notified, or whose last message is at
   least `group_interval` old, is new: it waits `group_wait` after its oldest waiting notice for more
   to join. A group notified less than `group_interval` ago sends its next message `group_interval`
