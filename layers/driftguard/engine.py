@@ -590,7 +590,7 @@ class Engine:
         is sent by whichever flusher claims it first."""
         now = utc(now or self._clock())
         for group in self.store.pending_groups():
-            parts = group.parts[: self.store.max_sealed_parts]
+            parts = alerts.sealable(group.parts, max_parts=self.store.max_sealed_parts)
             window = alerts.group_due(parts, group.last_notified)
             if window > now:
                 continue

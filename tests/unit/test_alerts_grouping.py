@@ -22,7 +22,7 @@ from test_alerts_fixtures import (
     make_config,
 )
 
-from driftguard.alerts import Labels, decide, group_due, merge
+from driftguard.alerts import Labels, decide, group_due, merge, sealable
 from driftguard.alerts.grouping import Grouping, due_at, group_labels, group_of
 from driftguard.alerts.routing import RoutedChannel, routes_of
 from driftguard.config import LABEL_NAMES, Config, Route
@@ -38,7 +38,7 @@ from driftguard.model import (
 )
 
 F = FindingStatus
-S30, M1, M5 = timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=5)
+SECOND, S30, M1, M5 = timedelta(seconds=1), timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=5)
 H4 = timedelta(hours=4)
 TWO_CHANNELS = ({"name": "slack", "type": "console"}, {"name": "mail", "type": "console"})
 
@@ -367,6 +367,15 @@ def test_the_latest_notice_of_an_alert_wins_within_a_window() -> None:
     merged = merge([resolved, fired], T0 + S30)
     assert [a.kind for a in merged.alerts] == [NoticeKind.RESOLVED]
     assert merged.title.startswith("[RESOLVED]") and merged.silence_hint == ""
+
+
+def test_one_message_takes_the_oldest_notices_within_the_stores_limits() -> None:
+    parts = [part(T0 + i * SECOND, keys=(ORDERS_ROWS, ORDERS_LAG)) for i in (3, 1, 2, 0)]
+    oldest_first = sorted(parts, key=lambda p: p.created_at)
+    assert sealable(parts, max_parts=10) == oldest_first
+    assert sealable(parts, max_parts=3) == oldest_first[:3]
+    assert sealable(parts, max_parts=10, max_notices=5) == oldest_first[:2]  # 2 notices each
+    assert sealable(parts, max_parts=10, max_notices=1) == oldest_first[:1]  # never none
 
 
 def test_notices_of_different_groups_or_none_are_not_merged() -> None:

@@ -216,3 +216,15 @@ def test_without_grouping_config_every_run_sends_at_once_as_before(tmp_path: Pat
     w.channels.take()
     assert w.flush(at=10 * MINUTE) == []
     w.store.close()
+
+
+def test_a_group_above_the_stores_seal_limit_sends_the_oldest_and_the_rest_an_interval_later(
+    world: World,
+) -> None:
+    world.store.max_sealed_parts = 2  # as DynamoDB's transaction limit does at 97
+    for i, source in enumerate(("orders", "billing", "stock")):
+        world.check(source, down=True, at=i * SECOND)
+    oldest = [("billing", ERROR), ("orders", ERROR)]
+    assert world.flush(at=MINUTE) == [("mail", oldest), ("slack", oldest)]
+    assert world.flush(at=6 * MINUTE - SECOND) == []
+    assert world.flush(at=6 * MINUTE) == [("mail", [("stock", ERROR)]), ("slack", [("stock", ERROR)])]

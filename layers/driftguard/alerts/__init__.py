@@ -22,7 +22,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from driftguard.alerts.grouping import Grouping, group_due, group_of, merge
+from driftguard.alerts.grouping import Grouping, group_due, group_of, merge, sealable
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.lifecycle import advance
 from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
@@ -56,6 +56,7 @@ __all__ = [
     "new_silence",
     "parse_matcher",
     "route",
+    "sealable",
     "silenced_by",
 ]
 

@@ -82,6 +82,27 @@ def group_due(parts: Sequence[GroupedNotice], last_notified: datetime | None) ->
     return due_at(oldest, last_notified, newest.group.wait, newest.group.interval)
 
 
+# The most notices one merged message carries: about 190 KB compressed with distinct values and
+# recent series (0.19 KiB a notice measured), well under a DynamoDB item's 400 KB.
+MAX_MERGED_NOTICES = 1000
+
+
+def sealable(
+    parts: Sequence[GroupedNotice], *, max_parts: int, max_notices: int = MAX_MERGED_NOTICES
+) -> list[GroupedNotice]:
+    """The oldest of a group's waiting notices that one message can carry (a store's transaction
+    and item limits); always at least one. The rest wait for the group's next message."""
+    ordered = sorted(parts, key=lambda p: (p.created_at, p.id))
+    taken: list[GroupedNotice] = []
+    count = 0
+    for part in ordered[:max_parts]:
+        count += len(part.notification.alerts)
+        if taken and count > max_notices:
+            break
+        taken.append(part)
+    return taken
+
+
 def merge(parts: Sequence[GroupedNotice], window: datetime) -> Notification:
     """The one message of a group's waiting notices for `window` (its due time)."""
     if not parts:
