@@ -479,7 +479,7 @@ class Engine:
             )
 
         quiet = decide([])
-        if not quiet.transitions and not quiet.notifications:
+        if not quiet.transitions and not quiet.notifications and not quiet.grouped:
             return quiet
         return decide(self.store.silences(active_at=at))
 

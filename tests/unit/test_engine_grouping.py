@@ -228,3 +228,49 @@ def test_a_group_above_the_stores_seal_limit_sends_the_oldest_and_the_rest_an_in
     assert world.flush(at=MINUTE) == [("mail", oldest), ("slack", oldest)]
     assert world.flush(at=6 * MINUTE - SECOND) == []
     assert world.flush(at=6 * MINUTE) == [("mail", [("stock", ERROR)]), ("slack", [("stock", ERROR)])]
+
+
+def test_a_silence_mutes_a_repeat_on_a_route_that_groups(tmp_path: Path) -> None:
+    """A repeat moves no state, so only the grouped notice says the silences must be read."""
+    from test_engine import CONFIG, RecordingSender, ScriptedCollector, hourly_history
+
+    from driftguard.alerts import new_silence
+    from driftguard.model import Matcher
+
+    config = parse_config(
+        CONFIG.replace("route: {receivers: [console]}", "route: {receivers: [console], group_by: [table]}")
+    )
+    store = SqliteStore(tmp_path / "state.db")
+    collector = ScriptedCollector([100, 2, 2, 2, 2, 2], history=hourly_history(24 * 21))
+    hour = timedelta(hours=1)
+    engine = Engine(
+        config,
+        store,
+        collector_factory=lambda *_: collector,
+        senders={"console": RecordingSender()},
+        clock=lambda: T0,
+    )
+    fired = [engine.check("shop", T0 + h * hour).grouped for h in range(2)][1]
+    assert [a.kind for g in fired for a in g.notification.alerts] == [NoticeKind.FIRING]
+    unsilenced = [engine.check("shop", T0 + h * hour).grouped for h in range(2, 6)]
+    assert [a.kind for g in unsilenced[-1] for a in g.notification.alerts] == [NoticeKind.REPEAT]  # 4h on
+
+    muted_collector = ScriptedCollector([2], history=hourly_history(24 * 21))
+    engine = Engine(
+        config,
+        store,
+        collector_factory=lambda *_: muted_collector,
+        senders={"console": RecordingSender()},
+        clock=lambda: T0,
+    )
+    store.put_silence(
+        new_silence(
+            [Matcher(label="table", value="orders")],
+            created_by="alice",
+            comment="migration",
+            now=T0,
+            duration=timedelta(days=1),
+        )
+    )
+    assert engine.check("shop", T0 + 9 * hour).grouped == []  # the next repeat is due, and muted
+    store.close()

@@ -129,10 +129,11 @@ def decide(
             muted.append(f"inhibited: source {source.name} is down ({down})")
         if step.transition is not None:
             transitions.append(step.transition.model_copy(update={"silenced_by": muted}))
-        routed = routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval)
+        routed = []
         if muted and not step.incident_ended:
             planned = []
         else:
+            routed = routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval)
             planned = plan_notices(
                 step,
                 finding,
