@@ -139,6 +139,7 @@ class RunOutcome:
             "findings": [f.model_dump(mode="json") for f in self.findings],
             "notifications": [n.model_dump(mode="json") for n in self.notifications],
             "deliveries": [d.model_dump(mode="json", exclude={"notification"}) for d in self.deliveries],
+            "grouped": [g.model_dump(mode="json") for g in self.grouped],
         }
 
 

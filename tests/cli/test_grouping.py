@@ -58,7 +58,9 @@ def test_flush_wait_sleeps_until_the_group_is_due(
     grouped_shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shop = grouped_shop
-    shop.cli("run")
+    report = shop.json("run", codes=(1,))
+    ((waiting,),) = [r["grouped"] for r in report["runs"]]
+    assert waiting["group"]["labels"] == {"owner": "data-team"} and report["grouped_deliveries"] == []
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:  # the clock moves as the process would have slept
