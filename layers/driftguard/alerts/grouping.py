@@ -10,15 +10,15 @@ sends one message per source and channel at once, as it always did.
   label. A multi-valued label (`tag`) groups by all of its values together. A resolved notice to a
   channel that routing no longer picks for the alert (its severity changed since the channel heard
   of it) groups as the route that reaches the channel at another severity, the highest first.
-- When a group is due (`due_at`): a group that was never notified, or whose last message is at
-  least `group_interval` old, is new: it waits `group_wait` after its oldest waiting notice for more
-  to join. A group notified less than `group_interval` ago sends its next message `group_interval`
+- When a group is due (`due_at`): a group that was never notified, or whose oldest waiting notice
+  came at least `group_interval` after its last message, is new: it waits `group_wait` after that
+  notice for more to join. A group notified less than `group_interval` ago sends its next message `group_interval`
   after the last one, never sooner. That time is the group's window: the merged message's id is
   derived from the group and the window only, so two flushers that read the same waiting group
   build the same message, and the delivery ledger sends it once.
-- What is sent (`merge`): one message per group and window with every waiting notice of the group,
-  newest first per alert: an alert that fired and resolved within one window is told once, as
-  resolved (Alertmanager sends an alert's current state too).
+- What is sent (`merge`): one message per group and window with the group's waiting notices (the
+  oldest that fit one message: `sealable`), the latest per alert: an alert that fired and resolved
+  within one window is told once, as resolved (Alertmanager sends an alert's current state too).
 """
 
 from __future__ import annotations
