@@ -477,8 +477,10 @@ def test_group_by_check_splits_one_sources_run_into_several_messages() -> None:
 
 
 def test_merged_message_is_a_plain_notification_for_the_channels() -> None:
-    merged = merge([part(T0)], T0 + S30)
-    assert (
-        isinstance(merged, Notification)
-        and Notification.model_validate_json(merged.model_dump_json()) == merged
-    )
+    from driftguard.notify.render import json_payload
+
+    one = part(T0)
+    merged = merge([one], T0 + S30)
+    assert Notification.model_validate_json(merged.model_dump_json()) == merged
+    assert json_payload(merged)["group"]["labels"] == {"table": "orders"}
+    assert "group" not in json_payload(one.notification)  # without grouping, the payload as it was

@@ -12,8 +12,8 @@ sends one message per source and channel at once, as it always did.
   of it) groups as the route that reaches the channel at another severity, the highest first.
 - When a group is due (`due_at`): a group that was never notified, or whose oldest waiting notice
   came at least `group_interval` after its last message, is new: it waits `group_wait` after that
-  notice for more to join. A group notified less than `group_interval` ago sends its next message `group_interval`
-  after the last one, never sooner. That time is the group's window: the merged message's id is
+  notice for more to join. Otherwise its next message goes `group_interval` after the last one,
+  never sooner. That time is the group's window: the merged message's id is
   derived from the group and the window only, so two flushers that read the same waiting group
   build the same message, and the delivery ledger sends it once.
 - What is sent (`merge`): one message per group and window with the group's waiting notices (the
