@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,8 @@ from test_alerts_fixtures import (
 from driftguard.alerts import Labels, decide, group_due, merge, sealable
 from driftguard.alerts.grouping import Grouping, due_at, group_labels, group_of
 from driftguard.alerts.routing import RoutedChannel, routes_of
-from driftguard.config import LABEL_NAMES, Config, Route
+from driftguard.config import LABEL_NAMES, Config, Route, load_config
+from driftguard.errors import ConfigError
 from driftguard.model import (
     CheckKey,
     CheckKind,
@@ -75,6 +77,20 @@ def test_grouping_config_is_refused_with_a_clear_reason(route: dict[str, Any], m
     with pytest.raises(ValidationError) as raised:
         make_config(route={"receivers": ["console"], **route})
     assert message in str(raised.value)
+
+
+def test_a_grouping_mistake_in_a_file_names_its_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "driftguard.yaml"
+    path.write_text(
+        "channels:\n  - {name: c, type: console}\nroute:\n  receivers: [c]\n  routes:\n"
+        "    - receivers: [c]\n      group_by: [tabel]\n      group_wait: soon\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert f"{path}:7: route.routes[0].group_by: 'tabel' is not a label to group by" in message
+    assert f"{path}:8: route.routes[0].group_wait: 'soon' is not a duration" in message
 
 
 @pytest.mark.parametrize(("written", "seconds"), [("0s", 0), (0, 0), ("0", None), ("45s", 45), ("2m", 120)])
