@@ -4,6 +4,7 @@ they are due, `flush` sends them once, `flush --wait` waits for them."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,3 +73,22 @@ def test_flush_wait_sleeps_until_the_group_is_due(
     assert result.exit_code == 0, result.output
     assert slept == [300.0] and len(notices(shop)) == 1  # 11:05 -> 11:10
     assert "sent to audit" in result.stdout
+
+
+def test_the_init_starters_grouping_lines_are_valid_once_uncommented(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from driftguard.cli.monitor import init
+    from driftguard.config import parse_config
+
+    path = tmp_path / "driftguard.yaml"
+    assert CliRunner().invoke(init, [str(path)]).exit_code == 0
+    text = path.read_text(encoding="utf-8")
+    assert parse_config(text).route.group_by is None  # commented out: no grouping by default
+    uncommented = re.sub(r"^  # (group_\w+: )", r"  \1", text, flags=re.MULTILINE)
+    route = parse_config(uncommented).route
+    assert (route.group_by, route.group_wait, route.group_interval) == (
+        ["owner"],
+        timedelta(seconds=30),
+        timedelta(minutes=5),
+    )
