@@ -19,6 +19,9 @@ Failure semantics (nothing is lost):
   senders (threads, concurrent CLI processes, a run after a crash) send it at most once. A claim of
   a process that died (kill -9 between claim and mark) is taken over by the next sender on the
   same host at once, and by any sender when its lease expires.
+- notices of routes that group (group_by, group_wait, group_interval) are committed to wait for
+  their group instead of the outbox; `flush_groups` seals each due group into one outbox message
+  (once, whoever else flushes) and delivers it through the same ledger.
 """
 
 from __future__ import annotations
