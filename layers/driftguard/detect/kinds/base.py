@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from driftguard.config import Config, DetectionOverrides, DetectionSettings, Source, TableChecks
-from driftguard.detect.base import HistoryReader, SchemaBaselineReader
+from driftguard.detect.base import HistoryReader, SchemaBaselineReader, ValuesReader, values_of
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS
 from driftguard.detect.strategy import Judgement, Strategy
 from driftguard.model import (
@@ -79,12 +79,14 @@ class Run:
         snapshot: Snapshot,
         history: HistoryReader,
         schema_baseline: SchemaBaselineReader,
+        values: ValuesReader | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.snapshot = snapshot
         self.at = snapshot.scheduled_time
         self.history = history
+        self.values = values or values_of(history)
         self.schema_baseline = schema_baseline
         self.run_period = config.schedule_of(source).period
         self.judged: list[Judged] = []
@@ -109,6 +111,12 @@ class Run:
     ) -> Judgement:
         past = self.history(key, at, history_limit(settings, period, cap)) + (earlier or [])
         return strategy.judge(past, at, value, settings)
+
+    def history_values(
+        self, key: CheckKey, at: datetime, settings: DetectionSettings, period: timedelta, cap: int
+    ) -> list[float]:
+        """The values of the series window `judge_series` would read, as a column."""
+        return self.values(key, at, history_limit(settings, period, cap))
 
     def add(self, judged: Judged) -> None:
         self.judged.append(judged)
