@@ -302,6 +302,16 @@ def stored_point(key: CheckKey, ts: datetime, value: float, label: PointLabel) -
     return point
 
 
+def trusted_point(
+    key: CheckKey, ts: datetime, value: float, label: PointLabel = PointLabel.NONE
+) -> MetricPoint:
+    """A point built from parts already of its field types (a CheckKey, a datetime, a number), as
+    a backfill turns a table's history into points: the same point `MetricPoint(...)` validates
+    (the time made UTC, the number a float), at a fraction of the cost (a first run builds one per
+    backfilled period and arrival: 420,000 for 500 tables of five weeks)."""
+    return stored_point(key, utc(ts), float(value), label)
+
+
 # --------------------------------------------------------------------------- decisions
 
 

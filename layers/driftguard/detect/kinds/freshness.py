@@ -24,6 +24,7 @@ from driftguard.model import (
     Severity,
     TableHistory,
     TableSnapshot,
+    trusted_point,
 )
 
 LAST_MODIFIED = "last_modified"
@@ -85,7 +86,7 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         self, key_of: KeyOf, check: FreshnessCheck, history: TableHistory, until: datetime
     ) -> list[MetricPoint]:
         key = key_of(self.kind, LAST_MODIFIED, None)
-        return [MetricPoint(key=key, ts=t, value=t.timestamp()) for t in history.update_times if t < until]
+        return [trusted_point(key, t, t.timestamp()) for t in history.update_times if t < until]
 
 
 def _apply_max_age(judgement: Judgement, check: FreshnessCheck) -> Judgement:
