@@ -38,7 +38,7 @@ def check_keys(source: str, cfg: TableConfig) -> list[tuple[CheckKey, Severity]]
 
 
 def _judge_table(run: Run, cfg: TableConfig) -> None:
-    snap = run.snapshot.table(cfg.name)
+    snap = run.table(cfg.name)
     if snap is None or snap.error:
         what = (
             f"collecting {cfg.name} failed ({snap.error_kind or 'error'}): {snap.error}"

@@ -91,12 +91,26 @@ class Run:
         self.run_period = config.schedule_of(source).period
         self.judged: list[Judged] = []
         self.baselines: list[SchemaBaseline] = []
+        # Asked once per table and check: index them once (a source may have hundreds of tables).
+        self._tables: dict[str, TableSnapshot] = {}
+        for table in snapshot.tables:
+            self._tables.setdefault(table.table, table)  # the first, as Snapshot.table answers
+        self._settings: dict[DetectionOverrides, DetectionSettings] = {}
 
     def key(self, table: str, check: CheckKind, metric: str, column: str | None = None) -> CheckKey:
         return CheckKey(source=self.source.name, table=table, check=check, metric=metric, column=column)
 
+    def table(self, name: str) -> TableSnapshot | None:
+        """`snapshot.table(name)`, from the run's index."""
+        return self._tables.get(name)
+
     def settings(self, overrides: DetectionOverrides) -> DetectionSettings:
-        return self.config.detection_for(self.source, overrides)
+        """The source's settings with `overrides` applied, worked out once per distinct overrides
+        in a run (each takes two model copies, and most checks have the same, empty, overrides)."""
+        settings = self._settings.get(overrides)
+        if settings is None:
+            settings = self._settings[overrides] = self.config.detection_for(self.source, overrides)
+        return settings
 
     def judge_series(
         self,
