@@ -232,12 +232,15 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@cache
 def _plan_index() -> str | None:
     """The schedule plan shipped beside the config (CheckEnvironment.plan_file), or None without one."""
     name = CheckEnvironment.from_environ().plan_file
-    if not name:
-        return None
+    return _read_plan(name) if name else None
+
+
+@cache
+def _read_plan(name: str) -> str:
+    """Read once per container (by name: a process that runs several deployments reads each)."""
     return _config_path(name).read_text(encoding="utf-8")
 
 
