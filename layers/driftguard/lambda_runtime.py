@@ -87,7 +87,7 @@ SLICE_CACHE_SIZE = 8
 class ConfigSlices:
     """The compiled config's per-source slices, one file per source (`folder`/NAME.json, written at
     synth by infra: `driftguard.config.compile_source`). A check reads only its source's file, so its
-    memory does not grow with the fleet: at 10,000 sources x 20 tables the whole config took 1.5 GB
+    memory does not grow with the fleet: at 10,000 sources x 20 tables the whole config took 1.6 GB
     (bench/README.md, Function memory)."""
 
     folder: Path
