@@ -158,8 +158,12 @@ def test_fleet_quick() -> None:
 
 @pytest.mark.slow
 def test_memory_quick() -> None:
-    figures = assert_well_formed(memory.run(quick=True), tables=1)
+    figures = assert_well_formed(memory.run(quick=True), tables=2)
     assert not figures["problems"]
+    peaks = {row[0].split(":")[0]: row[1] for row in figures["tables"][0]["rows"]}
+    one, many = (row[1] for row in figures["tables"][0]["rows"] if row[0].startswith("check, as shipped"))
+    assert one < peaks["before slices"]  # a check reads its source's slice, not the fleet's config
+    assert many - one < 5  # 200 sources' slices in turn: the container keeps only the last few
 
 
 # --------------------------------------------------------------------------- the runner
