@@ -252,7 +252,11 @@ def test_a_datetime_with_its_own_zone_is_read_as_the_same_instant(db: Db) -> Non
 
 def test_backfill_counts_complete_periods_from_the_first_row_on_datetime_and_date_columns(db: Db) -> None:
     create_orders(db, rows=30)  # 07:10 ... 12:00
-    checks = {"freshness": {"column": "created_at"}, "volume": {"column": "created_at", "period": "1h"}}
+    checks = {
+        "freshness": {"column": "created_at"},
+        "volume": {"column": "created_at", "period": "1h"},
+        "columns": [{"name": "amount", "metrics": ["null_rate", "mean", "max"]}],
+    }
     src = db.source([{"name": "orders", "checks": checks}])
     with Collector(src, statement_timeout=TIMEOUT) as collector:
         history = collector.backfill(src.tables[0], since=NOW - timedelta(days=1), until=NOW)
@@ -264,6 +268,11 @@ def test_backfill_counts_complete_periods_from_the_first_row_on_datetime_and_dat
         (11, 6),
     ]
     assert history.update_times[-1] == NOW - timedelta(minutes=10)
+    # column metrics per period from one GROUP BY: 11:00 holds orders 1 ... 6, order 5's amount NULL
+    last = history.profiles[-1]
+    assert (last.column, last.period_start.hour, last.row_count, last.null_count) == ("amount", 11, 6, 1)
+    assert (last.mean, last.max) == (pytest.approx((1 + 2 + 3 + 4 + 6) / 5), 6.0)
+    assert [p.period_start.hour for p in history.profiles] == [7, 8, 9, 10, 11]
     by_day = {"volume": {"column": "day", "period": "1d"}}
     src = db.source([{"name": "orders", "checks": by_day}])
     with Collector(src, statement_timeout=TIMEOUT) as collector:
@@ -332,3 +341,25 @@ def test_a_user_whose_profile_drops_the_timeout_is_refused_before_any_query(db: 
     )
     with pytest.raises(ConfigError, match=r"source ch: the server does not apply .*max_execution_time"):
         collect(limited)
+
+
+def test_aggregates_over_no_rows_are_null_as_in_sql_not_clickhouses_defaults(db: Db) -> None:
+    # ClickHouse's own max() of an empty DateTime column is 1970-01-01, min() of a String '' and
+    # avg() nan; DriftGuard must see "no rows", not a 56-year-old table or a value of ''.
+    db.execute(f"CREATE TABLE `{db.name}`.empty (at DateTime, name String, n Float64) ENGINE = Memory")
+    create_orders(db, rows=3)  # 11:40 ... 12:00: the hour to 14:00 has no rows
+    metrics = ["null_rate", "distinct_count", "min", "max", "mean"]
+    checks = {"freshness": {"column": "at"}, "volume": True}
+    empty = only_table(collect(db.source([{"name": "empty", "checks": checks}])))
+    assert empty.error is None, empty.error
+    assert (empty.last_modified, empty.row_count) == (None, 0)
+    quiet = {
+        "volume": {"column": "created_at", "period": "1h"},
+        "columns": [{"name": "name", "metrics": metrics[:4]}, {"name": "id", "metrics": metrics}],
+    }
+    table = only_table(collect(db.source([{"name": "orders", "checks": quiet}]), at=NOW + timedelta(hours=2)))
+    assert table.error is None, table.error
+    assert table.row_count == 0
+    for profile in table.profiles or []:
+        assert (profile.row_count, profile.distinct_count, profile.min, profile.max) == (0, 0, None, None)
+        assert profile.mean is None and not profile.errors

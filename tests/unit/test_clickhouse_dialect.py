@@ -100,6 +100,26 @@ def test_the_dialect_quotes_every_identifier_with_backticks_and_has_no_boolean_l
     assert rules_for(clickhouse.ClickhouseDialect()).name == "clickhouse"
 
 
+def test_aggregates_take_nullable_arguments_so_that_no_rows_give_null() -> None:
+    table = sa.table("t", sa.column("x"))
+    text = compiled(
+        sa.select(
+            sa.func.max(table.c.x),
+            sa.func.min(table.c.x),
+            sa.func.avg(table.c.x),
+            sa.func.sum(table.c.x),
+            sa.func.count(),
+            sa.func.count(table.c.x),
+            sa.func.count(sa.distinct(table.c.x)),
+        )
+    )
+    assert text.startswith(
+        "SELECT max(toNullable(`t`.`x`)) AS `max_1`, min(toNullable(`t`.`x`)) AS `min_1`, "
+        "avg(toNullable(`t`.`x`)) AS `avg_1`, sum(toNullable(`t`.`x`)) AS `sum_1`, count(*) AS `count_1`, "
+        "count(`t`.`x`) AS `count_2`, ifNull(count(DISTINCT `t`.`x`), 0) AS `count_3`"
+    )
+
+
 def test_periods_are_bucketed_in_integer_epoch_seconds_and_compared_with_instants() -> None:
     rules = ClickhouseRules()
     column = sa.column("ts")

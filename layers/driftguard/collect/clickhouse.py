@@ -234,7 +234,10 @@ class Cursor:
         if parameters is not None and not isinstance(parameters, Mapping) and len(parameters) > 0:
             raise ProgrammingError("clickhouse: positional parameters are not supported (pyformat only)")
         rows, columns = self.connection.execute(operation, params)
-        self.description = [(name, type_name, None, None, None, None, None) for name, type_name in columns]
+        # None for a statement without a result set (PEP 249), so SQLAlchemy sees no rows to read
+        self.description = [
+            (name, type_name, None, None, None, None, None) for name, type_name in columns
+        ] or None
         zoned = [i for i, (_, type_name) in enumerate(columns) if _is_datetime_type(type_name)]
         if zoned and rows:
             rows = [self._in_utc(row, zoned) for row in rows]
@@ -317,6 +320,24 @@ class ClickhouseCompiler(compiler.SQLCompiler):
         elif select._offset_clause is not None:
             raise sa.exc.CompileError("clickhouse: OFFSET needs a LIMIT")
         return text
+
+    # Over no rows ClickHouse's aggregates return their type's default (max of a DateTime is 1970,
+    # min of a String '', avg nan) where SQL returns NULL; over a Nullable argument they return NULL.
+    # So their arguments are made Nullable, and count(DISTINCT) of a Nullable (NULL over no rows)
+    # is made 0 again.
+    def _over_nullable(self, fn: Any, **kw: Any) -> str:
+        args = ", ".join(f"toNullable({self.process(arg, **kw)})" for arg in fn.clauses)
+        return f"{fn.name}({args})"
+
+    visit_max_func = _over_nullable
+    visit_min_func = _over_nullable
+    visit_avg_func = _over_nullable
+    visit_sum_func = _over_nullable
+
+    def visit_count_func(self, fn: Any, **kw: Any) -> str:
+        spec = self.function_argspec(fn, **kw)
+        text = f"count{spec}"
+        return f"ifNull({text}, 0)" if spec.lstrip("(").startswith("DISTINCT ") else text
 
     def visit_true(self, expr: Any, **kw: Any) -> str:
         return "1"
