@@ -163,7 +163,7 @@ def test_naive_datetimes_are_read_in_the_servers_zone_and_every_query_is_read_on
         [(winter, datetime(2026, 1, 15, 21, 0, tzinfo=UTC), winter.date(), None)],
         [("a", "DateTime"), ("b", "DateTime('UTC')"), ("c", "Date"), ("d", "Nullable(DateTime)")],
     )
-    connection = clickhouse.Connection(client, send_receive_timeout=10)
+    connection = clickhouse.Connection(client)
     cursor = connection.cursor()
     cursor.execute("SELECT 1")
     assert client.sent[-1] == ("SELECT 1", None, {"readonly": 1})

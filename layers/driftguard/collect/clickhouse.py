@@ -24,7 +24,11 @@ session if the server did not apply them.
 
 Values of DateTime columns come back as aware UTC datetimes, whatever the server's or this
 process's time zone: the driver returns naive wall-clock times in the server's zone for a DateTime
-without a zone of its own, which the adapter localises before converting.
+without a zone of its own, which the adapter localises before converting. On a server whose zone
+has summer time, a value in the hour that repeats when it ends reads as the first of the two (an
+hour early at most, one hour a year; a server in UTC has none). Period buckets and their latest
+times do not take this path: SQL turns them into epoch seconds. A statement timeout is sent in
+whole seconds (rounded up), as max_execution_time takes them on older servers.
 """
 
 from __future__ import annotations
@@ -101,8 +105,8 @@ _REFUSED = (
     "changing settings (readonly=0; DriftGuard sends readonly=1 with every query itself)"
 )
 
-# clickhouse-driver's client-side error codes for a lost or refused connection
-NETWORK_CODES = frozenset({32, 209, 210})  # read after EOF, socket timeout, network error
+# clickhouse-driver's client-side error codes: read after EOF, socket timeout, refused or lost connection
+NETWORK_CODES = frozenset({32, 209, 210})
 
 
 def _wrapped(error: Exception) -> Error:
@@ -121,21 +125,20 @@ def _wrapped(error: Exception) -> Error:
 class Connection:
     """One TCP connection to a ClickHouse server (clickhouse_driver.Client connects on demand)."""
 
-    def __init__(self, client: Any, send_receive_timeout: float) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
         self.settings: dict[str, Any] = {"readonly": 1}
-        self._read_timeout = send_receive_timeout
         self._server_zone: ZoneInfo | None = None
 
     def set_statement_timeout(self, timeout: timedelta) -> None:
         """Bound every later query of this connection on the server, and its socket reads a little
         past that."""
         self.settings = {"readonly": 1, "max_execution_time": max(1, math.ceil(timeout.total_seconds()))}
-        self._read_timeout = (timeout + SOCKET_GRACE).total_seconds()
+        read_seconds = (timeout + SOCKET_GRACE).total_seconds()
         connection = self._client.connection
-        connection.send_receive_timeout = self._read_timeout
+        connection.send_receive_timeout = read_seconds
         if getattr(connection, "connected", False) and connection.socket is not None:
-            connection.socket.settimeout(self._read_timeout)
+            connection.socket.settimeout(read_seconds)
 
     def server_zone(self) -> ZoneInfo:
         if self._server_zone is None:
@@ -198,7 +201,7 @@ def connect(
         client_name="driftguard",
         settings={"readonly": 1},
     )
-    connection = Connection(client, connect_timeout)
+    connection = Connection(client)
     try:
         client.connection.connect()
     except Exception as e:
