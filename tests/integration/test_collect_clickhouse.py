@@ -363,3 +363,15 @@ def test_aggregates_over_no_rows_are_null_as_in_sql_not_clickhouses_defaults(db:
     for profile in table.profiles or []:
         assert (profile.row_count, profile.distinct_count, profile.min, profile.max) == (0, 0, None, None)
         assert profile.mean is None and not profile.errors
+
+
+def test_test_connection_reaches_logs_in_and_names_a_missing_table(db: Db) -> None:
+    from driftguard.cli.connection import test_source
+    from driftguard.config import Config
+
+    create_orders(db, rows=3)
+    src = db.source([{"name": "orders"}, {"name": "gone`"}])
+    report = test_source(Config.model_validate({"sources": [src.model_dump(by_alias=True)]}), src)
+    steps = {step.name: step for step in report.steps}
+    assert [steps[n].ok for n in ("credentials", "connect", "table orders")] == [True, True, True]
+    assert not steps["table gone`"].ok and "doesn't exist" in steps["table gone`"].detail
