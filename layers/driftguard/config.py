@@ -574,13 +574,14 @@ class Connection(Strict):
         return _reject_inline_secrets(data, "password")
 
 
-SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb"]
+SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb", "clickhouse"]
 FILE_KINDS = ("sqlite", "duckdb")  # sources that are a database file: connection.path
-_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb"]] = {
+_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb", "clickhouse"]] = {
     "postgres": "postgresql",
     "mysql": "mysql",
     "sqlite": "sqlite",
     "duckdb": "duckdb",
+    "clickhouse": "clickhouse",
 }
 
 
@@ -660,7 +661,9 @@ class Source(Strict):
 
     @property
     def default_port(self) -> int | None:
-        return {"postgres": 5432, "mysql": 3306}.get(self.kind)
+        return {"postgres": 5432, "mysql": 3306, "clickhouse": 9000}.get(
+            self.kind
+        )  # ClickHouse: native protocol
 
 
 # --------------------------------------------------------------------------- channels and routes
