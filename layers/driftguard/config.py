@@ -442,16 +442,63 @@ class TableChecks(Strict):
         return None
 
 
+MAX_SEGMENT_LIMIT = 1000
+
+
+def _one_or_two_columns(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+def _column_allowed(schema: dict[str, Any]) -> None:
+    """The JSON Schema of `segment_by`, which also takes one column name as a string."""
+    schema.setdefault("anyOf", []).append({"type": "string"})
+
+
 class TableConfig(Strict):
     name: str = Field(min_length=1, max_length=128)
     schema_: str | None = Field(default=None, alias="schema", description="database schema (namespace)")
     checks: TableChecks = Field(
         default_factory=lambda: TableChecks.model_validate({"volume": {}, "schema": {}})
     )
+    segment_by: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] | None,
+        BeforeValidator(_one_or_two_columns),
+    ] = Field(
+        default=None,
+        description="a column (or a list of two, combined) whose values split volume, freshness and "
+        "column metrics into one series per value (segment), each with its own baseline and alerts",
+        json_schema_extra=_column_allowed,
+    )
+    segment_limit: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_SEGMENT_LIMIT,
+        description="segments judged on their own per run: the most rows in the volume period; the "
+        "rest are one 'other' segment",
+    )
 
     @property
     def db_schema(self) -> str | None:
         return self.schema_
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> TableConfig:
+        if self.segment_by is None:
+            return self
+        columns = self.segment_by
+        if not 1 <= len(columns) <= 2:
+            raise ValueError(
+                f"segment_by takes one column or a list of two, not {len(columns)}; e.g. segment_by: country"
+            )
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"segment_by names {columns[0]!r} twice; give two different columns")
+        volume = self.checks.volume
+        if volume is None or volume.column is None:
+            raise ValueError(
+                "segment_by ranks segments by their rows per volume period: add checks.volume with a "
+                "timestamp column, e.g. volume: {column: created_at}"
+            )
+        return self
 
 
 class SqlCheck(Strict):

@@ -16,6 +16,7 @@ from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
 from driftguard.collect.periods import complete_period_starts
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
+from driftguard.collect.segments import KnownSegments, SegmentCollection, no_known_segments
 from driftguard.collect.session import SourceSession
 from driftguard.collect.sql_checks import interpret_metric, interpret_result
 from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
@@ -65,6 +66,7 @@ class Collector:
         self._lease = lease_pool(source, resolver=secrets or SecretResolver())
         self._session: SourceSession | None = None
         self._backfill_catalog: Catalog | None = None
+        self._segments: tuple[KnownSegments, timedelta | None] = (no_known_segments, None)
 
     def __enter__(self) -> Collector:
         return self
@@ -95,13 +97,20 @@ class Collector:
     # ------------------------------------------------------------------ collect
 
     def collect(
-        self, scheduled_time: datetime, last_reads: Callable[[str], LastRead | None] | None = None
+        self,
+        scheduled_time: datetime,
+        last_reads: Callable[[str], LastRead | None] | None = None,
+        known_segments: KnownSegments | None = None,
+        segment_backfill: timedelta | None = None,
     ) -> Snapshot:
         """Every configured table and custom SQL check at `scheduled_time`.
 
         `last_reads(table name)` gives a table's last full read; it is asked only about tables whose
         engine keeps write counters, and one whose counters have not moved since keeps that read's
         freshness and row count (collect.changes).
+        `known_segments(table name)` gives the segments a segmented table had before (a known one
+        without rows is reported missing); a segment not among them is new, and is backfilled over
+        `segment_backfill` (the training window) when that is given.
         Table and check failures are recorded in the snapshot; source-level failures raise."""
         started = time.perf_counter()
         collected_at = utcnow()
@@ -111,6 +120,7 @@ class Collector:
         trips_before = 0 if first_use else session.round_trips
         scheduled_time = utc(scheduled_time)
         try:
+            self._segments = (known_segments or no_known_segments, segment_backfill)
             tables = self._collect_tables(scheduled_time, last_reads or _no_last_read)
             results, errors = self._run_sql_checks()
             metrics = self._run_sql_metrics(errors)
@@ -275,10 +285,16 @@ class Collector:
             if query.statement is not None:
                 row = dict(session.execute(query.statement, where=target.where).mappings().one())
             fields = query.fields(row)
-            if table.checks.columns:
-                fields["profiles"] = ColumnMetrics(target, session.rules).collect(
-                    scheduled_time, lambda statement: session.execute(statement, where=where).fetchall()
-                )
+
+            def run(statement: sa.Executable) -> Sequence[Any]:
+                return session.execute(statement, where=where).fetchall()
+
+            if table.segment_by is not None:  # volume, freshness and column metrics per segment
+                known, window = self._segments
+                segments = SegmentCollection(target, session.rules, scheduled_time, known(table.name), window)
+                fields["segments"] = segments.collect(run)
+            elif table.checks.columns:
+                fields["profiles"] = ColumnMetrics(target, session.rules).collect(scheduled_time, run)
         except SourceUnavailable:
             raise
         except DriftGuardError as e:

@@ -17,6 +17,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from driftguard.config import Config, DetectionOverrides, DetectionSettings, Source, TableChecks
 from driftguard.detect.base import HistoryReader, SchemaBaselineReader
+from driftguard.detect.explain import number
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS
 from driftguard.detect.strategy import Judgement, Strategy
 from driftguard.model import (
@@ -28,6 +29,7 @@ from driftguard.model import (
     MetricPoint,
     PointLabel,
     SchemaBaseline,
+    SegmentSnapshot,
     Severity,
     Snapshot,
     TableHistory,
@@ -68,6 +70,23 @@ def labelled(point: MetricPoint, status: FindingStatus) -> MetricPoint:
     )
 
 
+def segment_name(segment: SegmentSnapshot) -> str:
+    """A segment as explanations name it; `(other)` says what it sums."""
+    if segment.folded is not None:
+        return f"{segment.segment} ({number(segment.folded)} segments beyond the segment_limit)"
+    return segment.segment
+
+
+def first_sight_points(
+    run: Run, key: CheckKey, before: datetime, history: list[tuple[datetime, float]], limit: int
+) -> list[MetricPoint]:
+    """A segment's backfilled past as points of `key`, when the series has none yet (its first
+    run): they are stored with the run and the latest value is judged against them."""
+    if not history or run.history(key, before, 1):
+        return []
+    return [MetricPoint(key=key, ts=ts, value=value) for ts, value in history if ts < before][-limit:]
+
+
 class Run:
     """One snapshot being judged: what every kind reads (config, history, baselines) and the
     findings, points and learned schemas it adds."""
@@ -90,8 +109,21 @@ class Run:
         self.judged: list[Judged] = []
         self.baselines: list[SchemaBaseline] = []
 
-    def key(self, table: str, check: CheckKind, metric: str, column: str | None = None) -> CheckKey:
-        return CheckKey(source=self.source.name, table=table, check=check, metric=metric, column=column)
+    def key(
+        self,
+        table: str,
+        check: CheckKind,
+        metric: str,
+        column: str | None = None,
+        segment: str | None = None,
+    ) -> CheckKey:
+        return CheckKey(
+            source=self.source.name, table=table, check=check, metric=metric, column=column, segment=segment
+        )
+
+    def segmented(self, table: str) -> bool:
+        """Whether `table` is judged per segment (tables[].segment_by)."""
+        return any(t.name == table and t.segment_by is not None for t in self.source.tables)
 
     def settings(self, overrides: DetectionOverrides) -> DetectionSettings:
         return self.config.detection_for(self.source, overrides)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from driftguard.config import ColumnCheck, TableChecks
 from driftguard.detect.explain import explanation, number, series_reason
 from driftguard.detect.freshness import describe_seconds
-from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind
+from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind, segment_name
 from driftguard.detect.seasonal import SeasonalStrategy
 from driftguard.model import (
     CheckKey,
@@ -23,6 +23,7 @@ from driftguard.model import (
     Finding,
     FindingStatus,
     MetricPoint,
+    SegmentSnapshot,
     Severity,
     TableHistory,
     TableSnapshot,
@@ -46,17 +47,37 @@ class Column(TableCheckKind[ColumnCheck]):
         return [(key_of(self.kind, metric, check.name), check.severity) for metric in check.metrics]
 
     def judge(self, run: Run, table: str, check: ColumnCheck, snap: TableSnapshot) -> None:
+        if not run.segmented(table):
+            profile = next((p for p in snap.profiles or [] if p.column == check.name), None)
+            self._judge(run, table, check, profile, None)
+            return
+        for segment in snap.segments or []:
+            if segment.present:
+                profile = next((p for p in segment.profiles or [] if p.column == check.name), None)
+                self._judge(run, table, check, profile, segment)
+
+    def _judge(
+        self,
+        run: Run,
+        table: str,
+        check: ColumnCheck,
+        profile: ColumnProfile | None,
+        segment: SegmentSnapshot | None,
+    ) -> None:
         settings = run.settings(check.detection)
-        profile = next((p for p in snap.profiles or [] if p.column == check.name), None)
         period = _period(run, table, profile)
+        name_of_segment = segment.segment if segment is not None else None
+        where = table if segment is None else f"{table} segment {segment_name(segment)}"
         for metric in check.metrics:
             if profile is not None and metric in profile.errors:
-                key = run.key(table, self.kind, metric, check.name)
+                key = run.key(table, self.kind, metric, check.name, name_of_segment)
                 run.status(key, FindingStatus.ERROR, check.severity, profile.errors[metric])
                 continue
             for name, value in _metric_values(metric, profile):
-                key = run.key(table, self.kind, name, check.name)
-                subject = f"{table}.{check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
+                key = run.key(table, self.kind, name, check.name, name_of_segment)
+                subject = f"{where}: {check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
+                if segment is None:
+                    subject = f"{table}.{check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
                 if profile is None or profile.row_count == 0 or value is None:
                     why = "has no rows to profile" if profile is not None else "was not profiled"
                     run.status(
