@@ -1,0 +1,236 @@
+"""Segments (`tables[].segment_by`): config validation, the cap and the (other) segment, missing
+segments, one notification for many segment alerts, and the DynamoDB item sizes at the cap.
+
+The collection runs against a SQLite file (real SQL, no server); detection and the alert decision
+are the engine's own."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftguard.collect.connect import dispose_engines
+from driftguard.config import Config, parse_config
+from driftguard.engine import Engine
+from driftguard.errors import ConfigError
+from driftguard.model import CheckKind, FindingStatus, Severity
+from driftguard.store.dynamodb import _compress
+from driftguard.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+ITEM_LIMIT = 400 * 1024  # DynamoDB's item size limit
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_cache() -> Iterator[None]:
+    yield
+    dispose_engines()
+
+
+def table_yaml(extra: str) -> str:
+    return f"""
+sources:
+  - name: shop
+    kind: sqlite
+    connection: {{path: shop.db}}
+    tables:
+      - name: orders
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "        segment_by: [a, b, c]\n        checks: {volume: {column: at}}",
+            "segment_by takes one column or a list of two, not 3",
+        ),
+        ("        segment_by: [a, a]\n        checks: {volume: {column: at}}", "names 'a' twice"),
+        (
+            "        segment_by: country\n        checks: {freshness: {column: at}}",
+            "add checks.volume with a",
+        ),
+        ("        segment_by: country\n        checks: {volume: {}}", "add checks.volume with a"),
+        (
+            "        segment_by: country\n        segment_limit: 0\n        checks: {volume: {column: at}}",
+            "segment_limit: Input should be greater than or equal to 1",
+        ),
+        ("        segment_by: {country: 1}\n        checks: {volume: {column: at}}", "segment_by"),
+    ],
+)
+def test_bad_segment_settings_are_refused_at_load_with_file_and_line(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(table_yaml(extra), "driftguard.yml")
+    text = str(raised.value)
+    assert "driftguard.yml:" in text and message in text, text
+
+
+def test_segment_by_takes_one_column_or_two() -> None:
+    one = parse_config(table_yaml("        segment_by: country\n        checks: {volume: {column: at}}"))
+    assert one.sources[0].tables[0].segment_by == ("country",)
+    assert one.sources[0].tables[0].segment_limit == 100
+    two = parse_config(
+        table_yaml("        segment_by: [country, device]\n        checks: {volume: {column: at}}")
+    )
+    assert two.sources[0].tables[0].segment_by == ("country", "device")
+
+
+def make_orders(path: Path, rate: dict[str, int], hours: int, start: datetime) -> None:
+    """`rate[segment]` rows per hour of each of `hours` hours from `start` (ISO text times)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table if not exists orders (at text, country text, amount real)")
+        rows = [
+            ((start + timedelta(hours=h, seconds=i * 3000 // n)).strftime("%Y-%m-%d %H:%M:%S"), c, 1.0 + i)
+            for h in range(hours)
+            for c, n in rate.items()
+            for i in range(n)
+        ]
+        conn.executemany("insert into orders values (?, ?, ?)", rows)
+
+
+def config_for(tmp_path: Path, *, limit: int, columns: bool = False) -> Config:
+    checks: dict[str, Any] = {"volume": {"column": "at", "period": "1h"}, "freshness": {"column": "at"}}
+    if columns:
+        checks["columns"] = [{"name": "amount", "metrics": ["null_rate", "mean"]}]
+    return Config.model_validate(
+        {
+            "sources": [
+                {
+                    "name": "shop",
+                    "kind": "sqlite",
+                    "connection": {"path": str(tmp_path / "shop.db")},
+                    "schedule": {"rate": "1h"},
+                    "tables": [
+                        {"name": "orders", "segment_by": "country", "segment_limit": limit, "checks": checks}
+                    ],
+                }
+            ],
+            "channels": [{"name": "file", "type": "file", "path": str(tmp_path / "sent.jsonl")}],
+            "route": {"receivers": ["file"]},
+        }
+    )
+
+
+def test_the_cap_keeps_the_largest_segments_and_sums_the_rest_as_other(tmp_path: Path) -> None:
+    rate = {f"c{i:03d}": 1 + i % 7 + (20 if i < 3 else 0) for i in range(12)}
+    make_orders(tmp_path / "shop.db", rate, 48, NOW - timedelta(hours=48))
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        outcome = Engine(config_for(tmp_path, limit=5), store).check("shop", NOW)
+    finally:
+        store.close()
+    assert outcome.snapshot is not None
+    segments = outcome.snapshot.tables[0].segments or []
+    ranked = sorted(rate, key=lambda c: (-rate[c], f"country={c}"))
+    assert [s.segment for s in segments[:5]] == [f"country={c}" for c in ranked[:5]]
+    other = segments[5]
+    assert (other.segment, other.folded) == ("(other)", 7)
+    assert other.row_count == sum(rate[c] for c in ranked[5:])
+    assert len(segments) == 6
+    volume = {f.key.segment for f in outcome.findings if f.key.check == CheckKind.VOLUME}
+    assert volume == {s.segment for s in segments}
+
+
+def test_a_known_segment_keeps_its_series_below_the_cap_and_one_without_rows_is_missing(
+    tmp_path: Path,
+) -> None:
+    rate = {"big": 30, "mid": 20, "small": 10, "tiny": 3}
+    make_orders(tmp_path / "shop.db", rate, 48, NOW - timedelta(hours=48))
+    config = config_for(tmp_path, limit=3)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        Engine(config, store).check("shop", NOW)
+        # next hour: "small" falls to 2 rows (below "tiny"), "mid" has none at all
+        make_orders(tmp_path / "shop.db", {"big": 30, "small": 2, "tiny": 3}, 1, NOW)
+        later = Engine(config, store).check("shop", NOW + timedelta(hours=1))
+    finally:
+        store.close()
+    assert later.snapshot is not None
+    segments = {s.segment: s for s in later.snapshot.tables[0].segments or []}
+    # known segments keep their own row even when they rank below the cap
+    assert segments["country=small"].present and segments["country=small"].row_count == 2
+    assert not segments["country=mid"].present
+    found = {(f.key.check, f.key.segment): f for f in later.findings}
+    missing = found[(CheckKind.SEGMENT_MISSING, "country=mid")]
+    assert missing.status == FindingStatus.ANOMALY
+    assert missing.severity == Severity.CRITICAL  # a segment that always has rows dropped to none
+    assert "segment country=mid of orders is missing: it has no rows in the 1h to Tue 13:00, expected 20" in (
+        missing.explanation.reason
+    )
+    assert found[(CheckKind.VOLUME, "country=small")].explanation.observed == 2  # its own series
+    # "tiny" (3 rows) now ranks among the top 3: it has its own series, backfilled on first sight,
+    # and nothing is left over for (other), which is not reported missing
+    assert segments["country=tiny"].present and segments["country=tiny"].history is not None
+    assert "(other)" not in segments
+    assert (CheckKind.SEGMENT_MISSING, "(other)") not in found
+    assert (CheckKind.VOLUME, "country=mid") not in found  # missing, not judged as a volume
+
+
+def test_a_missing_segment_resolves_when_it_has_rows_again(tmp_path: Path) -> None:
+    rate = {"a": 30, "b": 20}
+    make_orders(tmp_path / "shop.db", rate, 48, NOW - timedelta(hours=48))
+    config = config_for(tmp_path, limit=10)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        Engine(config, store).check("shop", NOW)
+        make_orders(tmp_path / "shop.db", {"a": 30}, 1, NOW)
+        gone = Engine(config, store).check("shop", NOW + timedelta(hours=1))
+        make_orders(tmp_path / "shop.db", rate, 1, NOW + timedelta(hours=1))
+        back = Engine(config, store).check("shop", NOW + timedelta(hours=2))
+        states = {
+            s.key.segment: s for s in store.alert_states("shop") if s.key.check == CheckKind.SEGMENT_MISSING
+        }
+    finally:
+        store.close()
+    missing = [f for f in gone.findings if f.key.check == CheckKind.SEGMENT_MISSING]
+    assert [(f.key.segment, f.status) for f in missing] == [("country=b", FindingStatus.ANOMALY)]
+    returned = [f for f in back.findings if f.key.check == CheckKind.SEGMENT_MISSING]
+    assert [(f.key.segment, f.status) for f in returned] == [("country=b", FindingStatus.OK)]
+    assert "segment country=b of orders has rows again: 20" in returned[0].explanation.reason
+    assert states["country=b"].state.value == "RESOLVED"
+
+
+def test_a_hundred_segment_alerts_are_one_notification_and_every_item_fits_dynamodb(tmp_path: Path) -> None:
+    """At the default cap, 100 segments (and (other)) all collapsing at once: one grouped
+    notification per channel, and the run record, the notification and the snapshot each stay
+    far below DynamoDB's 400 KB item limit, compressed as the store writes them."""
+    rate = {f"country-{i:03d}": 3 + i % 4 for i in range(130)}
+    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30))
+    config = config_for(tmp_path, limit=100, columns=True)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        Engine(config, store).check("shop", NOW)
+        make_orders(tmp_path / "shop.db", dict.fromkeys(rate, 40), 1, NOW)
+        spike = Engine(config, store).check("shop", NOW + timedelta(hours=1))
+    finally:
+        store.close()
+    anomalies = [f for f in spike.findings if f.status == FindingStatus.ANOMALY]
+    segments = {f.key.segment for f in anomalies if f.key.check == CheckKind.VOLUME}
+    # the new top 100 and the 100 known before (tracked while they have rows), plus (other)
+    assert 101 <= len(segments) <= 201
+    assert len(spike.notifications) == 1
+    assert len(spike.notifications[0].alerts) >= len(segments)
+    assert spike.snapshot is not None
+    sizes = {
+        "run record": len(_compress(spike.run)),
+        "notification": len(_compress(spike.notifications[0])),
+        "snapshot": len(_compress(spike.snapshot)),
+    }
+    alerts = len(spike.notifications[0].alerts)
+    print(f"segments {len(segments)}, findings {len(spike.findings)}, alerts in the notification {alerts}")
+    raw = {
+        name: len(model.model_dump_json())
+        for name, model in (
+            ("run record", spike.run),
+            ("notification", spike.notifications[0]),
+            ("snapshot", spike.snapshot),
+        )
+    }
+    print("item bodies at 100 segments, compressed:", sizes, "JSON:", raw)
+    assert all(size < ITEM_LIMIT for size in sizes.values()), sizes
