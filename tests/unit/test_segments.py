@@ -234,3 +234,50 @@ def test_a_hundred_segment_alerts_are_one_notification_and_every_item_fits_dynam
     }
     print("item bodies at 100 segments, compressed:", sizes, "JSON:", raw)
     assert all(size < ITEM_LIMIT for size in sizes.values()), sizes
+
+
+def test_the_starter_config_with_its_segment_lines_uncommented_validates() -> None:
+    from driftguard.cli.monitor import _CONNECTIONS, _SCAFFOLD
+
+    text = _SCAFFOLD.format(
+        name="warehouse", kind="postgres", connection=_CONNECTIONS["postgres"], schema_line=""
+    )
+    assert "# segment_by: country" in text
+    enabled = text.replace("# segment_by: country ", "segment_by: country   ").replace(
+        "# segment_limit: 100 ", "segment_limit: 100   "
+    )
+    table = parse_config(enabled).sources[0].tables[0]
+    assert (table.segment_by, table.segment_limit) == (("country",), 100)
+
+
+def test_an_unknown_segment_column_is_the_tables_error_naming_the_key(tmp_path: Path) -> None:
+    make_orders(tmp_path / "shop.db", {"a": 5}, 30, NOW - timedelta(hours=30))
+    config = config_for(tmp_path, limit=10)
+    table = config.sources[0].tables[0].model_copy(update={"segment_by": ("county",)})
+    source = config.sources[0].model_copy(update={"tables": [table]})
+    config = config.model_copy(update={"sources": [source]})
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        outcome = Engine(config, store).check("shop", NOW)
+    finally:
+        store.close()
+    errors = [f for f in outcome.findings if f.status == FindingStatus.ERROR]
+    assert errors
+    assert all("column county does not exist" in f.explanation.reason for f in errors)
+    assert all("fix segment_by" in f.explanation.reason for f in errors)
+
+
+def test_a_steady_check_backfills_no_segment_again(tmp_path: Path) -> None:
+    rate = {f"c{i}": 2 + i for i in range(6)}
+    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30))
+    config = config_for(tmp_path, limit=3)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        first = Engine(config, store).check("shop", NOW)
+        make_orders(tmp_path / "shop.db", rate, 1, NOW)
+        steady = Engine(config, store).check("shop", NOW + timedelta(hours=1))
+    finally:
+        store.close()
+    assert first.snapshot is not None and steady.snapshot is not None
+    assert all(s.history is not None for s in first.snapshot.tables[0].segments or [])
+    assert [s.segment for s in steady.snapshot.tables[0].segments or [] if s.history is not None] == []

@@ -68,7 +68,9 @@ class SegmentCollection:
             if freshness is not None
             else None
         )
-        # the known segments the statement keeps apart, bounded like the discovered ones
+        # (other) known before needs no backfill; the known segments the statement keeps apart are
+        # bounded like the discovered ones
+        self.other_known = OTHER in self.known
         self.known = sorted(set(self.known) - {OTHER})[: self.limit]
         self.start, self.end = latest_complete_period(self.scheduled_time, self.period)
 
@@ -305,7 +307,7 @@ class SegmentCollection:
                 s.model_copy(update={"profiles": profiles.get(s.segment)}) if s.present else s
                 for s in segments
             ]
-        known = set(self.known)
+        known = {*self.known, *([OTHER] if self.other_known else [])}
         new = [s.segment for s in segments if s.present and s.segment not in known]
         if new and self.training_window is not None:
             since = self.scheduled_time - self.training_window
