@@ -106,6 +106,8 @@ def test_one_country_collapsing_alerts_for_that_segment_only(db: Any, tmp_path: 
         assert len(store.series(de_key, before=NOW, limit=10_000)) >= DAYS * 24 - 2
         columns = [f for f in first.findings if f.key.check == CheckKind.COLUMN]
         assert {f.key.segment for f in columns} == set(volume)
+        # column metrics too learn from each segment's backfilled periods: judged on day one
+        assert [f.explanation.reason for f in columns if f.status == FindingStatus.LEARNING] == []
 
         # next hour: Germany's orders collapse, everyone else as usual
         with db.engine.begin() as conn:

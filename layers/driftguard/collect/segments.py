@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from driftguard.collect.column_metrics import Run, _aggregates, _inapplicable, _read
+from driftguard.collect.column_metrics import ColumnMetrics, Run, _aggregates, _inapplicable, _read
 from driftguard.collect.dialects import DialectRules
 from driftguard.collect.periods import complete_period_starts, latest_complete_period, period_seconds
 from driftguard.collect.table_query import TableTarget, to_utc_datetime
@@ -250,14 +250,17 @@ class SegmentCollection:
         selected: list[ColumnElement[Any]] = [bucket.label("bucket"), self._grouped(tracked).label("segment")]
         if self.fresh_info is not None:
             selected.append(self.rules.comparable_time(sa.column(self.fresh_info.name)).label("at"))
-        where = [value >= self._param(since), value < self._param(self.start)]
-        if OTHER not in new:
-            where.append(self.name().in_([s for s in new if s != OTHER]))
+        where = [value >= self._param(since), value < self._param(self.start), *self._only(new)]
         rows = sa.select(*selected).select_from(self.target.sa_table()).where(*where).subquery("in_window")
         out: list[ColumnElement[Any]] = [rows.c.bucket, rows.c.segment, sa.func.count().label("rows")]
         if self.fresh_info is not None:
             out.append(self.rules.latest_time(rows.c.at).label("latest"))
         return sa.select(*out).group_by(rows.c.bucket, rows.c.segment)
+
+    def _only(self, new: Sequence[str]) -> list[ColumnElement[Any]]:
+        """The condition that keeps the rows of the `new` segments (none: (other) is among them,
+        whose rows are every untracked segment's)."""
+        return [] if OTHER in new else [self.name().in_(list(new))]
 
     def read_backfill(
         self, rows: Sequence[Any], new: Sequence[str], since: datetime
@@ -309,15 +312,31 @@ class SegmentCollection:
             ]
         known = {*self.known, *([OTHER] if self.other_known else [])}
         new = [s.segment for s in segments if s.present and s.segment not in known]
-        if new and self.training_window is not None:
-            since = self.scheduled_time - self.training_window
-            if since < self.start:
-                histories = self.read_backfill(run(self.backfill(tracked, new, since)), new, since)
-                segments = [
-                    s.model_copy(update={"history": histories[s.segment]}) if s.segment in histories else s
-                    for s in segments
-                ]
-        return segments
+        if not new or self.training_window is None:
+            return segments
+        since = self.scheduled_time - self.training_window
+        if since >= self.start:
+            return segments
+        histories = self.histories(tracked, new, since, run)
+        return [s.model_copy(update={"history": histories.get(s.segment)}) for s in segments]
+
+    def histories(
+        self, tracked: Sequence[str], new: Sequence[str], since: datetime, run: Run
+    ) -> dict[str, TableHistory]:
+        """The past of each new segment over [since, start of the latest period): rows per period
+        and update times in one GROUP BY, column metrics per period in another."""
+        histories = self.read_backfill(run(self.backfill(tracked, new, since)), new, since)
+        if not self.target.config.checks.columns:
+            return histories
+        profiles = ColumnMetrics(self.target, self.rules).backfill_by(
+            since, self.start, run, self._grouped(tracked), self._only(new)
+        )
+        return {
+            segment: history.model_copy(
+                update={"profiles": profiles.get(None if segment == OTHER else segment, [])}
+            )
+            for segment, history in histories.items()
+        }
 
 
 KnownSegments = Callable[[str], Sequence[str]]

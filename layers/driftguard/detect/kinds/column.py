@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from driftguard.config import ColumnCheck, TableChecks
 from driftguard.detect.explain import explanation, number, series_reason
 from driftguard.detect.freshness import describe_seconds
-from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind, segment_name
+from driftguard.detect.kinds.base import (
+    Judged,
+    KeyOf,
+    Run,
+    TableCheckKind,
+    first_sight_points,
+    history_limit,
+    segment_name,
+)
 from driftguard.detect.seasonal import SeasonalStrategy
 from driftguard.model import (
     CheckKey,
@@ -68,6 +76,15 @@ class Column(TableCheckKind[ColumnCheck]):
         period = _period(run, table, profile)
         name_of_segment = segment.segment if segment is not None else None
         where = table if segment is None else f"{table} segment {segment_name(segment)}"
+        backfilled: dict[str, list[tuple[datetime, float]]] = {}  # a new segment's past, by key
+        if segment is not None and segment.history is not None and profile is not None:
+
+            def key_of(kind: CheckKind, metric: str, column: str | None) -> CheckKey:
+                return run.key(table, kind, metric, column, name_of_segment)
+
+            until = profile.period_start or run.at
+            for p in self.history_points(key_of, check, segment.history, until):
+                backfilled.setdefault(p.key.fingerprint, []).append((p.ts, p.value))
         for metric in check.metrics:
             if profile is not None and metric in profile.errors:
                 key = run.key(table, self.kind, metric, check.name, name_of_segment)
@@ -89,7 +106,9 @@ class Column(TableCheckKind[ColumnCheck]):
                     continue
                 at = profile.period_start or run.at
                 strategy = self.series_strategy(name, period if profile.period_start else None)
-                judgement = run.judge_series(key, strategy, at, value, settings, period)
+                limit = history_limit(settings, period)
+                earlier = first_sight_points(run, key, at, backfilled.get(key.fingerprint, []), limit)
+                judgement = run.judge_series(key, strategy, at, value, settings, period, earlier)
                 p_value: float | None = (
                     judgement.p_value if judgement.status != FindingStatus.LEARNING else None
                 )
@@ -115,7 +134,7 @@ class Column(TableCheckKind[ColumnCheck]):
                     explanation=explanation(judgement, series_reason(subject, judgement), details),
                 )
                 point = MetricPoint(key=key, ts=at, value=value)
-                run.add(Judged(finding, [point], p_value=p_value, settings=settings))
+                run.add(Judged(finding, [point], earlier, p_value=p_value, settings=settings))
 
     def backfills(self, checks: TableChecks, check: ColumnCheck) -> bool:
         return checks.column_metrics_period is not None
