@@ -845,6 +845,7 @@ class RouteMatch(Strict):
     severity: Severity | None = None
     owner: str | None = None
     tags: list[str] | None = None
+    segment: str | None = Field(default=None, description="a segment of a segmented table, e.g. country=DE")
 
 
 class RouteMatchRegex(Strict):
@@ -852,6 +853,7 @@ class RouteMatchRegex(Strict):
     table: str | None = None
     owner: str | None = None
     tag: str | None = None
+    segment: str | None = None
 
     @model_validator(mode="after")
     def _compiles(self) -> RouteMatchRegex:

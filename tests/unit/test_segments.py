@@ -281,3 +281,46 @@ def test_a_steady_check_backfills_no_segment_again(tmp_path: Path) -> None:
     assert first.snapshot is not None and steady.snapshot is not None
     assert all(s.history is not None for s in first.snapshot.tables[0].segments or [])
     assert [s.segment for s in steady.snapshot.tables[0].segments or [] if s.history is not None] == []
+
+
+def test_known_segments_put_those_with_an_open_missing_alert_first() -> None:
+    from driftguard.detect.kinds import known_segments
+    from driftguard.model import AlertState, AlertStateName, CheckKey
+
+    def state(check: CheckKind, segment: str, active: bool = False) -> AlertState:
+        key = CheckKey(source="shop", table="orders", check=check, metric="m", segment=segment)
+        name = AlertStateName.FIRING if active else AlertStateName.OK
+        return AlertState(key=key, state=name, since=NOW, active_since=NOW if active else None)
+
+    states = [
+        state(CheckKind.VOLUME, "country=A"),
+        state(CheckKind.VOLUME, "country=Z"),
+        state(CheckKind.VOLUME, "(other)"),
+        state(CheckKind.SEGMENT_MISSING, "country=Z", active=True),
+        state(CheckKind.SEGMENT_MISSING, "country=A"),
+        state(CheckKind.FRESHNESS, "country=F"),  # not a volume series: not a known segment
+    ]
+    known = known_segments(states)
+    assert known("orders") == ["country=Z", "(other)", "country=A"]
+    assert known("customers") == []
+
+
+def test_routes_match_on_the_segment_label(tmp_path: Path) -> None:
+    from driftguard.alerts import Labels, route
+    from driftguard.model import CheckKey
+
+    config = Config.model_validate(
+        {
+            "channels": [{"name": "console", "type": "console"}, {"name": "de", "type": "console"}],
+            "route": {
+                "receivers": ["console"],
+                "routes": [{"match_re": {"segment": "country=(DE|AT)"}, "receivers": ["de"]}],
+            },
+            "sources": [{"name": "shop", "kind": "sqlite", "connection": {"path": "x.db"}}],
+        }
+    )
+    source = config.sources[0]
+    de = CheckKey(source="shop", table="orders", check=CheckKind.VOLUME, metric="m", segment="country=DE")
+    fr = de.model_copy(update={"segment": "country=FR"})
+    assert [c for c, _ in route(config.route, Labels.of(de, Severity.WARNING, source))] == ["de"]
+    assert [c for c, _ in route(config.route, Labels.of(fr, Severity.WARNING, source))] == ["console"]

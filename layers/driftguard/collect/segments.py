@@ -69,9 +69,9 @@ class SegmentCollection:
             else None
         )
         # (other) known before needs no backfill; the known segments the statement keeps apart are
-        # bounded like the discovered ones
+        # bounded like the discovered ones (the first `limit`, in the order given)
         self.other_known = OTHER in self.known
-        self.known = sorted(set(self.known) - {OTHER})[: self.limit]
+        self.known = [k for k in dict.fromkeys(self.known) if k != OTHER][: self.limit]
         self.start, self.end = latest_complete_period(self.scheduled_time, self.period)
 
     # -------------------------------------------------------------- naming

@@ -51,15 +51,22 @@ def backfills(table: TableConfig) -> bool:
 
 def known_segments(states: Iterable[AlertState]) -> Callable[[str], list[str]]:
     """table name -> the segments it had before: those with a volume series' alert state (every
-    segment judged once has one; segments are ranked by volume)."""
+    segment judged once has one; segments are ranked by volume). Segments with an open
+    segment_missing alert come first, so a cap on how many are asked about never drops one
+    that still has to resolve; then by name."""
     by_table: dict[str, set[str]] = {}
+    open_missing: set[tuple[str, str]] = set()
     for state in states:
         key = state.key
-        if key.check == CheckKind.VOLUME and key.segment is not None:
+        if key.segment is None:
+            continue
+        if key.check == CheckKind.VOLUME:
             by_table.setdefault(key.table, set()).add(key.segment)
+        elif key.check == CheckKind.SEGMENT_MISSING and state.active_since is not None:
+            open_missing.add((key.table, key.segment))
 
     def known(table: str) -> list[str]:
-        return sorted(by_table.get(table, ()))
+        return sorted(by_table.get(table, ()), key=lambda s: ((table, s) not in open_missing, s))
 
     return known
 
