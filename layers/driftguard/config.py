@@ -442,7 +442,12 @@ class TableChecks(Strict):
         return None
 
 
-MAX_SEGMENT_LIMIT = 1000
+MAX_SEGMENT_LIMIT = 600
+# Every run records each series' finding in its run record, one DynamoDB item (400 KB): with
+# segment_limit segments on their own (up to twice as many while known segments keep theirs), at
+# about 185 bytes a finding compressed (tests/unit/test_segments.py), 600 series per table stay far
+# below it even when the known segments double them.
+MAX_SEGMENT_SERIES = 600
 
 
 def _one_or_two_columns(v: Any) -> Any:
@@ -497,6 +502,16 @@ class TableConfig(Strict):
             raise ValueError(
                 "segment_by ranks segments by their rows per volume period: add checks.volume with a "
                 "timestamp column, e.g. volume: {column: created_at}"
+            )
+        per_segment = 1 + (self.checks.freshness is not None)
+        per_segment += sum(3 if m == "quantiles" else 1 for c in self.checks.columns for m in c.metrics)
+        if self.segment_limit * per_segment > MAX_SEGMENT_SERIES:
+            raise ValueError(
+                f"segment_limit {self.segment_limit} x {per_segment} series a segment (volume, freshness, "
+                f"column metrics) is {self.segment_limit * per_segment:,} series, above the "
+                f"{MAX_SEGMENT_SERIES} a segmented table may have (each run records every one in an item "
+                f"of at most 400 KB): lower segment_limit to {MAX_SEGMENT_SERIES // per_segment} or "
+                "judge fewer column metrics"
             )
         return self
 

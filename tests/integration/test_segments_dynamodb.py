@@ -4,6 +4,7 @@ item of each kind (the figures docs and the README quote)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -58,13 +59,14 @@ def kind_of(item: dict[str, Any]) -> str:
 
 
 def test_every_item_of_a_segmented_table_at_the_cap_fits_dynamodb(aws: None, tmp_path: Path) -> None:
-    rate = {f"country-{i:03d}": 3 + i % 4 for i in range(130)}
-    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30))
+    rng = random.Random(17)
+    rate = {f"country-{i:03d}": 3 + rng.randrange(12) for i in range(130)}
+    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30), rng)
     config = config_for(tmp_path, limit=100, columns=True)
     store = DynamoStore("driftguard-state", REGION)
     store.create_table()
     Engine(config, store).check("shop", NOW)
-    make_orders(tmp_path / "shop.db", dict.fromkeys(rate, 40), 1, NOW)
+    make_orders(tmp_path / "shop.db", {c: 60 + rng.randrange(40) for c in rate}, 1, NOW, rng)
     # not delivered: the outbox entry (the whole notification) stays to be measured
     spike = Engine(config, store, deliver_inline=False).check("shop", NOW + timedelta(hours=1))
     volume = {f.key.segment for f in spike.findings if f.key.check == CheckKind.VOLUME}

@@ -6,6 +6,7 @@ are the engine's own."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,14 @@ sources:
             "segment_limit: Input should be greater than or equal to 1",
         ),
         ("        segment_by: {country: 1}\n        checks: {volume: {column: at}}", "segment_by"),
+        (
+            "        segment_by: country\n        segment_limit: 100\n        checks:\n"
+            "          volume: {column: at}\n          freshness: {column: at}\n"
+            "          columns: [{name: amount, metrics: [null_rate, mean, min, max, quantiles]}]",
+            "segment_limit 100 x 9 series a segment (volume, freshness, column metrics) is 900 series, "
+            "above the 600 a segmented table may have (each run records every one in an item of at most "
+            "400 KB): lower segment_limit to 66",
+        ),
     ],
 )
 def test_bad_segment_settings_are_refused_at_load_with_file_and_line(extra: str, message: str) -> None:
@@ -81,16 +90,21 @@ def test_segment_by_takes_one_column_or_two() -> None:
     assert two.sources[0].tables[0].segment_by == ("country", "device")
 
 
-def make_orders(path: Path, rate: dict[str, int], hours: int, start: datetime) -> None:
-    """`rate[segment]` rows per hour of each of `hours` hours from `start` (ISO text times)."""
+def make_orders(
+    path: Path, rate: dict[str, int], hours: int, start: datetime, rng: random.Random | None = None
+) -> None:
+    """`rate[segment]` rows per hour of each of `hours` hours from `start` (ISO text times); with
+    `rng`, each hour's count varies by up to 2 and amounts are random (so findings differ in
+    every number, as real ones do, and compress no better)."""
+    rows = []
+    for h in range(hours):
+        for country, base in rate.items():
+            n = base + (rng.randrange(3) if rng else 0)
+            for i in range(n):
+                at = (start + timedelta(hours=h, seconds=i * 3000 // n)).strftime("%Y-%m-%d %H:%M:%S")
+                rows.append((at, country, rng.uniform(1, 100) if rng else 1.0 + i))
     with sqlite3.connect(path) as conn:
         conn.execute("create table if not exists orders (at text, country text, amount real)")
-        rows = [
-            ((start + timedelta(hours=h, seconds=i * 3000 // n)).strftime("%Y-%m-%d %H:%M:%S"), c, 1.0 + i)
-            for h in range(hours)
-            for c, n in rate.items()
-            for i in range(n)
-        ]
         conn.executemany("insert into orders values (?, ?, ?)", rows)
 
 
@@ -200,13 +214,14 @@ def test_a_hundred_segment_alerts_are_one_notification_and_every_item_fits_dynam
     """At the default cap, 100 segments (and (other)) all collapsing at once: one grouped
     notification per channel, and the run record, the notification and the snapshot each stay
     far below DynamoDB's 400 KB item limit, compressed as the store writes them."""
-    rate = {f"country-{i:03d}": 3 + i % 4 for i in range(130)}
-    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30))
+    rng = random.Random(17)
+    rate = {f"country-{i:03d}": 3 + rng.randrange(12) for i in range(130)}
+    make_orders(tmp_path / "shop.db", rate, 30, NOW - timedelta(hours=30), rng)
     config = config_for(tmp_path, limit=100, columns=True)
     store = SqliteStore(tmp_path / "state.db")
     try:
         Engine(config, store).check("shop", NOW)
-        make_orders(tmp_path / "shop.db", dict.fromkeys(rate, 40), 1, NOW)
+        make_orders(tmp_path / "shop.db", {c: 60 + rng.randrange(40) for c in rate}, 1, NOW, rng)
         spike = Engine(config, store).check("shop", NOW + timedelta(hours=1))
     finally:
         store.close()
