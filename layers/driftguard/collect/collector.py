@@ -14,12 +14,19 @@ from driftguard.collect.changes import may_reuse
 from driftguard.collect.column_metrics import ColumnMetrics
 from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
-from driftguard.collect.periods import complete_period_starts
+from driftguard.collect.periods import counts_since_first_row
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
 from driftguard.collect.segments import KnownSegments, SegmentCollection, no_known_segments
 from driftguard.collect.session import SourceSession
 from driftguard.collect.sql_checks import interpret_metric, interpret_result
-from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
+from driftguard.collect.table_query import (
+    MAX_UPDATE_TIMES,
+    Bucket,
+    TableQuery,
+    TableTarget,
+    bucket_query,
+    read_buckets,
+)
 from driftguard.collect.types import normalise_type
 from driftguard.config import Source, SqlCheck, TableConfig
 from driftguard.errors import CheckDefinitionError, DriftGuardError, SourceUnavailable
@@ -37,7 +44,6 @@ from driftguard.model import (
 )
 from driftguard.secrets import SecretResolver
 
-MAX_UPDATE_TIMES = 2000  # backfill keeps the newest arrival times, enough for weeks of hourly loads
 DEFAULT_FRESHNESS_BUCKET = timedelta(hours=1)
 
 
@@ -351,13 +357,9 @@ class Collector:
         counts: list[PeriodCount] = []
         if volume is not None and volume.column is not None and period is not None:
             counted = {b.start: b.count for b in buckets(volume.column, "volume.column", period)}
-            # The table's history starts with its first row: periods before it are not "zero rows"
-            # (the table did not exist, or was not loaded yet) and would teach a baseline of nothing.
-            first = min(counted, default=None)
             counts = [
-                PeriodCount(start=s, count=counted.get(s, 0))
-                for s in complete_period_starts(since, until, period)
-                if first is not None and s >= first
+                PeriodCount(start=s, count=n)
+                for s, n in counts_since_first_row(counted, since, until, period)
             ]
         update_times: list[datetime] = []
         if freshness is not None:

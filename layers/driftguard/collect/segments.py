@@ -30,14 +30,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from driftguard.collect.column_metrics import ColumnMetrics, Run, _aggregates, _inapplicable, _read
 from driftguard.collect.dialects import DialectRules
-from driftguard.collect.periods import complete_period_starts, latest_complete_period, period_seconds
-from driftguard.collect.table_query import TableTarget, to_utc_datetime
+from driftguard.collect.periods import counts_since_first_row, latest_complete_period, period_seconds
+from driftguard.collect.table_query import MAX_UPDATE_TIMES, TableTarget, to_utc_datetime
 from driftguard.errors import CheckDefinitionError, DriftGuardError, SourceUnavailable
 from driftguard.model import ColumnInfo, ColumnProfile, PeriodCount, SegmentSnapshot, TableHistory
 
 OTHER = "(other)"
 NULL_VALUE = "(null)"
-MAX_UPDATE_TIMES = 2000  # as a table's backfill keeps
 
 
 @dataclass
@@ -282,12 +281,9 @@ class SegmentCollection:
                 latest[segment].add(when)
         histories: dict[str, TableHistory] = {}
         for segment in new:
-            counted = counts[segment]
-            first = min(counted, default=None)
             period_counts = [
-                PeriodCount(start=s, count=counted.get(s, 0))
-                for s in complete_period_starts(since, self.start, self.period)
-                if first is not None and s >= first
+                PeriodCount(start=s, count=n)
+                for s, n in counts_since_first_row(counts[segment], since, self.start, self.period)
             ]
             histories[segment] = TableHistory(
                 table=self.target.config.name,
