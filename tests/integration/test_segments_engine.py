@@ -1,8 +1,8 @@
-"""Segments end to end on real engines: a per-country orders table on PostgreSQL and MariaDB,
-checked by the engine with SQLite state. The first run backfills every country from the table's
-own rows; a later hour in which one country's orders collapse alerts for that country only, with
-the segment in the alert's labels and explanation, in one notification; a country that stops
-having rows is a `segment_missing` alert; countries beyond `segment_limit` are one `(other)`."""
+"""Segments end to end on real engines: a per-country orders table on PostgreSQL, MariaDB and a
+DuckDB file, checked by the engine with SQLite state. The first run backfills every country from
+the table's own rows; a later hour in which one country's orders collapse alerts for that country
+only, with the segment in the alert's labels and explanation, in one notification; a country that
+stops having rows is a `segment_missing` alert; countries beyond `segment_limit` are one `(other)`."""
 
 from __future__ import annotations
 
@@ -33,8 +33,12 @@ def _fresh_engine_cache() -> Iterator[None]:
     dispose_engines()
 
 
-@pytest.fixture(params=["postgres", "mysql"])
-def db(request: pytest.FixtureRequest) -> Any:
+@pytest.fixture(params=["postgres", "mysql", "duckdb"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "duckdb":
+        from integration.test_sql_metrics_engine import DuckdbFile
+
+        return DuckdbFile(tmp_path / "lake.duckdb")
     return request.getfixturevalue("pg" if request.param == "postgres" else "mysql")
 
 
@@ -56,7 +60,8 @@ def steady(country: str, hour: int) -> int:
 
 
 def test_one_country_collapsing_alerts_for_that_segment_only(db: Any, tmp_path: Path) -> None:
-    metadata = sa.MetaData(schema=db.schema)
+    schema = getattr(db, "schema", None)
+    metadata = sa.MetaData(schema=schema)
     table = sa.Table(
         "orders",
         metadata,
@@ -74,7 +79,7 @@ def test_one_country_collapsing_alerts_for_that_segment_only(db: Any, tmp_path: 
         "tables": [
             {
                 "name": "orders",
-                **({"schema": db.schema} if db.schema else {}),
+                **({"schema": schema} if schema else {}),
                 "segment_by": "country",
                 "segment_limit": 4,
                 "checks": {
