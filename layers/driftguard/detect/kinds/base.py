@@ -34,6 +34,8 @@ from driftguard.model import (
     Snapshot,
     TableHistory,
     TableSnapshot,
+    stored_point,
+    utc,
 )
 
 CheckT = TypeVar("CheckT")
@@ -84,7 +86,10 @@ def first_sight_points(
     run): they are stored with the run and the latest value is judged against them."""
     if not history or run.history(key, before, 1):
         return []
-    return [MetricPoint(key=key, ts=ts, value=value) for ts, value in history if ts < before][-limit:]
+    # built as stored points are: a first sight brings weeks of them per series, already typed
+    return [
+        stored_point(key, utc(ts), float(value), PointLabel.NONE) for ts, value in history if ts < before
+    ][-limit:]
 
 
 class Run:

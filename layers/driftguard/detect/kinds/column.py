@@ -76,15 +76,15 @@ class Column(TableCheckKind[ColumnCheck]):
         period = _period(run, table, profile)
         name_of_segment = segment.segment if segment is not None else None
         where = table if segment is None else f"{table} segment {segment_name(segment)}"
-        backfilled: dict[str, list[tuple[datetime, float]]] = {}  # a new segment's past, by key
+        backfilled: dict[str, list[tuple[datetime, float]]] = {}  # a new segment's past, by metric
         if segment is not None and segment.history is not None and profile is not None:
-
-            def key_of(kind: CheckKind, metric: str, column: str | None) -> CheckKey:
-                return run.key(table, kind, metric, column, name_of_segment)
-
-            until = profile.period_start or run.at
-            for p in self.history_points(key_of, check, segment.history, until):
-                backfilled.setdefault(p.key.fingerprint, []).append((p.ts, p.value))
+            for past in segment.history.profiles:
+                if past.column != check.name or past.period_start is None or past.row_count == 0:
+                    continue
+                for metric in check.metrics:
+                    for name, value in _metric_values(metric, past):
+                        if value is not None:
+                            backfilled.setdefault(name, []).append((past.period_start, value))
         for metric in check.metrics:
             if profile is not None and metric in profile.errors:
                 key = run.key(table, self.kind, metric, check.name, name_of_segment)
@@ -107,7 +107,7 @@ class Column(TableCheckKind[ColumnCheck]):
                 at = profile.period_start or run.at
                 strategy = self.series_strategy(name, period if profile.period_start else None)
                 limit = history_limit(settings, period)
-                earlier = first_sight_points(run, key, at, backfilled.get(key.fingerprint, []), limit)
+                earlier = first_sight_points(run, key, at, backfilled.get(name, []), limit)
                 judgement = run.judge_series(key, strategy, at, value, settings, period, earlier)
                 p_value: float | None = (
                     judgement.p_value if judgement.status != FindingStatus.LEARNING else None
