@@ -339,3 +339,76 @@ def test_routes_match_on_the_segment_label(tmp_path: Path) -> None:
     fr = de.model_copy(update={"segment": "country=FR"})
     assert [c for c, _ in route(config.route, Labels.of(de, Severity.WARNING, source))] == ["de"]
     assert [c for c, _ in route(config.route, Labels.of(fr, Severity.WARNING, source))] == ["console"]
+
+
+# --------------------------------------------------------------------------- detection alone
+
+
+def judged_missing(history: list[float]) -> Any:
+    """The segment_missing finding of a segment with no row now, whose hourly volume series held
+    `history` (oldest first, up to the period before), judged by detection alone."""
+    from driftguard.detect import evaluate_snapshot
+    from driftguard.model import CheckKey, MetricPoint, SegmentSnapshot, Snapshot, TableSnapshot
+
+    config = config_for(Path("unused"), limit=10)
+    source = config.sources[0]
+    start = NOW - timedelta(hours=1)
+    volume = CheckKey(
+        source="shop", table="orders", check=CheckKind.VOLUME, metric="rows_per_period", segment="country=DE"
+    )
+    points = [
+        MetricPoint(key=volume, ts=start - timedelta(hours=len(history) - i), value=v)
+        for i, v in enumerate(history)
+    ]
+
+    def read(key: CheckKey, before: datetime, limit: int) -> list[MetricPoint]:
+        return [p for p in points if p.key == key and p.ts < before][-limit:]
+
+    table = TableSnapshot(
+        table="orders", segments=[SegmentSnapshot(segment="country=DE", present=False, period_start=start)]
+    )
+    snapshot = Snapshot(source="shop", scheduled_time=NOW, collected_at=NOW, tables=[table])
+    evaluation = evaluate_snapshot(config, source, snapshot, read, lambda _table: None)
+    [finding] = [f for f in evaluation.findings if f.key.check == CheckKind.SEGMENT_MISSING]
+    [zero] = [p for p in evaluation.points if p.key == volume]
+    assert (zero.ts, zero.value) == (start, 0.0)  # the absence is kept in the segment's series
+    return finding
+
+
+def test_a_segment_that_always_has_rows_and_has_none_is_missing_and_critical() -> None:
+    finding = judged_missing([20 + i % 3 for i in range(72)])
+    assert finding.status == FindingStatus.ANOMALY
+    assert finding.severity == Severity.CRITICAL
+    assert finding.key.segment == "country=DE"
+    assert finding.explanation.reason.startswith(
+        "segment country=DE of orders is missing: it has no rows in the 1h to Tue 12:00, expected 20"
+    )
+
+
+def test_a_segment_that_often_has_no_rows_is_not_missing_when_it_has_none() -> None:
+    finding = judged_missing([3.0 if i % 4 == 0 else 0.0 for i in range(72)])
+    assert finding.status == FindingStatus.OK
+    assert finding.explanation.reason.startswith("segment country=DE of orders has no rows in the 1h")
+
+
+def test_a_segment_without_enough_history_is_learning_not_missing() -> None:
+    assert judged_missing([20.0, 21.0]).status == FindingStatus.LEARNING
+
+
+def test_segments_named_by_other_columns_are_not_missing_after_segment_by_changes(tmp_path: Path) -> None:
+    make_orders(tmp_path / "shop.db", {"a": 20, "b": 10}, 30, NOW - timedelta(hours=30))
+    config = config_for(tmp_path, limit=10)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        Engine(config, store).check("shop", NOW)
+        table = config.sources[0].tables[0].model_copy(update={"segment_by": ("country", "amount")})
+        source = config.sources[0].model_copy(update={"tables": [table]})
+        changed = config.model_copy(update={"sources": [source]})
+        make_orders(tmp_path / "shop.db", {"a": 20, "b": 10}, 1, NOW)
+        later = Engine(changed, store).check("shop", NOW + timedelta(hours=1))
+    finally:
+        store.close()
+    assert later.snapshot is not None
+    names = [s.segment for s in later.snapshot.tables[0].segments or [] if s.segment != "(other)"]
+    assert len(names) == 10 and all(n.startswith("country=") and ",amount=" in n for n in names)
+    assert not [f for f in later.findings if f.key.check == CheckKind.SEGMENT_MISSING]

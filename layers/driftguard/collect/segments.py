@@ -20,6 +20,7 @@ new segments: at most (periods in the window) x (new segments + 1) rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -70,10 +71,18 @@ class SegmentCollection:
         # (other) known before needs no backfill; the known segments the statement keeps apart are
         # bounded like the discovered ones (the first `limit`, in the order given)
         self.other_known = OTHER in self.known
-        self.known = [k for k in dict.fromkeys(self.known) if k != OTHER][: self.limit]
+        self.known = [k for k in dict.fromkeys(self.known) if self._named_by_columns(k)][: self.limit]
         self.start, self.end = latest_complete_period(self.scheduled_time, self.period)
 
     # -------------------------------------------------------------- naming
+
+    def _named_by_columns(self, segment: str) -> bool:
+        """Whether a known segment's name has the shape the segment_by columns give names: one
+        named by other columns (segment_by was changed since) is not this table's, nor missing."""
+        first, *rest = (re.escape(info.name) for info in self.columns)
+        other_name = r",[A-Za-z_][A-Za-z0-9_$]*="
+        shape = rf"{first}=.*,{rest[0]}=.*" if rest else rf"{first}=(?!.*{other_name}).*"
+        return re.fullmatch(shape, segment, re.IGNORECASE | re.DOTALL) is not None
 
     def name(self) -> ColumnElement[Any]:
         """The segment's name as SQL computes it: `col=value[,col2=value2]`."""
