@@ -412,3 +412,45 @@ def test_segments_named_by_other_columns_are_not_missing_after_segment_by_change
     names = [s.segment for s in later.snapshot.tables[0].segments or [] if s.segment != "(other)"]
     assert len(names) == 10 and all(n.startswith("country=") and ",amount=" in n for n in names)
     assert not [f for f in later.findings if f.key.check == CheckKind.SEGMENT_MISSING]
+
+
+def test_a_backfill_that_times_out_leaves_the_segments_learning_and_the_checks_running(
+    tmp_path: Path,
+) -> None:
+    import sqlalchemy as sa
+
+    from driftguard.collect.dialects import SqliteRules
+    from driftguard.collect.segments import SegmentCollection
+    from driftguard.collect.table_query import TableTarget
+    from driftguard.errors import QueryTimeout
+    from driftguard.model import ColumnInfo
+
+    make_orders(tmp_path / "shop.db", {"a": 20, "b": 10}, 30, NOW - timedelta(hours=30))
+    table = config_for(tmp_path, limit=10).sources[0].tables[0]
+    columns = [
+        ColumnInfo(name="at", type="text", raw_type="TEXT", nullable=True, position=1),
+        ColumnInfo(name="country", type="text", raw_type="TEXT", nullable=True, position=2),
+        ColumnInfo(name="amount", type="float", raw_type="REAL", nullable=True, position=3),
+    ]
+    target = TableTarget(config=table, schema=None, columns=columns, row_estimate=None, where="orders")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    statements: list[str] = []
+
+    def run(statement: sa.Executable) -> Any:
+        text = str(statement)
+        statements.append(text)
+        if "in_window" in text:  # the backfill's GROUP BY (period, segment)
+            raise QueryTimeout("orders: the statement ran past the 30s statement timeout")
+        with engine.connect() as conn:
+            return conn.execute(statement).fetchall()
+
+    collection = SegmentCollection(target, SqliteRules(), NOW, (), timedelta(days=56))
+    try:
+        segments = collection.collect(run)
+    finally:
+        engine.dispose()
+    assert [(s.segment, s.row_count, s.history) for s in segments] == [
+        ("country=a", 20, None),
+        ("country=b", 10, None),
+    ]
+    assert sum("in_window" in s for s in statements) == 1

@@ -322,7 +322,14 @@ class SegmentCollection:
         since = self.scheduled_time - self.training_window
         if since >= self.start:
             return segments
-        histories = self.histories(tracked, new, since, run)
+        try:
+            histories = self.histories(tracked, new, since, run)
+        except SourceUnavailable:
+            raise
+        except DriftGuardError:
+            # a backfill that fails (a timeout on a large window) only means that these segments
+            # learn from their runs, as a table whose backfill failed does
+            return segments
         return [s.model_copy(update={"history": histories.get(s.segment)}) for s in segments]
 
     def histories(
