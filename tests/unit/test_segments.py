@@ -454,3 +454,16 @@ def test_a_backfill_that_times_out_leaves_the_segments_learning_and_the_checks_r
         ("country=b", 10, None),
     ]
     assert sum("in_window" in s for s in statements) == 1
+
+
+def test_a_long_value_names_its_segment_by_its_first_hundred_characters(tmp_path: Path) -> None:
+    long = "x" * 150
+    make_orders(tmp_path / "shop.db", {long: 5, "short": 3}, 3, NOW - timedelta(hours=3))
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        outcome = Engine(config_for(tmp_path, limit=10), store).check("shop", NOW)
+    finally:
+        store.close()
+    assert outcome.snapshot is not None
+    names = [s.segment for s in outcome.snapshot.tables[0].segments or []]
+    assert names == ["country=" + "x" * 100, "country=short"]

@@ -3,7 +3,8 @@ them and profile them, each bounded in the rows it returns.
 
 A segment is named by its column values as SQL writes them, `country=DE` (two columns:
 `country=DE,device=ios`; NULL is `(null)`); the name is computed in SQL (cast to text, coalesced,
-concatenated), so Python and every statement agree on it and a known segment is matched by name.
+cut to MAX_VALUE_CHARS, concatenated), so Python and every statement agree on it and a known
+segment is matched by name.
 
 Discovery, one statement per run: every segment's rows in the latest complete volume period (and,
 with freshness, its latest time since that period began), ranked by rows. The `segment_limit`
@@ -38,6 +39,9 @@ from driftguard.model import ColumnInfo, ColumnProfile, PeriodCount, SegmentSnap
 
 OTHER = "(other)"
 NULL_VALUE = "(null)"
+# A segment's name keeps this much of each value: it is in every key, label and explanation of the
+# segment (values that agree this far are one segment).
+MAX_VALUE_CHARS = 100
 
 
 @dataclass
@@ -89,6 +93,7 @@ class SegmentCollection:
         parts: list[ColumnElement[Any]] = []
         for i, info in enumerate(self.columns):
             text = sa.func.coalesce(sa.cast(sa.column(info.name), sa.String), sa.literal(NULL_VALUE))
+            text = sa.func.substr(text, 1, MAX_VALUE_CHARS)
             parts += [sa.literal(("," if i else "") + f"{info.name}="), text]
         name = parts[0]
         for part in parts[1:]:
