@@ -92,8 +92,8 @@ class SegmentCollection:
         """The segment's name as SQL computes it: `col=value[,col2=value2]`."""
         parts: list[ColumnElement[Any]] = []
         for i, info in enumerate(self.columns):
-            text = sa.func.coalesce(sa.cast(sa.column(info.name), sa.String), sa.literal(NULL_VALUE))
-            text = sa.func.substr(text, 1, MAX_VALUE_CHARS)
+            value = sa.func.coalesce(sa.cast(sa.column(info.name), sa.String), sa.literal(NULL_VALUE))
+            text: ColumnElement[Any] = sa.func.substr(value, 1, MAX_VALUE_CHARS)
             parts += [sa.literal(("," if i else "") + f"{info.name}="), text]
         name = parts[0]
         for part in parts[1:]:
