@@ -35,7 +35,7 @@ SEGMENT_MISSING = "segment_missing"
 
 class SegmentMissing(TableCheckKind[VolumeCheck]):
     kind = CheckKind.SEGMENT_MISSING
-    config_key = "segment_by"
+    config_key = "segment_by"  # tables[].segment_by (beside checks), which switches it on
     has_series = False  # its value is always zero; the segment's volume series is the one to show
 
     def configured(self, checks: TableChecks) -> Sequence[VolumeCheck]:
