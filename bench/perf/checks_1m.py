@@ -9,9 +9,12 @@ Features, each its own source on the same table so each is timed alone:
 - column-metrics-sample: the same metrics without a timestamp column (TABLESAMPLE, about 100 k rows);
 - sql-metric-ts: a learned SQL metric whose query returns four weeks of hourly values (`ts`):
   the first check learns from them, the next judges the newest hour;
-- sql-metric-segments: a learned SQL metric with one series per payment method (`segment`).
+- sql-metric-segments: a learned SQL metric with one series per payment method (`segment`);
+- segments: `segment_by: customer` (150 customers, the default cap of 100 on their own, the rest as
+  (other)) with freshness, hourly volume and two column metrics per segment, every segment
+  backfilled on the first check.
 
-    .venv/bin/python -m bench.perf.checks_1m [--quick] [--repeats N]
+    .venv/bin/python -m bench.perf.checks_1m [--quick] [--repeats N] [--only FEATURE ...]
 
 Prints `median (min-max, n)` of wall time per check; never asserts a figure.
 """
@@ -47,13 +50,13 @@ def create_payments(engine: sa.Engine, schema: str, rows: int) -> None:
     with engine.connect() as c:
         c.exec_driver_sql(
             f'create table "{schema}".payments (id bigint primary key, created_at timestamptz not null, '
-            "amount numeric(12, 2), method text not null)"
+            "amount numeric(12, 2), method text not null, customer int not null)"
         )
         c.exec_driver_sql(
             f'insert into "{schema}".payments select g, '  # noqa: S608 - generated names, no input
             f"date_trunc('hour', now()) - g * interval '{SECONDS_PER_ROW} seconds', "
             "case when g % 50 = 0 then null else (g % 1000) / 10.0 end, "
-            "(array['card', 'transfer', 'wallet', 'invoice'])[1 + g % 4] "
+            "(array['card', 'transfer', 'wallet', 'invoice'])[1 + g % 4], g % 150 "
             f"from generate_series(1, {rows}) g"
         )
         c.exec_driver_sql(f'create index on "{schema}".payments (created_at)')
@@ -132,6 +135,22 @@ def features(schema: str) -> dict[str, dict[str, Any]]:
                 }
             ],
         ),
+        "segments": source(
+            "segments",
+            schema,
+            [
+                {
+                    "name": "payments",
+                    "segment_by": "customer",
+                    "checks": {
+                        "freshness": {"column": "created_at"},
+                        "volume": {"column": "created_at", "period": "1h"},
+                        "columns": [{"name": "amount", "metrics": ["null_rate", "mean"]}],
+                    },
+                }
+            ],
+            schedule={"rate": "1h"},
+        ),
     }
 
 
@@ -149,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 k rows instead of 1 M")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", help="time only this feature (repeatable)")
     args = parser.parse_args()
     rows = 100_000 if args.quick else 1_000_000
     engine = admin_engine()
@@ -162,6 +182,8 @@ def main() -> None:
         )
         print(f"{'feature':<22} {'first check (backfill)':<30} {'next check':<30} findings (next)")
         for name, src in features(schema).items():
+            if args.only and name not in args.only:
+                continue
             first: list[float] = []
             steady: list[float] = []
             statuses = ""

@@ -442,16 +442,78 @@ class TableChecks(Strict):
         return None
 
 
+MAX_SEGMENT_LIMIT = 600
+# Every run records each series' finding in its run record, one DynamoDB item (400 KB): with
+# segment_limit segments on their own (up to twice as many while known segments keep theirs), at
+# about 185 bytes a finding compressed (tests/unit/test_segments.py), 600 series per table stay far
+# below it even when the known segments double them.
+MAX_SEGMENT_SERIES = 600
+
+
+def _one_or_two_columns(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+def _column_allowed(schema: dict[str, Any]) -> None:
+    """The JSON Schema of `segment_by`, which also takes one column name as a string."""
+    schema.setdefault("anyOf", []).append({"type": "string"})
+
+
 class TableConfig(Strict):
     name: str = Field(min_length=1, max_length=128)
     schema_: str | None = Field(default=None, alias="schema", description="database schema (namespace)")
     checks: TableChecks = Field(
         default_factory=lambda: TableChecks.model_validate({"volume": {}, "schema": {}})
     )
+    segment_by: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] | None,
+        BeforeValidator(_one_or_two_columns),
+    ] = Field(
+        default=None,
+        description="a column (or a list of two, combined) whose values split volume, freshness and "
+        "column metrics into one series per value (segment), each with its own baseline and alerts",
+        json_schema_extra=_column_allowed,
+    )
+    segment_limit: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_SEGMENT_LIMIT,
+        description="segments judged on their own per run: the most rows in the volume period; the "
+        "rest are one 'other' segment",
+    )
 
     @property
     def db_schema(self) -> str | None:
         return self.schema_
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> TableConfig:
+        if self.segment_by is None:
+            return self
+        columns = self.segment_by
+        if not 1 <= len(columns) <= 2:
+            raise ValueError(
+                f"segment_by takes one column or a list of two, not {len(columns)}; e.g. segment_by: country"
+            )
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"segment_by names {columns[0]!r} twice; give two different columns")
+        volume = self.checks.volume
+        if volume is None or volume.column is None:
+            raise ValueError(
+                "segment_by ranks segments by their rows per volume period: add checks.volume with a "
+                "timestamp column, e.g. volume: {column: created_at}"
+            )
+        per_segment = 1 + (self.checks.freshness is not None)
+        per_segment += sum(3 if m == "quantiles" else 1 for c in self.checks.columns for m in c.metrics)
+        if self.segment_limit * per_segment > MAX_SEGMENT_SERIES:
+            raise ValueError(
+                f"segment_limit {self.segment_limit} x {per_segment} series a segment (volume, freshness, "
+                f"column metrics) is {self.segment_limit * per_segment:,} series, above the "
+                f"{MAX_SEGMENT_SERIES} a segmented table may have (each run records every one in an item "
+                f"of at most 400 KB): lower segment_limit to {MAX_SEGMENT_SERIES // per_segment} or "
+                "judge fewer column metrics"
+            )
+        return self
 
 
 class SqlCheck(Strict):
@@ -638,6 +700,15 @@ class Source(Strict):
             if ident in seen:
                 raise ValueError(f"table {t.name!r} is listed twice in source {self.name!r}")
             seen.add(ident)
+        segmented = [t.name for t in self.tables if t.segment_by is not None]
+        if self.kind == "clickhouse" and segmented:
+            # Segments are ranked with a window function in one statement; the ClickHouse release this
+            # project is tested against (18.16) has none, so say so at load rather than fail each run.
+            raise ValueError(
+                f"segment_by is not supported on clickhouse sources yet (table(s) {', '.join(segmented)}): "
+                "remove segment_by, or monitor each segment with a learned sql_metrics query returning "
+                "`segment` and `value`"
+            )
         names = [c.name for c in self.sql_checks] + [m.name for m in self.sql_metrics]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -801,6 +872,7 @@ class RouteMatch(Strict):
     severity: Severity | None = None
     owner: str | None = None
     tags: list[str] | None = None
+    segment: str | None = Field(default=None, description="a segment of a segmented table, e.g. country=DE")
 
 
 class RouteMatchRegex(Strict):
@@ -808,6 +880,7 @@ class RouteMatchRegex(Strict):
     table: str | None = None
     owner: str | None = None
     tag: str | None = None
+    segment: str | None = None
 
     @model_validator(mode="after")
     def _compiles(self) -> RouteMatchRegex:
@@ -820,7 +893,17 @@ class RouteMatchRegex(Strict):
 
 
 # The labels an alert carries (driftguard.alerts.labels): what silences match and routes group on.
-LABEL_NAMES: tuple[str, ...] = ("source", "table", "check", "metric", "column", "severity", "owner", "tag")
+LABEL_NAMES: tuple[str, ...] = (
+    "source",
+    "table",
+    "check",
+    "metric",
+    "column",
+    "severity",
+    "owner",
+    "tag",
+    "segment",
+)
 ALL_LABELS = "..."  # group_by: [...] groups by every label (Alertmanager's spelling)
 
 

@@ -84,7 +84,13 @@ _RECENT_VALUES = 12
 class SourceCollector(Protocol):
     """What the engine needs of driftguard.collect.Collector (a fake in unit tests)."""
 
-    def collect(self, scheduled_time: datetime, last_reads: LastReads | None = None) -> Snapshot: ...
+    def collect(
+        self,
+        scheduled_time: datetime,
+        last_reads: LastReads | None = None,
+        known_segments: Callable[[str], Sequence[str]] | None = None,
+        segment_backfill: timedelta | None = None,
+    ) -> Snapshot: ...
 
     def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory: ...
 
@@ -236,7 +242,16 @@ class Engine:
                 stored = self._backfill_new_tables(
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
-                snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
+                last_reads = self._last_reads(source, context, scheduled_time)
+                if any(t.segment_by for t in source.tables):
+                    snapshot = col.collect(
+                        scheduled_time,
+                        last_reads,
+                        known_segments=detect.kinds.known_segments(context.states.values()),
+                        segment_backfill=self.config.detection_for(source).training_window,
+                    )
+                else:
+                    snapshot = col.collect(scheduled_time, last_reads)
         except Exception as raised:
             # Whatever stopped the collection (a cut connection at any step, a driver error no
             # rule classifies) is this source's failed run, never the end of everyone's run.

@@ -54,6 +54,7 @@ class CheckKind(StrEnum):
     COLUMN = "column"
     SQL = "sql"
     SQL_METRIC = "sql_metric"  # a learned custom metric (sources[].sql_metrics)
+    SEGMENT_MISSING = "segment_missing"  # a segment of a table (tables[].segment_by) stopped having rows
     SOURCE = "source"  # the source as a whole: reachability, credentials (ERROR alerts)
 
 
@@ -197,6 +198,26 @@ class SqlMetricResult(Frozen):
     rows: list[SqlMetricRow] = Field(default_factory=list)
 
 
+class SegmentSnapshot(Frozen):
+    """One segment of a segmented table (tables[].segment_by) in the latest volume period.
+
+    `segment` names it as labels and explanations do (`country=DE`, `country=DE,device=ios`, or
+    `(other)` for the segments beyond the table's segment_limit, summed). `present` is False for a
+    segment the table had before that has no row in the period (it is missing)."""
+
+    segment: str
+    present: bool = True
+    period_start: datetime | None = None  # the latest complete volume period
+    row_count: int = 0  # rows in that period
+    last_modified: datetime | None = None  # max(freshness column) over the period and the one running
+    profiles: list[ColumnProfile] | None = None  # column metrics over the period
+    folded: int | None = None  # (other) only: how many segments it sums
+    # A segment seen for the first time brings its own past (rows per period, update times and
+    # profiles per period of the training window), read in one GROUP BY; kept as series points, not
+    # with the stored snapshot.
+    history: TableHistory | None = Field(default=None, exclude=True)
+
+
 class TableSnapshot(Frozen):
     """Everything collected about one table in one run. Fields are None where not configured."""
 
@@ -217,6 +238,7 @@ class TableSnapshot(Frozen):
     # Set when freshness and the row count were not read again but kept from the full read made at
     # this time, because the table's write counters had not moved since (collect.changes).
     reused_from: datetime | None = None
+    segments: list[SegmentSnapshot] | None = None  # tables[].segment_by: one per segment judged
 
 
 class LastRead(Frozen):

@@ -142,7 +142,11 @@ sources:
     tags: [tier-1]
     tables:
       - name: orders
-{schema_line}        checks:
+{schema_line}        # segment_by: country    # volume, freshness and column metrics per country (or a list
+        # segment_limit: 100     #   of two columns): the 100 countries with the most rows per
+        #                        #   volume period on their own, the rest as one (other); a
+        #                        #   country that stops having rows is a segment_missing alert
+        checks:
           freshness: {{column: updated_at, max_age: 6h}}   # max_age: an optional hard limit
           volume: {{column: created_at, period: 1h}}        # rows per hour, seasonal baseline
           schema: true                                   # learned; accept changes with accept-schema
