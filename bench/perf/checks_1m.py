@@ -12,7 +12,9 @@ Features, each its own source on the same table so each is timed alone:
 - sql-metric-segments: a learned SQL metric with one series per payment method (`segment`);
 - segments: `segment_by: customer` (150 customers, the default cap of 100 on their own, the rest as
   (other)) with freshness, hourly volume and two column metrics per segment, every segment
-  backfilled on the first check.
+  backfilled on the first check;
+- duckdb: table-kinds and the per-period column metrics on the same rows in a DuckDB file (skipped,
+  with a line saying so, without the `duckdb` extra).
 
     .venv/bin/python -m bench.perf.checks_1m [--quick] [--repeats N] [--only FEATURE ...]
 
@@ -154,6 +156,41 @@ def features(schema: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def create_duckdb_payments(path: Path, rows: int, now: datetime) -> None:
+    """The payments table of `create_payments` in a DuckDB file (times as UTC timestamps)."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as c:
+        c.execute(
+            "create table payments as select g::bigint as id, "  # noqa: S608 - generated names, no input
+            f"(?::timestamp - to_microseconds((g * {SECONDS_PER_ROW * 1e6:.0f})::bigint)) as created_at, "
+            "case when g % 50 = 0 then null else ((g % 1000) / 10.0)::decimal(12, 2) end as amount, "
+            "['card', 'transfer', 'wallet', 'invoice'][1 + g % 4] as method, (g % 150)::int as customer "
+            f"from range(1, {rows + 1}) t(g)",
+            [now.replace(tzinfo=None)],
+        )
+
+
+def duckdb_feature(path: Path) -> dict[str, Any]:
+    return {
+        "name": "duckdb",
+        "kind": "duckdb",
+        "connection": {"path": str(path)},
+        "schedule": {"rate": "1h"},
+        "tables": [
+            {
+                "name": "payments",
+                "checks": {
+                    "freshness": {"column": "created_at"},
+                    "volume": {"column": "created_at", "period": "1h"},
+                    "schema": True,
+                    "columns": COLUMNS,
+                },
+            }
+        ],
+    }
+
+
 def timed(run: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = run()
@@ -181,7 +218,17 @@ def main() -> None:
             f"the same column metrics over the whole table in one scan (before this round): {spread(whole)}"
         )
         print(f"{'feature':<22} {'first check (backfill)':<30} {'next check':<30} findings (next)")
-        for name, src in features(schema).items():
+        chosen = features(schema)
+        scratch = tempfile.TemporaryDirectory()
+        if not args.only or "duckdb" in args.only:
+            try:
+                duck = Path(scratch.name) / "payments.duckdb"
+                load, _ = timed(lambda: create_duckdb_payments(duck, rows, now))
+                print(f"payments: {rows:,} rows in a DuckDB file, generated in {load:.1f}s")
+                chosen["duckdb"] = duckdb_feature(duck)
+            except ImportError:
+                print("duckdb: NOT RUN (install the `duckdb` extra)")
+        for name, src in chosen.items():
             if args.only and name not in args.only:
                 continue
             first: list[float] = []
