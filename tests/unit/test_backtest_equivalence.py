@@ -107,7 +107,9 @@ def assert_same(fast: list[Replayed], reference: list[Replayed]) -> None:
     detection(training_window=st.sampled_from([timedelta(days=3), timedelta(days=8), timedelta(days=56)])),
     st.booleans(),
 )
-def test_hourly_replay_equals_the_reference(shape: Shape, chosen: DetectionSettings, given_period: bool) -> None:
+def test_hourly_replay_equals_the_reference(
+    shape: Shape, chosen: DetectionSettings, given_period: bool
+) -> None:
     rows = shape.rows()
     period = shape.step if given_period else None
     assert_same(replay_volume(rows, period, chosen), _replay_volume_reference(rows, period, chosen))
@@ -119,7 +121,9 @@ def test_hourly_replay_equals_the_reference(shape: Shape, chosen: DetectionSetti
     detection(training_window=st.sampled_from([timedelta(days=21), timedelta(days=56), timedelta(days=400)])),
     st.booleans(),
 )
-def test_daily_replay_equals_the_reference(shape: Shape, chosen: DetectionSettings, given_period: bool) -> None:
+def test_daily_replay_equals_the_reference(
+    shape: Shape, chosen: DetectionSettings, given_period: bool
+) -> None:
     rows = shape.rows()
     period = shape.step if given_period else None
     assert_same(replay_volume(rows, period, chosen), _replay_volume_reference(rows, period, chosen))
