@@ -3,20 +3,36 @@
 Verdict i uses only the rows before i; a row that was judged anomalous is labelled so and stays
 out of later training, as it would in production. Used by `driftguard backtest` and the
 detection benchmark.
+
+Every point is judged by the same `SeasonalStrategy.judge` a production check runs, on its own
+training window: the replay hands each judgement only the rows that can be in that window (found
+by bisecting the rows' times once converted), instead of the last 2 x MAX_TRAINING_POINTS rows
+re-filtered by time at every step. `_replay_volume_reference` keeps the first, simpler form; the two
+must agree on every judgement (tests/unit/test_backtest_equivalence.py).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from driftguard.config import DetectionSettings
+from driftguard.detect import seasonal
 from driftguard.detect.base import Verdict
 from driftguard.detect.freshness import UpdateTimes, judge_lag
-from driftguard.detect.seasonal import MAX_TRAINING_POINTS, SeasonalStrategy
+from driftguard.detect.seasonal import SeasonalStrategy
+from driftguard.detect.strategy import Judgement
 from driftguard.model import CheckKey, CheckKind, FindingStatus, Frozen, MetricPoint, PointLabel, utc
 
 _KEY = CheckKey(source="backtest", table="series", check=CheckKind.VOLUME, metric="rows_per_period")
+# rows this much older than a window's start are still handed to the judgement, which filters them
+# by exact datetime comparison: epoch seconds as floats must never decide which rows a window holds
+_WINDOW_MARGIN = 1.0  # seconds
+
+Replayed = tuple[datetime, float, Judgement]
+"""(time, value, the judgement of the value using only the rows before it)."""
 
 
 def backtest_volume(
@@ -25,29 +41,71 @@ def backtest_volume(
     """Judge each (timestamp, value) row, oldest first, against the rows before it.
 
     `period`: the spacing of the rows; None detects it from the timestamps seen so far."""
-    settings = settings or DetectionSettings()
+    return [_verdict(*r) for r in replay_volume(rows, period, settings or DetectionSettings())]
+
+
+def replay_volume(
+    rows: Sequence[tuple[datetime, float]], period: timedelta | None, settings: DetectionSettings
+) -> list[Replayed]:
+    """Every row's full judgement (what an explanation is built from), oldest row first.
+
+    Rows in strictly increasing time order (what `driftguard backtest` accepts) are replayed with
+    each judgement handed only the rows of its training window; any other order is replayed as
+    `_replay_volume_reference` does, where "the rows before" means the earlier rows in time."""
+    ats = [utc(ts) for ts, _ in rows]
+    if any(b <= a for a, b in itertools.pairwise(ats)):
+        return _replay_volume_reference(rows, period, settings)
     strategy = SeasonalStrategy(period=period)
+    secs = [at.timestamp() for at in ats]
+    reach = settings.training_window.total_seconds() + _WINDOW_MARGIN
+    most = 2 * seasonal.MAX_TRAINING_POINTS  # what the reference hands over, at most
     history: list[MetricPoint] = []
-    verdicts: list[Verdict] = []
-    for ts, value in rows:
+    replayed: list[Replayed] = []
+    for i, (at, (_, raw)) in enumerate(zip(ats, rows, strict=True)):
+        value = float(raw)
+        first = max(i - most, bisect.bisect_left(secs, secs[i] - reach, 0, i), 0)
+        judgement = strategy.judge(history[first:i], at, value, settings)
+        replayed.append((at, value, judgement))
+        history.append(_point(at, value, judgement))
+    return replayed
+
+
+def _replay_volume_reference(
+    rows: Sequence[tuple[datetime, float]], period: timedelta | None, settings: DetectionSettings
+) -> list[Replayed]:
+    """The replay in its first form: every step re-filters the last 2 x MAX_TRAINING_POINTS rows by
+    time. Kept as the reference the faster replay is checked against, and for rows out of order."""
+    strategy = SeasonalStrategy(period=period)
+    most = 2 * seasonal.MAX_TRAINING_POINTS
+    history: list[MetricPoint] = []
+    replayed: list[Replayed] = []
+    for ts, raw in rows:
         at = utc(ts)
-        past = [p for p in history[-(MAX_TRAINING_POINTS * 2) :] if p.ts < at]
-        judgement = strategy.judge(past, at, float(value), settings)
-        learning = judgement.status == FindingStatus.LEARNING
-        verdicts.append(
-            Verdict(
-                ts=at,
-                value=float(value),
-                expected=None if learning else judgement.expected,
-                lower=None if learning else judgement.lower,
-                upper=None if learning else judgement.upper,
-                score=judgement.score,
-                anomaly=judgement.anomaly,
-            )
-        )
-        label = PointLabel.ANOMALY if judgement.anomaly else PointLabel.NONE
-        history.append(MetricPoint(key=_KEY, ts=at, value=float(value), label=label))
-    return verdicts
+        value = float(raw)
+        past = [p for p in history[-most:] if p.ts < at]
+        judgement = strategy.judge(past, at, value, settings)
+        replayed.append((at, value, judgement))
+        history.append(_point(at, value, judgement))
+    return replayed
+
+
+def _point(at: datetime, value: float, judgement: Judgement) -> MetricPoint:
+    """The row as production stores it after judging: labelled when it alerted."""
+    label = PointLabel.ANOMALY if judgement.anomaly else PointLabel.NONE
+    return MetricPoint(key=_KEY, ts=at, value=value, label=label)
+
+
+def _verdict(at: datetime, value: float, judgement: Judgement) -> Verdict:
+    learning = judgement.status == FindingStatus.LEARNING
+    return Verdict(
+        ts=at,
+        value=value,
+        expected=None if learning else judgement.expected,
+        lower=None if learning else judgement.lower,
+        upper=None if learning else judgement.upper,
+        score=judgement.score,
+        anomaly=judgement.anomaly,
+    )
 
 
 class FreshnessVerdict(Frozen):
