@@ -2,7 +2,7 @@
 built once per container with AWS adapters (DynamoDB state, Secrets Manager credentials).
 
 Check function actions (the event's `action`, default "check"):
-- plan:               {"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}
+- plan:               {"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "started"?: S}
                       -> {"servers": [{"max_concurrency": C, "sources": [{"source": NAME,
                           "scheduled_time": T, "deadline": D}, ...]}, ...]}
 - check:              {"source": NAME, "scheduled_time": T, "deadline"?: D}
@@ -141,14 +141,17 @@ def _required(event: dict[str, Any], field: str) -> Any:
 
 
 def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """The firing's sources by database server, each with the firing's deadline (docs/scaling.md)."""
-    from driftguard.schedules import SHARD_BUDGET, servers_for, servers_in_index
+    """The firing's sources by database server, each with the firing's deadline, counted from the
+    execution's start (`started`) so that time lost before the plan ran (throttling) counts too
+    (docs/scaling.md)."""
+    from driftguard.schedules import firing_for, firing_in_index
 
     scheduled = parse_time(_required(event, "scheduled_time")).isoformat()
     cadence, shard = str(_required(event, "cadence")), int(_required(event, "shard"))
     index = _plan_index()
-    batches = servers_in_index(index, cadence, shard) if index else servers_for(rt.config, cadence, shard)
-    deadline = (utcnow() + SHARD_BUDGET).isoformat()
+    firing = firing_in_index(index, cadence, shard) if index else firing_for(rt.config, cadence, shard)
+    started = parse_time(event["started"], "started") if event.get("started") else utcnow()
+    deadline = firing.deadline_at(started).isoformat()
     return {
         "servers": [
             {
@@ -157,7 +160,7 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
                     {"source": n, "scheduled_time": scheduled, "deadline": deadline} for n in b.sources
                 ],
             }
-            for b in batches
+            for b in firing.servers
         ]
     }
 
@@ -188,17 +191,15 @@ def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _too_late(rt: Runtime, name: str, deadline: Any) -> errors.RunMissed | None:
-    """Whether an attempt starting now could outlast the deadline: it may take its connect and
-    statement timeouts (an attempt running longer ends at the function's timeout, which the deadline's
-    margin to the Express limit absorbs: docs/scaling.md), then the recording of a failure."""
-    from driftguard.schedules import TIMING
+    """Whether an attempt starting now could end, with the recording of its outcome, after the
+    firing's deadline (driftguard.schedules.attempt_fits: the attempt, a throttled recording)."""
+    from driftguard.schedules import attempt_fits
 
     if deadline is None:
         return None
     ends = parse_time(deadline, "deadline")
     source = rt.config.source(name)
-    attempt = TIMING.attempt(source, rt.config.statement_timeout_of(source))
-    if utcnow() + timedelta(seconds=attempt + TIMING.record_failure) <= ends:
+    if attempt_fits(source, rt.config.statement_timeout_of(source), utcnow(), ends):
         return None
     return errors.RunMissed(
         f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "
