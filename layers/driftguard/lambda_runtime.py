@@ -390,19 +390,27 @@ def _cause_text(cause: Any) -> str | None:
 # ------------------------------------------------------------------------------------ watchdog
 
 
-def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Record a missed run for every source with no recorded run for two of its periods (see
-    driftguard.watchdog) and deliver what that decides, here, through the delivery ledger (the
-    engine's deliver_once, like every other delivery): no firing of the state machine runs for a
-    source the watchdog speaks of. `time` is the Scheduler's scheduled time."""
-    from driftguard.engine import Engine
-    from driftguard.watchdog import latest_runs, overdue
+def watchdog(
+    rt: Runtime, event: dict[str, Any], *, claimer: str | None = None, remaining_ms: int | None = None
+) -> dict[str, Any]:
+    """Record a missed run for every source with no recorded run for two of its periods, or none
+    since the watchdog began watching it (see driftguard.watchdog), and deliver what that decides,
+    here, through the delivery ledger (the engine's deliver_once, like every other delivery): no
+    firing of the state machine runs for a source the watchdog speaks of. `time` is the Scheduler's
+    scheduled time. Its claims hold for what is left of the invocation plus CLAIM_MARGIN, like the
+    notify function's: a watchdog that died holding one is taken over minutes later, not at the
+    local lease."""
+    from driftguard.engine import LOCAL_CLAIM_LEASE, Engine
+    from driftguard.watchdog import find_overdue
 
     now = parse_time(event.get("time") or utcnow().isoformat(), "time")
     schedules = {s.name: rt.config.schedule_of(s) for s in rt.config.sources}
-    found = overdue(schedules, latest_runs(rt.store, schedules), now)
+    found = find_overdue(rt.store, schedules, now)
     senders = {c.name: _channel_sender(rt, c.name, c.max_attempts) for c in rt.config.channels}
-    engine = Engine(rt.config, rt.store, secrets=rt.secrets, senders=senders)
+    lease = LOCAL_CLAIM_LEASE if remaining_ms is None else timedelta(milliseconds=remaining_ms) + CLAIM_MARGIN
+    engine = Engine(
+        rt.config, rt.store, secrets=rt.secrets, senders=senders, claimer=claimer, claim_lease=lease
+    )
     outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
     recorded = [o for o in outcomes if not o.duplicate]
     return {

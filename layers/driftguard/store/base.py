@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -216,6 +217,13 @@ class Store(ABC):
 
     @abstractmethod
     def failed_deliveries(self) -> list[DeliveryRecord]: ...
+
+    # ------------------------------------------------------------------ the watchdog's registry
+    @abstractmethod
+    def watched_since(self, sources: Sequence[str], at: datetime) -> dict[str, datetime]:
+        """When the watchdog began watching each of `sources`: `at` for a source it is asked about
+        for the first time (written so that of two concurrent first writes one stands), else the
+        time stored then. It lets the watchdog count the periods of a source that never ran."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
