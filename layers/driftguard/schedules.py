@@ -178,6 +178,17 @@ class ScheduleGroup:
     recorded, one invocation each, before the execution ends. A check attempt starts only if it
     can end, with its recording, by then (`attempt_fits`)."""
 
+    latest_start_seconds: float = 0.0
+    """When the last check of a healthy firing starts at the latest (`shard_latest_start`)."""
+    room_seconds: float = 0.0
+    """The longest `CheckTiming.room` of the shard's sources."""
+
+    @property
+    def fits(self) -> bool:
+        """The firing's worst case fits SHARD_BUDGET, and a healthy firing starts every check early
+        enough for its deadline (none is recorded as missed)."""
+        return _fits(self.worst_seconds, self.latest_start_seconds, self.room_seconds, self.deadline)
+
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(sorted(name for batch in self.servers for name in batch.sources))
@@ -303,13 +314,7 @@ def _plan(config: Config, budget: int, timing: CheckTiming) -> FleetPlan:
             break
         for cid in grow:
             counts[cid] = min(2 * counts[cid], _slots_in_period(schedules[cid]) or 1)
-    problems = [
-        f"schedule {g.name}: {len(g.sources)} sources may take {g.worst_seconds:.0f} s in the worst case, "
-        f"over the {SHARD_BUDGET.total_seconds():.0f} s one firing may take; raise aws.check_concurrency "
-        "(or aws.check_reserved_concurrency), or the max_concurrency of its busiest server"
-        for g in groups
-        if g.worst_seconds > SHARD_BUDGET.total_seconds()
-    ]
+    problems = [_problem(g) for g in groups if not g.fits]
     groups.sort(key=lambda g: (g.cadence_id, g.shard))
     return FleetPlan(groups, budget, peak_checks_at_once(groups), problems)
 
@@ -427,9 +432,9 @@ def capacity_notes(plan: FleetPlan) -> list[str]:
             else "No budget up to 10,000 fits: lower statement timeouts or raise the servers' max_concurrency"
         )
         notes.append(
-            f"checks: {len(plan.problems)} schedule(s) may outlast one firing in the worst case (up to "
-            f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s); what they cannot reach is recorded "
-            f"as missed and alerts. {raise_it}"
+            f"checks: {len(plan.problems)} schedule(s) do not fit one firing in the worst case (up to "
+            f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s, or checks starting too late for the "
+            f"firing's deadline); what they cannot reach is recorded as missed and alerts. {raise_it}"
         )
     return notes
 
@@ -452,6 +457,30 @@ def shard_worst_seconds(
         (total - p + w) / outer + (1 - 1 / outer) * max(w, *planned)
         for p, w in zip(planned, worst, strict=True)
     )
+
+
+def shard_latest_start(
+    batches: list[list[float]], concurrency: list[int], outer: int, failing: list[list[float]]
+) -> float:
+    """An upper bound of when the last healthy check of one firing starts, while the one batch that
+    hurts most fails (takes its `failing` times). In list scheduling a batch starts at the latest
+    when all `outer` places were busy with the others' work until then (their total / outer), and
+    its last wave starts one wave before the batch ends. The failing batch's own checks are left
+    out: a late attempt of theirs is recorded as missed, which is their outcome either way."""
+    planned = [_batch_seconds(t, c) for t, c in zip(batches, concurrency, strict=True)]
+    excess = sorted(
+        (
+            (_batch_seconds(f, c) - p, i)
+            for i, (f, c, p) in enumerate(zip(failing, concurrency, planned, strict=True))
+        ),
+        reverse=True,
+    )[:2]
+    total = sum(planned)
+    latest = 0.0
+    for i, (times, own) in enumerate(zip(batches, planned, strict=True)):
+        worse = max((e for e, j in excess if j != i), default=0.0)  # another batch failing
+        latest = max(latest, (total + worse - own) / outer + own - max(times))
+    return latest
 
 
 def _batch_seconds(times: list[float], concurrency: int) -> float:
@@ -585,18 +614,19 @@ def _groups(
                 for name in servers
             ]
             outer = max(1, min(INLINE_MAP_LIMIT, config.aws.map_concurrency, share // max(limits)))
-            worst = shard_worst_seconds(
-                [[timing.planned(s) for s in by_server[name]] for name in servers],
-                limits,
-                outer,
-                [
-                    [timing.worst(s, config.statement_timeout_of(s)) for s in by_server[name]]
-                    for name in servers
-                ],
-            )
-            if worst > SHARD_BUDGET.total_seconds() and cid not in over:
-                over.append(cid)
+            planned = [[timing.planned(s) for s in by_server[name]] for name in servers]
+            failing = [
+                [timing.worst(s, config.statement_timeout_of(s)) for s in by_server[name]] for name in servers
+            ]
+            worst = shard_worst_seconds(planned, limits, outer, failing)
+            # Healthy, the firing starts every check early enough for its deadline; with a server
+            # failing, a check the deadline stops is recorded as missed (the worst case fits anyway).
+            latest = shard_latest_start(planned, limits, outer, planned)
             drain = drain_seconds([len(by_server[name]) for name in servers], limits, outer, timing)
+            deadline = EXPRESS_LIMIT - END_MARGIN - timedelta(seconds=math.ceil(drain))
+            room = max(timing.room(s, config.statement_timeout_of(s)) for s in members)
+            if not _fits(worst, latest, room, deadline) and cid not in over:
+                over.append(cid)
             offset = SLOT * place.offset if place.offset is not None else None
             groups.append(
                 ScheduleGroup(
@@ -616,10 +646,33 @@ def _groups(
                     ),
                     max_concurrency=outer,
                     worst_seconds=round(worst, 1),
-                    deadline=EXPRESS_LIMIT - END_MARGIN - timedelta(seconds=math.ceil(drain)),
+                    deadline=deadline,
+                    latest_start_seconds=round(latest, 1),
+                    room_seconds=room,
                 )
             )
     return groups, over
+
+
+def _problem(g: ScheduleGroup) -> str:
+    if g.worst_seconds > SHARD_BUDGET.total_seconds():
+        why = (
+            f"may take {g.worst_seconds:.0f} s in the worst case, over the "
+            f"{SHARD_BUDGET.total_seconds():.0f} s one firing may take"
+        )
+    else:
+        why = (
+            f"may start its last check {g.latest_start_seconds:.0f} s into a healthy firing, but its "
+            f"deadline lets a check start only until {g.deadline.total_seconds() - g.room_seconds:.0f} s"
+        )
+    return (
+        f"schedule {g.name}: {len(g.sources)} sources {why}; raise aws.check_concurrency (or "
+        "aws.check_reserved_concurrency), or the max_concurrency of its busiest server"
+    )
+
+
+def _fits(worst: float, latest_start: float, room: float, deadline: timedelta) -> bool:
+    return worst <= SHARD_BUDGET.total_seconds() and latest_start + room <= deadline.total_seconds()
 
 
 def peak_checks_at_once(groups: list[ScheduleGroup]) -> int:

@@ -34,6 +34,7 @@ from driftguard.schedules import (
     plan_schedules,
     servers_for,
     servers_in_index,
+    shard_latest_start,
     shard_worst_seconds,
     sources_for,
 )
@@ -297,3 +298,36 @@ def test_a_shard_of_one_source_a_server_runs_as_many_servers_at_once_as_its_shar
         assert all(b.max_concurrency == 1 for b in g.servers), "one source: one check at a time"
         assert g.checks_at_once == g.max_concurrency
     assert fleet.peak_checks_at_once <= fleet.concurrency_budget
+
+
+def test_the_latest_start_bound_is_exact_for_one_place_and_counts_a_failing_batch_before_the_others() -> None:
+    # one place: the last check starts after everything else
+    assert shard_latest_start([[1.0, 1.0], [2.0]], [1, 1], 1, [[1.0, 1.0], [2.0]]) == 2 + 1
+    # the second batch may wait for the first one failing (10 s), and two waves of its own
+    assert shard_latest_start([[1.0], [1.0, 1.0]], [1, 1], 1, [[10.0], [1.0, 1.0]]) == 10 + 1
+    # a batch's own failure does not delay its own start
+    assert shard_latest_start([[1.0]], [1], 1, [[50.0]]) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    limits=st.lists(st.integers(1, 3), min_size=8, max_size=8),
+    outer=st.integers(1, 4),
+    times=st.lists(st.floats(0.1, 5.0), min_size=64, max_size=64),
+)
+def test_no_check_of_a_list_scheduled_firing_starts_after_the_latest_start_bound(
+    sizes: list[int], limits: list[int], outer: int, times: list[float]
+) -> None:
+    """Play the two-level Map (outer places over server batches, each batch in waves of its limit,
+    a wave as long as its batch's longest check, as the bound assumes) and compare."""
+    batches = [[times[8 * b + i] for i in range(n)] for b, n in enumerate(sizes)]
+    concurrency = limits[: len(sizes)]
+    free = [0.0] * outer
+    latest = 0.0
+    for batch, c in zip(batches, concurrency, strict=True):
+        place = min(range(outer), key=lambda p: free[p])
+        waves = math.ceil(len(batch) / c)
+        latest = max(latest, free[place] + (waves - 1) * max(batch))
+        free[place] += waves * max(batch)
+    assert latest <= shard_latest_start(batches, concurrency, outer, batches) + 1e-9
