@@ -1,6 +1,7 @@
 """The watchdog: a function that EventBridge Scheduler invokes every 5 minutes to record a missed
 run, and alert through the normal lifecycle, for every source with no recorded run for two of its
-periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule).
+periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule), and for
+every source with no run at all two periods after the watchdog first saw it (the deploy).
 
 It delivers what it decides itself (engine delivery, like the CLI), since no firing of the state
 machine runs for the sources it speaks of: it may publish to the alerts topic and the configured
