@@ -3,8 +3,8 @@
 Pure and deterministic: the CDK stack calls `plan_schedules` to create one schedule per
 (cadence, shard), and the check function's `plan` action reads the same plan (`plan_index`, or
 `firing_for` on the same config) to learn which sources one firing covers, grouped by database
-server, and the firing's deadline. Both sides run this module
-on the same bundled config file, so they always agree. docs/scaling.md gives the reasoning and the
+server, and the firing's deadline. Both sides run this module on the same bundled config file, so
+they always agree. docs/scaling.md gives the reasoning and the
 numbers; in short:
 
 * A *cadence* is what EventBridge Scheduler needs to fire: the schedule expression, its time zone
@@ -85,6 +85,7 @@ class RetryPolicy:
         return max(self.waits(), default=0.0)
 
     def waits(self) -> list[float]:
+        """The longest wait before each retry, in order (full jitter waits between 0 and this)."""
         return [min(self.interval * self.rate**n, self.max_delay) for n in range(self.attempts - 1)]
 
 
@@ -177,7 +178,6 @@ class ScheduleGroup:
     shard's concurrency (`drain_seconds`), since the checks the deadline stops must still be
     recorded, one invocation each, before the execution ends. A check attempt starts only if it
     can end, with its recording, by then (`attempt_fits`)."""
-
     latest_start_seconds: float = 0.0
     """When the last check of a healthy firing starts at the latest (`shard_latest_start`)."""
     room_seconds: float = 0.0
