@@ -31,7 +31,9 @@ from infra.constructs.notifications import Notifications
 from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 WATCHDOG_TIMEOUT = Duration.minutes(5)
-"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst."""
+"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst. The
+first tick after a deploy also writes when it began watching each source without runs (one small
+conditional write each); its ledger claims hold for the invocation's remaining time plus 30 s."""
 
 
 class Watchdog(Construct):
