@@ -20,6 +20,9 @@ it (`cli_runs.installed_env`: this checkout's editable install would otherwise c
 from source in every process). Medians of repeats, interleaved. With two sizes, a last table gives
 each tool's cost per further table (the difference of its median walls over the difference in
 tables): start-up cancels out, so its ratio is the one a large estate tends to.
+The raw SQL floor is what the checks must ask at least: a fresh interpreter with pg8000 alone, one
+connection, one catalog read and one count-and-latest aggregate per table; the steady run is budgeted
+against it at the larger size.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ HOURS = 840  # 10,080 rows a table
 BUDGET_SPEEDUP = 3.0  # steady run against Soda's documented path, at the smaller size
 BUDGET_PER_TABLE = 5.0  # cost per further table against Soda's documented path
 BUDGET_FIRST_RUN = 1.0  # the first run (with its backfill) no slower than Soda's documented path
+BUDGET_FLOOR = 1.5  # the steady run against the raw SQL floor, at the larger size
 COLUMNS = (
     ("id", "bigint"),
     ("created_at", "timestamptz"),
@@ -157,6 +161,36 @@ def startup(python: Path, imports: str, env: dict[str, str] | None = None) -> fl
 
 
 SODA_IMPORTS = "import soda_core.contracts.api.verify_api, soda_core.common.data_source_impl"
+# The raw SQL floor: what the three checks must ask of the server at least, from a fresh interpreter
+# with the driver alone, on one connection: one catalog read for every table's columns, then one
+# aggregate (count and latest update) per table. argv: host, port, user, database, schema, tables.
+SQL_FLOOR_DRIVER = r"""
+import json, sys
+import pg8000.dbapi
+host, port, user, database, schema, *tables = sys.argv[1:]
+connection = pg8000.dbapi.connect(host=host, port=int(port), user=user, database=database)
+cursor = connection.cursor()
+cursor.execute(
+    "select table_name, column_name, data_type from information_schema.columns where table_schema = %s",
+    (schema,),
+)
+columns = len(cursor.fetchall())
+counted = 0
+for table in tables:
+    cursor.execute(f'select count(*), max(updated_at) from "{schema}"."{table}"')
+    count, latest = cursor.fetchone()
+    counted += count > 0 and latest is not None
+connection.close()
+print(json.dumps({"tables with rows": counted, "columns": columns}))
+"""
+
+
+def run_sql_floor(schema: str, names: list[str]) -> tuple[Measured, dict[str, int]]:
+    command = [sys.executable, "-c", SQL_FLOOR_DRIVER, pg.HOST, str(pg.PORT), pg.USER, pg.DATABASE, schema]
+    done = run_measured([*command, *names]).check("SQL floor")
+    return done, json.loads(done.stdout.strip().splitlines()[-1])
+
+
 DRIFTGUARD_IMPORTS = "import driftguard.cli, driftguard.engine, driftguard.collect, driftguard.store.sqlite"
 
 
@@ -199,6 +233,7 @@ ROWS = (
     ("Soda Core CLI, one process a contract", "cli"),
     ("DriftGuard, first run (backfills history)", "first"),
     ("DriftGuard, steady run", "steady"),
+    ("raw SQL floor (pg8000 alone, one connection, the same reads)", "floor"),
 )
 
 
@@ -219,7 +254,9 @@ def run(quick: bool = False, install: bool = True) -> Report:
     walls_by_size: dict[int, dict[str, list[float]]] = {}
     for count in sizes:
         # The first (smallest) size keeps the budget names it always had; larger ones are labelled.
-        walls_by_size[count] = _measure(report, engine, soda, count, repeats, labelled=count != sizes[0])
+        walls_by_size[count] = _measure(
+            report, engine, soda, count, repeats, labelled=count != sizes[0], largest=count == sizes[-1]
+        )
     engine.dispose()
     if len(sizes) > 1:
         _per_table_cost(report, walls_by_size)
@@ -238,6 +275,7 @@ def _measure(
     repeats: int,
     *,
     labelled: bool,
+    largest: bool,
 ) -> dict[str, list[float]]:
     """Both tools on `count` fresh tables: one table of figures and the budget verdicts; the walls."""
     keys = [key for _, key in ROWS]
@@ -271,6 +309,10 @@ def _measure(
                         walls["cli"].append(wall)
                         memory["cli"].append(peak)
                         starts["cli"].append(soda_start * count)
+                done, outcomes["floor"] = run_sql_floor(schema, names)
+                walls["floor"].append(done.wall_s)
+                memory["floor"].append(done.peak_rss_mb)
+                starts["floor"].append(startup(Path(sys.executable), "import pg8000.dbapi"))
                 starts["first"].append(startup(Path(sys.executable), DRIFTGUARD_IMPORTS, driftguard_env))
                 starts["steady"] = starts["first"]
                 config = write_config(directory, [pg.source("bench-soda", schema, driftguard_tables(names))])
@@ -314,6 +356,16 @@ def _measure(
             continue
         speedup = soda_wall / statistics.median(walls[key])
         report.budgets.append(Budget(name, wanted, f"{speedup:.2f}x", speedup >= target))
+    if largest:
+        over = statistics.median(walls["steady"]) / statistics.median(walls["floor"])
+        report.budgets.append(
+            Budget(
+                f"DriftGuard steady run vs the raw SQL floor, {count} tables",
+                f"<= {BUDGET_FLOOR}x the floor",
+                f"{over:.2f}x",
+                over <= BUDGET_FLOOR,
+            )
+        )
     return walls
 
 

@@ -44,12 +44,9 @@ idempotency = IdempotencyConfig(event_key_jmespath="[source, scheduled_time]", e
 
 
 def container() -> runtime.Runtime:
-    """The runtime (built by the first invocation, then reused), with X-Ray on the database drivers
-    its sources use before any check connects (patching a driver imports it: pymysql alone costs
-    about 45 ms of cold start in a container that checks only PostgreSQL), and the idempotent
-    check on the state store's DynamoDB client."""
+    """The runtime (built by the first invocation, then reused) and the idempotent check on the
+    state store's DynamoDB client."""
     rt = runtime.runtime()
-    tracer.patch(runtime.database_drivers(rt.config))  # a no-op for drivers already patched
     idempotent_check(rt.store)
     return rt
 
@@ -71,6 +68,12 @@ def idempotent_check(store: Store) -> Callable[..., dict[str, Any]]:
 
 def checked(event: dict[str, Any]) -> dict[str, Any]:
     rt = container()
+    source = event.get("source")
+    if isinstance(source, str):
+        # X-Ray on the database driver of this source before it connects: patching a driver imports
+        # it (pymysql alone costs about 45 ms), so a container patches only what its checks use.
+        # A no-op for drivers already patched; this also reads the source's config slice (cached).
+        tracer.patch(runtime.database_drivers(rt.source_config(source)))
     result = runtime.check(rt, event)
     runtime.emit_check_metrics(metrics, rt, result)
     return result

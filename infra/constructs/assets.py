@@ -25,6 +25,11 @@ PLAN_FILE_NAME = "driftguard-plan.json"
 """The schedule plan inside the check function's asset (env DRIFTGUARD_PLAN): which sources each
 schedule covers, by server, computed once at synth (`driftguard.schedules.plan_index`)."""
 
+SLICES_DIR_NAME = "driftguard-sources"
+"""The check function's per-source slices of the compiled config (env DRIFTGUARD_CONFIG_SLICES): one
+`NAME.json` per source; its `driftguard.json` is then the config without sources, and a check reads
+only its source's slice (driftguard.lambda_runtime.ConfigSlices)."""
+
 _UNUSED_IMAGE = DockerImage.from_registry("public.ecr.aws/sam/build-python3.13")
 """CDK requires an image; local bundling always succeeds or raises, so it is never pulled."""
 
@@ -77,6 +82,8 @@ def function_code(folder: Path, files: Mapping[str, str], config_path: Path) -> 
                 folder, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
         for name, text in files.items():
-            (output_dir / name).write_text(text, encoding="utf-8")
+            target = output_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)  # slices: driftguard-sources/NAME.json
+            target.write_text(text, encoding="utf-8")
 
     return local_asset(folder if folder.is_dir() else config_path.parent, build)

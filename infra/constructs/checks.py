@@ -3,8 +3,11 @@
 Runtime contract (functions/check/handler.py and functions/notify/handler.py implement exactly this)
 ====================================================================================================
 
-Check function: asset = functions/check plus the compiled config as `driftguard.json`;
-handler `handler.handler`; the shared layer carries driftguard and its runtime dependencies
+Check function: asset = functions/check plus the compiled config without its sources as
+`driftguard.json`, one slice per source as `driftguard-sources/NAME.json` (env
+DRIFTGUARD_CONFIG_SLICES: an invocation reads only its source's slice) and the plan; memory sized
+from the largest source (infra/constructs/memory.py; `aws.check_memory_mb` overrides); handler
+`handler.handler`; the shared layer carries driftguard and its runtime dependencies
 (boto3/botocore come from the Lambda runtime, see infra/constructs/layer.py). Environment:
 
     driftguard.contracts.CheckEnvironment (infra sets it, the handler reads it back): the config
@@ -47,7 +50,7 @@ or (d) fails after its retries, the event is parked in the delivery DLQ
 (`{"kind": "unrecorded_check_failure" | "unrecorded_deliveries", ...}`) and the DLQ alarm fires;
 no failure aborts the other sources of the shard.
 
-Notify function: asset functions/notify plus `driftguard.json`, handler `handler.handler`, env
+Notify function: asset functions/notify plus `driftguard.json` without sources, handler `handler.handler`, env
 DRIFTGUARD_STATE_TABLE (read-write: the delivery ledger's claims and marks) and
 DRIFTGUARD_ALERTS_TOPIC_ARN, input `{"id", "channel": NAME}`: claims the notification (skips it if
 delivered or held by another execution), reads its body from the store, sends it, marks it
@@ -97,7 +100,7 @@ from driftguard.config import Config
 from driftguard.contracts import CheckEnvironment, retryable_error_names
 from driftguard.errors import ConfigError
 from driftguard.schedules import ScheduleGroup, capacity_notes
-from infra.constructs.assets import PLAN_FILE_NAME
+from infra.constructs.assets import PLAN_FILE_NAME, SLICES_DIR_NAME
 from infra.constructs.common import (
     FunctionSpec,
     ShippedConfig,
@@ -110,6 +113,7 @@ from infra.constructs.common import (
     python_function,
     scheduler_role,
 )
+from infra.constructs.memory import check_memory
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import IDEMPOTENCY_ACTIONS, STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
@@ -153,13 +157,21 @@ class Checks(Construct):
         notifications: Notifications,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Sized from the largest source's slice and tables, not the fleet (infra/constructs/memory.py)
+        memory = check_memory(
+            config, shared=shipped.without_sources, plan=shipped.plan, slices=shipped.slices
+        )
+        self.memory = memory
+        (Annotations.of(self).add_warning if memory.too_small else Annotations.of(self).add_info)(
+            memory.note()
+        )
         self.function = python_function(
             self,
             "CheckFunction",
             FunctionSpec(
                 folder="check",
                 description="DriftGuard: plan a firing, check one source, record a failed check",
-                memory_mb=config.aws.check_memory_mb,
+                memory_mb=memory.mb,
                 timeout=CHECK_TIMEOUT,
                 # Reserving needs 100 unreserved left in the account: a new account (a quota of 10)
                 # cannot reserve any, so by default nothing is reserved (docs/scaling.md).
@@ -170,7 +182,9 @@ class Checks(Construct):
                     state_table=state.state.table_name,
                     idempotency_table=state.idempotency.table_name,
                     plan_file=PLAN_FILE_NAME,
+                    config_slices=SLICES_DIR_NAME,
                 ),
+                config_slices=True,
             ),
             config=config,
             shipped=shipped,

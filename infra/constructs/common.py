@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,11 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct, IConstruct
-from driftguard.config import Config, compile_config
+from driftguard.config import Config, compile_config, compile_source
 from driftguard.contracts import METRIC_NAMESPACE, FunctionEnvironment
 from driftguard.errors import ConfigError
 from driftguard.schedules import FleetPlan, plan_fleet, plan_index
-from infra.constructs.assets import CONFIG_FILE_NAME, PLAN_FILE_NAME, REPO, function_code
+from infra.constructs.assets import CONFIG_FILE_NAME, PLAN_FILE_NAME, REPO, SLICES_DIR_NAME, function_code
 
 E = TypeVar("E", bound=FunctionEnvironment)
 
@@ -112,6 +113,10 @@ class FunctionSpec:
     needs_sources: bool = True
     """False: the function ships the config without its sources (channels, routes, settings only),
     which is all a delivery needs: at 10,000 sources the whole config is hundreds of MB in memory."""
+    config_slices: bool = False
+    """True: the function ships the config without its sources plus one slice per source
+    (`SLICES_DIR_NAME/NAME.json`, env DRIFTGUARD_CONFIG_SLICES) and reads only the slice of the source
+    an invocation is about: its memory follows the largest source, not the fleet."""
 
 
 @dataclass(frozen=True)
@@ -123,16 +128,35 @@ class ShippedConfig:
     compiled: str  # `compile_config(config)`, written as driftguard.json
     without_sources: str  # the same without its sources, for functions that only deliver
     fleet: FleetPlan  # the schedules (planning 10,000 sources takes seconds: once per synth)
+    config: Config  # what was compiled: the slices are compiled from it when a function ships them
 
     @classmethod
     def of(cls, config: Config, path: Path) -> ShippedConfig:
         bare = compile_config(config.model_copy(update={"sources": []}))
-        return cls(path, compile_config(config), bare, plan_fleet(config))
+        return cls(path, compile_config(config), bare, plan_fleet(config), config)
 
     @property
     def files(self) -> dict[str, str]:
         """What a function that checks sources ships beside its code."""
-        return {CONFIG_FILE_NAME: self.compiled, PLAN_FILE_NAME: plan_index(self.fleet.groups)}
+        return {CONFIG_FILE_NAME: self.compiled, PLAN_FILE_NAME: self.plan}
+
+    @functools.cached_property
+    def plan(self) -> str:
+        """The schedule plan as the functions that plan ship it (`plan_index`)."""
+        return plan_index(self.fleet.groups)
+
+    @functools.cached_property
+    def slices(self) -> dict[str, str]:
+        """Each source compiled alone (`compile_source`), by name: written only for a function that
+        ships slices (at 10,000 sources x 20 tables, about 110 MB of text)."""
+        return {s.name: compile_source(s) for s in self.config.sources}
+
+    @property
+    def sliced_files(self) -> dict[str, str]:
+        """What a function that checks one source per invocation ships: the config without its sources,
+        the plan, and one slice per source."""
+        files = {CONFIG_FILE_NAME: self.without_sources, PLAN_FILE_NAME: self.plan}
+        return files | {f"{SLICES_DIR_NAME}/{name}.json": text for name, text in self.slices.items()}
 
     @property
     def channel_files(self) -> dict[str, str]:
@@ -172,7 +196,11 @@ def python_function(
         handler="handler.handler",
         code=function_code(
             REPO / "functions" / spec.folder,
-            shipped.files if spec.needs_sources else shipped.channel_files,
+            shipped.sliced_files
+            if spec.config_slices
+            else shipped.files
+            if spec.needs_sources
+            else shipped.channel_files,
             shipped.path,
         ),
         layers=[layer],

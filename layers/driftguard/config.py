@@ -574,13 +574,14 @@ class Connection(Strict):
         return _reject_inline_secrets(data, "password")
 
 
-SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb"]
+SourceKind = Literal["postgres", "mysql", "sqlite", "duckdb", "clickhouse"]
 FILE_KINDS = ("sqlite", "duckdb")  # sources that are a database file: connection.path
-_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb"]] = {
+_SQL_DIALECTS: dict[str, Literal["postgresql", "mysql", "sqlite", "duckdb", "clickhouse"]] = {
     "postgres": "postgresql",
     "mysql": "mysql",
     "sqlite": "sqlite",
     "duckdb": "duckdb",
+    "clickhouse": "clickhouse",
 }
 
 
@@ -660,7 +661,9 @@ class Source(Strict):
 
     @property
     def default_port(self) -> int | None:
-        return {"postgres": 5432, "mysql": 3306}.get(self.kind)
+        return {"postgres": 5432, "mysql": 3306, "clickhouse": 9000}.get(
+            self.kind
+        )  # ClickHouse: native protocol
 
 
 # --------------------------------------------------------------------------- channels and routes
@@ -875,7 +878,19 @@ class AwsSettings(Strict):
     log_retention_days: int = Field(default=90, ge=1)
     alarm_email: str | None = None
     vpc: VpcSettings | None = None
-    check_memory_mb: int = Field(default=512, ge=128, le=10240)
+    check_memory_mb: int = Field(
+        default=512,
+        ge=128,
+        le=10240,
+        description="the check function's memory; unset, it is sized from the config (at least 512: "
+        "infra/constructs/memory.py)",
+    )
+    notify_memory_mb: int | None = Field(
+        default=None,
+        ge=128,
+        le=10240,
+        description="the notify function's memory; unset, it is sized from the config (at least 256)",
+    )
     map_concurrency: int = Field(
         default=40, ge=1, le=1000, description="database servers checked at once by one firing, at most"
     )
@@ -1242,3 +1257,38 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "DriftGuard configuration"
     return schema
+
+
+# --------------------------------------------------------------------------- per-source slices
+
+
+def compile_source(source: Source) -> str:
+    """One source as JSON: its slice of the compiled config. The check function ships the config
+    without sources (`compile_config`) plus one slice per source, and reads only the slice of the
+    source an invocation checks (driftguard.lambda_runtime.ConfigSlices)."""
+    return source.model_dump_json(by_alias=True)
+
+
+def load_source_slice(shared: Config, path: str | Path, base: Path) -> Config:
+    """`shared` (a compiled config without its sources, as `load_config` read it) with the one source
+    compiled at `path` (`compile_source`), validated as `load_config` validates a compiled config:
+    the source's own rules, then the config's cross-checks over it (a ConfigError naming the file
+    and the key otherwise). Relative paths are taken relative to `base`, the config file's folder."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the source's compiled config: {e}") from None
+    try:
+        source = Source.model_validate_json(text)
+        fields = {name: getattr(shared, name) for name in Config.model_fields}
+        config = Config.model_validate({**fields, "sources": [source]})
+    except ValidationError as e:
+        problems = [
+            f"{p}: {_format_loc(_loc_to_path(tuple(err['loc'])))}: {_describe(dict(err))}"
+            for err in e.errors()
+        ]
+        raise ConfigError(
+            f"{p}: invalid compiled config:\n  " + "\n  ".join(problems), problems=problems
+        ) from None
+    return resolve_paths(config, base)

@@ -83,6 +83,16 @@ class CheckEnvironment(FunctionEnvironment):
     # The schedule plan shipped beside the config (driftguard-plan.json): the plan step reads its
     # shard from it instead of planning 10,000 sources at every firing; absent, it plans the config.
     plan_file: str | None = Field(default=None, alias="DRIFTGUARD_PLAN")
+    # The per-source slices of the config (a folder of NAME.json beside it): the config file then has
+    # no sources, and an invocation reads only its source's slice (lambda_runtime.ConfigSlices).
+    config_slices: str | None = Field(default=None, alias="DRIFTGUARD_CONFIG_SLICES")
+
+    @classmethod
+    def slices_from_environ(cls, environ: Mapping[str, str] | None = None) -> str | None:
+        """`config_slices` alone, for the runtime every function builds at init (only the check
+        function ships slices; the others have none of the check function's variables)."""
+        environ = os.environ if environ is None else environ
+        return environ.get(str(cls.model_fields["config_slices"].alias)) or None
 
 
 class NotifyEnvironment(FunctionEnvironment):

@@ -252,8 +252,9 @@ class Engine:
 
         def judge(context: SourceContext) -> _Judgement:
             history = self._history_reader(context, overlay)
+            values = self._values_reader(context, overlay)
             evaluation = detect.evaluate_snapshot(
-                self.config, source, snapshot, history, context.baselines.get
+                self.config, source, snapshot, history, context.baselines.get, values
             )
             judged = detect.say_what_was_kept(evaluation.findings, snapshot)
             findings = [*judged, source_finding(source.name, scheduled_time, None)]
@@ -339,6 +340,24 @@ class Engine:
             merged = {p.ts: p for p in extra}
             merged.update({p.ts: p for p in stored})
             return [merged[t] for t in sorted(merged)][-limit:]
+
+        return read
+
+    def _values_reader(
+        self, context: SourceContext, overlay: dict[str, list[MetricPoint]] | None = None
+    ) -> detect.ValuesReader:
+        """`_history_reader`'s windows as columns of values: from the loaded tails, the store's own
+        column read, or (for a series this dry run backfilled) the merged points."""
+        overlay = overlay or {}
+        points = self._history_reader(context, overlay)
+
+        def read(key: CheckKey, before: datetime, limit: int) -> list[float]:
+            if key.fingerprint in overlay:
+                return [p.value for p in points(key, before, limit)]
+            stored = context.series_values(key, before=before, limit=limit)
+            if stored is None:
+                stored = self.store.series_values(key, before=before, limit=limit)
+            return stored
 
         return read
 

@@ -29,6 +29,10 @@ Effectively once, whatever the number, order or overlap of executions:
   remaining time plus a margin: a claim of a notify that crashed is taken over by the next check
   of the source, which lists every outbox entry of the source still waiting. The watchdog's
   missed-run notices go through the same ledger (the engine's delivery, deliver_once).
+Memory: with CheckEnvironment.config_slices (the check function, as the stack ships it) the
+container loads the config without sources at init and, per invocation, only the slice of the source
+it is about (`Runtime.source_config`, the last SLICE_CACHE_SIZE kept): memory follows the largest
+source, not the fleet (infra/constructs/memory.py sizes the functions from that).
 Retryable errors (SourceUnavailable, QueryTimeout, StateConflict, CheckInProgress) propagate with
 their class name as the Lambda errorType so the state machine's Retry matches them.
 """
@@ -37,7 +41,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftguard import errors, ledger
-from driftguard.config import Config, load_config
+from driftguard.config import NAME_RE, Config, load_config, load_source_slice
 from driftguard.contracts import CRITICAL_TAG, CheckEnvironment, FunctionEnvironment, NotifyEnvironment
 from driftguard.errors import DeliveryError, DriftGuardError
 from driftguard.model import DeliveryRecord, DeliveryStatus, Notification, utc, utcnow
@@ -72,13 +78,61 @@ class PermanentDeliveryError(DeliveryError):
         super().__init__(message, retryable=False)
 
 
+# How many sources' slices a warm container keeps parsed (the last ones it checked): a firing asks
+# for one source in its check and again in its record_failure; more would only hold memory.
+SLICE_CACHE_SIZE = 8
+
+
+@dataclass
+class ConfigSlices:
+    """The compiled config's per-source slices, one file per source (`folder`/NAME.json, written at
+    synth by infra: `driftguard.config.compile_source`). A check reads only its source's file, so its
+    memory does not grow with the fleet: at 10,000 sources x 20 tables the whole config took 1.6 GB
+    (bench/README.md, Function memory)."""
+
+    folder: Path
+    base: Path  # the config file's folder: relative paths in a slice are relative to it (load_config)
+    loaded: OrderedDict[str, Config] = field(default_factory=OrderedDict)
+
+    def config_of(self, shared: Config, name: str) -> Config:
+        """`shared` with the source `name` only: its slice, parsed and validated on first use and kept
+        for the next SLICE_CACHE_SIZE - 1 other sources. Another source's slice is never read."""
+        if name in self.loaded:
+            self.loaded.move_to_end(name)
+            return self.loaded[name]
+        path = self.folder / f"{name}.json"
+        if re.fullmatch(NAME_RE, name) is None or not path.is_file():
+            known = ", ".join(self.names()) or "(none)"
+            raise errors.ConfigError(f"no source named {name!r}; configured sources: {known}")
+        config = load_source_slice(shared, path, self.base)
+        if [s.name for s in config.sources] != [name]:
+            raise errors.ConfigError(
+                f"{path}: holds source {config.sources[0].name!r}, not {name!r}: the deployment's "
+                "config files do not match; deploy the stack again"
+            )
+        self.loaded[name] = config
+        while len(self.loaded) > SLICE_CACHE_SIZE:
+            self.loaded.popitem(last=False)
+        return config
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.json"))
+
+    def whole(self, shared: Config) -> Config:
+        """Every slice in one config, validated together (the cross-checks over all sources)."""
+        sources = [self.config_of(shared, name).sources[0] for name in self.names()]
+        fields = {name: getattr(shared, name) for name in Config.model_fields}
+        return Config.model_validate({**fields, "sources": sources})
+
+
 @dataclass
 class Runtime:
-    config: Config
+    config: Config  # with the sources, or without them when they ship as `slices`
     store: Store
     secrets: SecretResolver
     # Channel adapters by name, built on first use and kept by the warm container (their clients too).
     channels: dict[str, ChannelAdapter] = field(default_factory=dict)
+    slices: ConfigSlices | None = None
 
     def channel(self, name: str) -> ChannelAdapter:
         if name not in self.channels:
@@ -93,6 +147,15 @@ class Runtime:
             )
         return self.channels[name]
 
+    def source_config(self, name: str) -> Config:
+        """The config an invocation about the source `name` runs with: the config without sources
+        plus that source's slice when the sources ship as slices, else the whole config."""
+        return self.config if self.slices is None else self.slices.config_of(self.config, name)
+
+    def whole_config(self) -> Config:
+        """The config with every source (planning without a shipped plan): all slices, if sliced."""
+        return self.config if self.slices is None else self.slices.whole(self.config)
+
 
 def _config_path(name: str) -> Path:
     path = Path(name)
@@ -103,13 +166,18 @@ def _config_path(name: str) -> Path:
 
 @cache
 def runtime() -> Runtime:
-    """Built once per container: config, store and secret resolver are reused by warm invocations."""
+    """Built once per container: config, store and secret resolver are reused by warm invocations.
+    With per-source slices (CheckEnvironment.config_slices) the config read here has no sources:
+    each invocation reads its source's slice (Runtime.source_config)."""
     env = FunctionEnvironment.from_environ()
-    config = load_config(_config_path(env.config_file))
+    path = _config_path(env.config_file)
+    config = load_config(path)
+    folder = CheckEnvironment.slices_from_environ()  # CheckEnvironment.config_slices
+    slices = ConfigSlices(_config_path(folder), path.resolve().parent) if folder else None
     from driftguard.store.dynamodb import DynamoStore
 
     store = DynamoStore(table_name=env.state_table, retention_days=config.aws.retention_days)
-    return Runtime(config=config, store=store, secrets=SecretResolver())
+    return Runtime(config=config, store=store, secrets=SecretResolver(), slices=slices)
 
 
 # The DB-API module behind each source kind (driftguard.collect.connect.DRIVERS, which imports
@@ -149,7 +217,9 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     scheduled = parse_time(_required(event, "scheduled_time")).isoformat()
     cadence, shard = str(_required(event, "cadence")), int(_required(event, "shard"))
     index = _plan_index()
-    firing = firing_in_index(index, cadence, shard) if index else firing_for(rt.config, cadence, shard)
+    firing = (
+        firing_in_index(index, cadence, shard) if index else firing_for(rt.whole_config(), cadence, shard)
+    )
     started = parse_time(event["started"], "started") if event.get("started") else utcnow()
     deadline = firing.deadline_at(started).isoformat()
     return {
@@ -165,12 +235,15 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@cache
 def _plan_index() -> str | None:
     """The schedule plan shipped beside the config (CheckEnvironment.plan_file), or None without one."""
     name = CheckEnvironment.from_environ().plan_file
-    if not name:
-        return None
+    return _read_plan(name) if name else None
+
+
+@cache
+def _read_plan(name: str) -> str:
+    """Read once per container (by name: a process that runs several deployments reads each)."""
     return _config_path(name).read_text(encoding="utf-8")
 
 
@@ -182,15 +255,16 @@ def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     alerts after `error_after_failures` of them) and the firing ends in time."""
     source = str(_required(event, "source"))
     at = parse_time(_required(event, "scheduled_time"))
+    config = rt.source_config(source)
     if "error" in event:
-        return summarize(_engine(rt).record_failure(source, at, error_from_catch(event["error"])))
-    late = _too_late(rt, source, event.get("deadline"))
+        return summarize(_engine(rt, config).record_failure(source, at, error_from_catch(event["error"])))
+    late = _too_late(config, source, event.get("deadline"))
     if late is not None:
-        return summarize(_engine(rt).record_failure(source, at, late))
-    return summarize(_engine(rt).check(source, at))
+        return summarize(_engine(rt, config).record_failure(source, at, late))
+    return summarize(_engine(rt, config).check(source, at))
 
 
-def _too_late(rt: Runtime, name: str, deadline: Any) -> errors.RunMissed | None:
+def _too_late(config: Config, name: str, deadline: Any) -> errors.RunMissed | None:
     """Whether an attempt starting now could end, with the recording of its outcome, after the
     firing's deadline (driftguard.schedules.attempt_fits: the attempt, a throttled recording)."""
     from driftguard.schedules import attempt_fits
@@ -198,8 +272,8 @@ def _too_late(rt: Runtime, name: str, deadline: Any) -> errors.RunMissed | None:
     if deadline is None:
         return None
     ends = parse_time(deadline, "deadline")
-    source = rt.config.source(name)
-    if attempt_fits(source, rt.config.statement_timeout_of(source), utcnow(), ends):
+    source = config.source(name)
+    if attempt_fits(source, config.statement_timeout_of(source), utcnow(), ends):
         return None
     return errors.RunMissed(
         f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "
@@ -264,12 +338,12 @@ def record_deliveries(rt: Runtime, event: dict[str, Any], *, metrics: Any | None
     return {"recorded": recorded["failed"], **recorded}
 
 
-def _engine(rt: Runtime) -> Any:
+def _engine(rt: Runtime, config: Config) -> Any:
     from driftguard.engine import Engine
 
     # Deliveries are the state machine's job in AWS: the engine commits the outbox only.
     return Engine(
-        rt.config,
+        config,
         rt.store,
         secrets=rt.secrets,
         raise_retryable=True,
@@ -324,14 +398,15 @@ def emit_check_metrics(metrics: Any, rt: Runtime, summary: dict[str, Any]) -> No
     _add(metrics, "Anomalies", summary["anomalies"])
     _add(metrics, "AlertsFiring", summary["firing"])
     _add(metrics, "CheckDurationMs", summary["duration_ms"], unit="Milliseconds")
-    source = next((s for s in rt.config.sources if s.name == summary["source"]), None)
+    config = rt.source_config(str(summary["source"]))
+    source = next((s for s in config.sources if s.name == summary["source"]), None)
     if source is None:
         return
     from driftguard.schedules import cadence_id
 
     # The per-cadence heartbeat, per-source panels and the alarm of a critical source
     # (infra/constructs/monitoring.py): one series each, only where the stack watches it.
-    series = [("ChecksRun", 1, "cadence", cadence_id(rt.config.schedule_of(source)))]
+    series = [("ChecksRun", 1, "cadence", cadence_id(config.schedule_of(source)))]
     if source.dashboard:
         series += [
             ("ChecksRun", 1, "source", source.name),
@@ -404,13 +479,12 @@ def watchdog(
     from driftguard.watchdog import find_overdue
 
     now = parse_time(event.get("time") or utcnow().isoformat(), "time")
-    schedules = {s.name: rt.config.schedule_of(s) for s in rt.config.sources}
+    config = rt.whole_config()  # every source, also if they shipped as slices
+    schedules = {s.name: config.schedule_of(s) for s in config.sources}
     found = find_overdue(rt.store, schedules, now)
-    senders = {c.name: _channel_sender(rt, c.name, c.max_attempts) for c in rt.config.channels}
+    senders = {c.name: _channel_sender(rt, c.name, c.max_attempts) for c in config.channels}
     lease = LOCAL_CLAIM_LEASE if remaining_ms is None else timedelta(milliseconds=remaining_ms) + CLAIM_MARGIN
-    engine = Engine(
-        rt.config, rt.store, secrets=rt.secrets, senders=senders, claimer=claimer, claim_lease=lease
-    )
+    engine = Engine(config, rt.store, secrets=rt.secrets, senders=senders, claimer=claimer, claim_lease=lease)
     outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
     recorded = [o for o in outcomes if not o.duplicate]
     return {

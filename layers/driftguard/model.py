@@ -10,6 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,6 +33,14 @@ def stable_hash(*parts: object, length: int = 16) -> str:
     """A short, stable, order-sensitive hash of `parts` (used for fingerprints and dedup keys)."""
     payload = json.dumps([str(p) if p is not None else None for p in parts], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_fingerprint(*parts: str | None) -> str:
+    """A CheckKey's fingerprint, remembered: a run asks for each key's many times (history
+    reads, state, labels: 29 times a table in a steady run), and a hash of strings is cheaper
+    than a JSON encoding and a SHA-256. A pure function of the key's fields, so never stale."""
+    return stable_hash(*parts)
 
 
 class Frozen(BaseModel):
@@ -97,7 +106,8 @@ class CheckKey(Frozen):
 
     @property
     def fingerprint(self) -> str:
-        return stable_hash(self.source, self.table, self.check.value, self.metric, self.column, self.segment)
+        parts = (self.source, self.table, self.check.value, self.metric, self.column, self.segment)
+        return _key_fingerprint(*parts)
 
     @property
     def measures_time(self) -> bool:
@@ -300,6 +310,16 @@ def stored_point(key: CheckKey, ts: datetime, value: float, label: PointLabel) -
     _set_attribute(point, "__pydantic_extra__", None)
     _set_attribute(point, "__pydantic_private__", None)
     return point
+
+
+def trusted_point(
+    key: CheckKey, ts: datetime, value: float, label: PointLabel = PointLabel.NONE
+) -> MetricPoint:
+    """A point built from parts already of its field types (a CheckKey, a datetime, a number), as
+    a backfill turns a table's history into points: the same point `MetricPoint(...)` validates
+    (the time made UTC, the number a float), at a fraction of the cost (a first run builds one per
+    backfilled period and arrival: 420,000 for 500 tables of five weeks)."""
+    return stored_point(key, utc(ts), float(value), label)
 
 
 # --------------------------------------------------------------------------- decisions

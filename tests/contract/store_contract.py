@@ -529,6 +529,24 @@ class StoreContract:
         expected = sorted(o for o in offsets if o < before_offset)[-limit:] if limit else []
         assert [p.value for p in got] == [float(o) for o in expected]
         assert [p.ts for p in got] == [T0 + o * seconds for o in expected]
+        assert store.series_values(key, before=T0 + before_offset * seconds, limit=limit) == [
+            float(o) for o in expected
+        ]
+
+    def test_series_values_are_the_series_as_a_column(self, store: Store) -> None:
+        key = fresh_key()
+        store.put_points(points_of(key, hours(10)))
+        store.put_points([MetricPoint(key=key, ts=T0 + 10 * HOUR, value=math.nan)])
+        store.put_points([MetricPoint(key=key, ts=T0 + 11 * HOUR, value=-math.inf)])
+
+        for before, limit in ((T0 + 8 * HOUR, 3), (T0 + 12 * HOUR, 5), (T0, 4), (T0 + 12 * HOUR, 0)):
+            window = [p.value for p in store.series(key, before=before, limit=limit)]
+            column = store.series_values(key, before=before, limit=limit)
+            assert len(column) == len(window)
+            same = [a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(column, window, strict=True)]
+            assert all(same)
+        assert store.series_values(key, before=T0 + 8 * HOUR, limit=3) == [6.0, 7.0, 8.0]
+        assert math.isnan(store.series_values(key, before=T0 + 11 * HOUR, limit=1)[0])
 
     # ------------------------------------------------------------------ one check's reads
     def test_load_source_holds_the_sources_states_and_baselines(self, store: Store) -> None:
@@ -592,6 +610,8 @@ class StoreContract:
 
         if window is not None:  # None: this store's tail cannot tell, and the engine asks `series`
             assert window == store.series(key, before=T0 + before * step, limit=limit)
+            column = loaded.series_values(key, before=T0 + before * step, limit=limit)
+            assert column == store.series_values(key, before=T0 + before * step, limit=limit)
         assert loaded.series(check_key(source, table="other"), before=T0, limit=5) in (None, [])
 
     def test_points_read_back_behave_like_validated_points(self, store: Store) -> None:

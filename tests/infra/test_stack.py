@@ -15,6 +15,7 @@ from infra.constructs import layer
 from stack_helpers import REPO, Synthesized, acknowledgements, actions_on, flat, role_statements
 
 from driftguard.config import load_config
+from driftguard.lambda_runtime import ConfigSlices
 from driftguard.schedules import TIMING, plan_schedules
 
 CONFIG = REPO / "examples" / "aws-basic.yaml"
@@ -91,6 +92,7 @@ def test_check_function_memory_timeout_concurrency_and_environment(synth: Synthe
     env = flat(props["Environment"]["Variables"])
     assert env["DRIFTGUARD_STATE_TABLE"].startswith("<StateStateTable")
     assert env["DRIFTGUARD_IDEMPOTENCY_TABLE"].startswith("<StateIdempotencyTable")
+    assert env["DRIFTGUARD_CONFIG_SLICES"] == "driftguard-sources"  # one source's slice per check
     assert "DRIFTGUARD_ALERTS_TOPIC_ARN" not in env  # the notify function publishes every notification
     assert "DRIFTGUARD_DLQ_URL" not in env  # the state machine parks failures, the function never does
 
@@ -102,7 +104,9 @@ def test_notify_function_gets_the_state_table_and_the_ses_configuration_set_only
     assert env["DRIFTGUARD_STATE_TABLE"].startswith("<StateStateTable")
     assert env["DRIFTGUARD_SES_CONFIGURATION_SET"].startswith("<NotificationsSesConfigurationSet")
     assert "DRIFTGUARD_IDEMPOTENCY_TABLE" not in env
+    assert "DRIFTGUARD_CONFIG_SLICES" not in env  # a delivery reads no source
     assert props["Timeout"] == 30
+    assert props["MemorySize"] == 256  # sized from the config without sources: the floor
 
 
 @pytest.mark.slow
@@ -157,9 +161,24 @@ def test_function_assets_carry_the_compiled_config(synth: Synthesized) -> None:
     config = load_config(CONFIG)
     for prefix in ("ChecksCheckFunction", "WatchdogWatchdogFunction"):
         asset = synth.asset_dir(function_id(synth, prefix))
-        assert load_config(asset / "driftguard.json") == config
         plan = json.loads((asset / "driftguard-plan.json").read_text())
         assert set(plan) == {g.name for g in plan_schedules(config)}
+    # the watchdog reads every source's schedule: the whole config
+    assert (
+        load_config(synth.asset_dir(function_id(synth, "WatchdogWatchdogFunction")) / "driftguard.json")
+        == config
+    )
+    # a check reads one source: the config without sources, and one slice per source read back by
+    # the runtime to the same model as the whole config
+    check = synth.asset_dir(function_id(synth, "ChecksCheckFunction"))
+    shared = load_config(check / "driftguard.json")
+    assert shared == config.model_copy(update={"sources": []})
+    assert sorted(p.name for p in (check / "driftguard-sources").iterdir()) == sorted(
+        f"{s.name}.json" for s in config.sources
+    )
+    slices = ConfigSlices(check / "driftguard-sources", check)
+    for source in config.sources:
+        assert slices.config_of(shared, source.name) == config.model_copy(update={"sources": [source]})
     # a delivery needs no source: the notify function ships the config without them
     notify = synth.asset_dir(function_id(synth, "NotificationsNotifyFunction"))
     assert load_config(notify / "driftguard.json") == config.model_copy(update={"sources": []})

@@ -349,6 +349,27 @@ def normal_hour(pg: Any, start: datetime, per_hour: int = 40) -> None:
         )
 
 
+def ship_for_checks(config_path: Path, tmp_path: Path) -> dict[str, str]:
+    """Write the files the stack ships to the check function (infra ShippedConfig.sliced_files)
+    into a fresh folder; the environment that points the functions at them."""
+    import tempfile
+
+    from infra.constructs.assets import CONFIG_FILE_NAME, PLAN_FILE_NAME, SLICES_DIR_NAME
+    from infra.constructs.common import ShippedConfig
+
+    from driftguard.config import load_config
+
+    folder = Path(tempfile.mkdtemp(prefix="shipped-", dir=tmp_path))
+    for name, text in ShippedConfig.of(load_config(config_path), config_path).sliced_files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return {
+        "DRIFTGUARD_CONFIG": str(folder / CONFIG_FILE_NAME),
+        "DRIFTGUARD_CONFIG_SLICES": str(folder / SLICES_DIR_NAME),
+        "DRIFTGUARD_PLAN": str(folder / PLAN_FILE_NAME),
+    }
+
+
 @pytest.fixture
 def world(
     pg: Any, tmp_path: Path, asl_template: str, monkeypatch: pytest.MonkeyPatch
@@ -420,7 +441,10 @@ def world(
 
         def configure(**kw: Any) -> None:
             path = config_file(pg, tmp_path, **kw)
-            monkeypatch.setenv("DRIFTGUARD_CONFIG", str(path))
+            # the check function's files as the stack ships them: the config without sources, one
+            # slice per source, the plan (the notify function reads the same config without sources)
+            for key, value in ship_for_checks(path, tmp_path).items():
+                monkeypatch.setenv(key, value)
             w.containers.retire_all()
             w.config_path = path
 

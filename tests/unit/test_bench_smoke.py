@@ -121,6 +121,9 @@ def test_soda_quick_keeps_the_driftguard_column_without_installing(_pg_admin: sa
     figures = assert_well_formed(report, tables=1)
     rows = {row[0]: row for row in report.tables[0].rows}
     assert rows["DriftGuard, steady run"][1] != "NOT RUN"
+    floor = rows["raw SQL floor (pg8000 alone, one connection, the same reads)"]
+    assert floor[1] != "NOT RUN" and "'tables with rows': 1" in floor[-1]
+    assert any(b.name.startswith("DriftGuard steady run vs the raw SQL floor") for b in report.budgets)
     missing = any("SODA CORE COLUMN MISSING" in p for p in figures["problems"])
     for label in (
         "Soda Core, documented Python path (a connection a contract)",
@@ -173,8 +176,12 @@ def test_fleet_quick() -> None:
 
 @pytest.mark.slow
 def test_memory_quick() -> None:
-    figures = assert_well_formed(memory.run(quick=True), tables=1)
+    figures = assert_well_formed(memory.run(quick=True), tables=2)
     assert not figures["problems"]
+    peaks = {row[0].split(":")[0]: row[1] for row in figures["tables"][0]["rows"]}
+    one, many = (row[1] for row in figures["tables"][0]["rows"] if row[0].startswith("check, as shipped"))
+    assert one < peaks["before slices"]  # a check reads its source's slice, not the fleet's config
+    assert many - one < 5  # 200 sources' slices in turn: the container keeps only the last few
 
 
 # --------------------------------------------------------------------------- the runner

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftguard.config import Config, parse_config
 from driftguard.detect import (
@@ -31,6 +33,7 @@ from driftguard.model import (
     SqlCheckResult,
     TableHistory,
     TableSnapshot,
+    trusted_point,
 )
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday: the judged period is 09:00-10:00
@@ -369,3 +372,30 @@ def test_freshness_alerts_when_the_hourly_cadence_breaks_and_explains_it(config:
     assert (
         f.explanation.seasonal_slot == "Mon 10:00" and "check the job that loads it" in f.explanation.reason
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ts=st.datetimes(
+        min_value=datetime(1971, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from(
+            [None, UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=30))]
+        ),
+    ),
+    value=st.one_of(st.integers(min_value=0, max_value=10**12), st.floats(allow_nan=False)),
+    label=st.sampled_from(list(PointLabel)),
+)
+def test_trusted_points_are_the_points_validation_builds(
+    ts: datetime, value: float, label: PointLabel
+) -> None:
+    """Backfills build points without validating them (`trusted_point`): each must equal, dump and
+    hash as the validated point, its time made UTC and its number a float."""
+    key = CheckKey(source="s", table="t", check=CheckKind.VOLUME, metric="rows_per_period")
+    validated = MetricPoint(key=key, ts=ts, value=value, label=label)
+    trusted = trusted_point(key, ts, value, label)
+
+    assert trusted == validated
+    assert hash(trusted) == hash(validated)
+    assert trusted.model_dump() == validated.model_dump()
+    assert type(trusted.value) is float and trusted.ts.tzinfo is UTC

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -68,12 +69,13 @@ def test_a_check_feeds_its_cadences_heartbeat_and_a_critical_sources_alarm(
     """The series infra/constructs/monitoring.py alarms on: ChecksRun by cadence for every check,
     CheckFailures by source for sources tagged critical (and nothing per source for the others)."""
     import json
-    from types import SimpleNamespace
 
     from aws_lambda_powertools import Metrics
 
-    from driftguard.lambda_runtime import emit_check_metrics
+    from driftguard.lambda_runtime import Runtime, emit_check_metrics
     from driftguard.schedules import cadence_id
+    from driftguard.secrets import SecretResolver
+    from driftguard.store.base import Store
 
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "DriftGuard-Payments")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "DriftGuard")
@@ -83,10 +85,10 @@ def test_a_check_feeds_its_cadences_heartbeat_and_a_critical_sources_alarm(
         " connection: {host: h, database: d, user: u}}\n"
         "  - {name: pg-2, kind: postgres, connection: {host: h, database: e, user: u}}\n"
     )
-    rt = SimpleNamespace(config=config)
+    rt = Runtime(config=config, store=cast("Store", None), secrets=SecretResolver())
     summary = {"duplicate": False, "findings": 1, "anomalies": 0, "firing": 0, "duration_ms": 5.0}
     for source in ("pg", "pg-2"):
-        emit_check_metrics(Metrics(), rt, {**summary, "source": source, "status": "failed"})  # type: ignore[arg-type]
+        emit_check_metrics(Metrics(), rt, {**summary, "source": source, "status": "failed"})
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     by_dimension = [
         (blob["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], d, blob[d], blob["service"])

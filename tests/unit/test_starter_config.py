@@ -14,7 +14,7 @@ from driftguard.cli.monitor import init
 from driftguard.config import SourceKind, parse_config
 
 
-@pytest.mark.parametrize("kind", ["postgres", "mysql", "sqlite", "duckdb"])
+@pytest.mark.parametrize("kind", ["postgres", "mysql", "sqlite", "duckdb", "clickhouse"])
 def test_the_starter_of_every_kind_is_valid_with_its_sql_metrics_uncommented(
     kind: str, tmp_path: Path
 ) -> None:

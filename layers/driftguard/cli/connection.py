@@ -45,6 +45,9 @@ def _qualified(source: Source, table: TableConfig, default_schema: str) -> str:
         return f"`{source.connection.database}`.`{table.name}`"
     if source.kind == "postgres":
         return f'"{table.db_schema or default_schema}"."{table.name}"'
+    if source.kind == "clickhouse":
+        database = (table.db_schema or source.connection.database or "").replace("`", "``")
+        return f"`{database}`.`{table.name.replace('`', '``')}`"
     return f'"{table.name}"'
 
 
@@ -58,6 +61,9 @@ def _grant(source: Source, table: TableConfig, user: str, default_schema: str) -
     if source.kind == "mysql":
         name, _, host = user.partition("@")
         return f"GRANT SELECT ON `{source.connection.database}`.`{table.name}` TO '{name}'@'{host or '%'}';"
+    if source.kind == "clickhouse":  # servers before 20.5 grant databases in users.xml (allow_databases)
+        database = table.db_schema or source.connection.database
+        return f"GRANT SELECT ON `{database}`.`{table.name}` TO `{source.connection.user}`"
     return f"make {source.connection.path} readable by the user running DriftGuard"
 
 

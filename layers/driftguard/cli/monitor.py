@@ -193,6 +193,10 @@ _CONNECTIONS = {
     ),
     "sqlite": "      path: ./analytics.db\n",
     "duckdb": "      path: ./analytics.duckdb   # opened read-only; needs pip install 'driftguard[duckdb]'\n",
+    "clickhouse": (
+        "      host: 127.0.0.1\n      port: 9000   # native protocol; pip install 'driftguard[clickhouse]'\n"
+        "      database: analytics\n      user: driftguard\n      password_env: DRIFTGUARD_CH_PASSWORD\n"
+    ),
 }
 
 

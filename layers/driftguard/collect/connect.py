@@ -26,6 +26,9 @@ different ones): `bound_socket_reads` sets the client-side read timeout on each 
   mysql:    charset; ssl ('true'); ssl_ca (CA file); ssl_verify_cert, ssl_verify_identity ('true' | 'false')
   sqlite:   none
   duckdb:   none (the duckdb extra: pip install 'driftguard[duckdb]')
+  clickhouse: secure ('true': TLS, port 9440 by default on servers); ca_certs (CA file);
+            verify ('true' | 'false') (the clickhouse extra: pip install 'driftguard[clickhouse]';
+            native protocol, port 9000; every query carries readonly=1 and max_execution_time)
 """
 
 from __future__ import annotations
@@ -40,17 +43,25 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import registry
 
 from driftguard.config import Source
 from driftguard.errors import ConfigError, SecretError
 from driftguard.secrets import SecretResolver
 
-DRIVERS = {"postgres": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite", "duckdb": "duckdb"}
+DRIVERS = {
+    "postgres": "postgresql+pg8000",
+    "mysql": "mysql+pymysql",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+    "clickhouse": "clickhouse+native",
+}
 SUPPORTED_OPTIONS = {
     "postgres": ("application_name", "sslmode", "sslrootcert", "ssl", "tcp_keepalive"),
     "mysql": ("charset", "ssl", "ssl_ca", "ssl_verify_cert", "ssl_verify_identity"),
     "sqlite": (),
     "duckdb": (),
+    "clickhouse": ("secure", "ca_certs", "verify"),
 }
 # A client-side read timeout longer than the server's statement timeout, so the server's own
 # cancellation (a clean, classified error) happens first and the socket one is only a backstop.
@@ -190,6 +201,15 @@ def connect_args(source: Source) -> dict[str, Any]:
         return args
     if source.kind == "duckdb":
         return {"read_only": True}  # never create or write the file; writers are refused
+    if source.kind == "clickhouse":
+        args = {"connect_timeout": connect_seconds}
+        if "secure" in options:
+            args["secure"] = _flag(source, "secure", options["secure"])
+        if "ca_certs" in options:
+            args["ca_certs"] = options["ca_certs"]
+        if "verify" in options:
+            args["verify"] = _flag(source, "verify", options["verify"])
+        return args
     return {"timeout": connect_seconds}  # sqlite: how long to wait on a locked database
 
 
@@ -207,7 +227,10 @@ def bound_socket_reads(dbapi_connection: Any, statement_timeout: timedelta) -> N
         dbapi_connection._write_timeout = read_seconds
 
 
-OPTIONAL_DRIVERS = {"duckdb": ("duckdb_engine", "duckdb")}  # kind -> (module, extra that installs it)
+# kind -> (module, extra that installs it)
+OPTIONAL_DRIVERS = {"duckdb": ("duckdb_engine", "duckdb"), "clickhouse": ("clickhouse_driver", "clickhouse")}
+# ClickHouse's dialect is DriftGuard's own (collect.clickhouse), loaded only when a URL names it.
+registry.register("clickhouse.native", "driftguard.collect.clickhouse", "ClickhouseDialect")
 
 
 ServerKey = tuple[str, str | None, int | None, str | None, str | None]
@@ -278,6 +301,8 @@ def lease_pool(source: Source, *, resolver: SecretResolver) -> PoolLease:
 
 
 def _pooling(source: Source) -> dict[str, Any]:
+    if source.kind == "clickhouse":  # no transactions, so no isolation level to set
+        return {"pool_size": source.connection.max_connections, **POOL_SETTINGS}
     if source.kind == "duckdb":
         # Not pooled: an open read-only handle would keep the file's writer out between checks.
         # duckdb-engine has no isolation levels to set; a check still holds one connection at a time.

@@ -1,4 +1,4 @@
-"""What differs between PostgreSQL, MySQL/MariaDB, SQLite and DuckDB, in one place per dialect.
+"""What differs between PostgreSQL, MySQL/MariaDB, SQLite, DuckDB and ClickHouse, in one place per dialect.
 
 Each `DialectRules` knows: the session setup statement (read-only, statement timeout, UTC), how
 to start an explicitly read-only transaction, how its driver reports errors (SQLSTATE, errno,
@@ -9,9 +9,10 @@ timestamp as epoch seconds (for period buckets).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -386,6 +387,110 @@ class DuckdbRules(DialectRules):
         return sa.cast(sa.func.epoch(column), sa.Double)
 
 
+class ClickhouseRules(DialectRules):
+    name = "clickhouse"
+    # No transactions: every query carries readonly=1 (collect.clickhouse), which refuses writes,
+    # DDL, SET and a query's own SETTINGS clause.
+    begin_read_only = None
+    # system.columns lists the columns in table order; a MergeTree table's row count is the sum of
+    # its active parts' rows (exact for plain MergeTree, an estimate for the collapsing and replacing
+    # engines until parts merge). Other engines (Memory, Log, views) and empty tables have no parts:
+    # no estimate, so volume counts them. `has_parts` tells a table without parts from one whose
+    # parts hold 0 rows (an unmatched ANY LEFT JOIN fills defaults, not NULLs, on old servers).
+    catalog_sql = """
+        SELECT c.database, c.table, c.name, c.type, startsWith(c.type, 'Nullable('),
+               if(has_parts = 1, toNullable(part_rows), NULL), NULL, currentDatabase()
+        FROM system.columns AS c
+        ANY LEFT JOIN (
+            SELECT database, table, sum(rows) AS part_rows, toUInt8(1) AS has_parts
+            FROM system.parts WHERE active GROUP BY database, table
+        ) AS p USING (database, table)
+        WHERE c.table IN :names AND (c.database IN :schemas OR c.database = currentDatabase())
+    """
+
+    # ClickHouse error codes (src/Common/ErrorCodes.cpp); 209/210/32 are clickhouse-driver's own
+    # for a socket timeout, a refused or lost connection and a read past the end of the stream.
+    _CODES: ClassVar[dict[int, ErrorKind]] = {
+        159: ErrorKind.TIMEOUT,  # TIMEOUT_EXCEEDED: max_execution_time
+        160: ErrorKind.TIMEOUT,  # TOO_SLOW
+        209: ErrorKind.TIMEOUT,  # SOCKET_TIMEOUT: the server did not answer past the grace
+        394: ErrorKind.TIMEOUT,  # QUERY_WAS_CANCELLED
+        32: ErrorKind.UNAVAILABLE,  # ATTEMPT_TO_READ_AFTER_EOF: the server closed the connection
+        210: ErrorKind.UNAVAILABLE,  # NETWORK_ERROR: refused, DNS, reset
+        202: ErrorKind.UNAVAILABLE,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        203: ErrorKind.UNAVAILABLE,  # NO_FREE_CONNECTION
+        241: ErrorKind.UNAVAILABLE,  # MEMORY_LIMIT_EXCEEDED
+        242: ErrorKind.UNAVAILABLE,  # TABLE_IS_READ_ONLY (replica lost ZooKeeper)
+        252: ErrorKind.UNAVAILABLE,  # TOO_MANY_PARTS
+        192: ErrorKind.PERMISSION,  # UNKNOWN_USER
+        193: ErrorKind.PERMISSION,  # WRONG_PASSWORD
+        194: ErrorKind.PERMISSION,  # REQUIRED_PASSWORD
+        195: ErrorKind.PERMISSION,  # IP_ADDRESS_NOT_ALLOWED
+        291: ErrorKind.PERMISSION,  # DATABASE_ACCESS_DENIED
+        497: ErrorKind.PERMISSION,  # ACCESS_DENIED
+        516: ErrorKind.PERMISSION,  # AUTHENTICATION_FAILED
+        81: ErrorKind.CONFIG,  # UNKNOWN_DATABASE
+        164: ErrorKind.DEFINITION,  # READONLY: the check tried to write or change a setting
+        60: ErrorKind.DEFINITION,  # UNKNOWN_TABLE
+        16: ErrorKind.DEFINITION,  # NO_SUCH_COLUMN_IN_TABLE
+        47: ErrorKind.DEFINITION,  # UNKNOWN_IDENTIFIER
+        46: ErrorKind.DEFINITION,  # UNKNOWN_FUNCTION
+        62: ErrorKind.DEFINITION,  # SYNTAX_ERROR
+        43: ErrorKind.DEFINITION,  # ILLEGAL_TYPE_OF_ARGUMENT
+        44: ErrorKind.DEFINITION,  # ILLEGAL_COLUMN
+        42: ErrorKind.DEFINITION,  # NUMBER_OF_ARGUMENTS_DOESNT_MATCH
+        53: ErrorKind.DEFINITION,  # TYPE_MISMATCH
+        36: ErrorKind.DEFINITION,  # BAD_ARGUMENTS
+        48: ErrorKind.DEFINITION,  # NOT_IMPLEMENTED
+        215: ErrorKind.DEFINITION,  # NOT_AN_AGGREGATE
+        184: ErrorKind.DEFINITION,  # ILLEGAL_AGGREGATION
+        352: ErrorKind.DEFINITION,  # AMBIGUOUS_COLUMN_NAME
+        386: ErrorKind.DEFINITION,  # NO_COMMON_TYPE
+        6: ErrorKind.DEFINITION,  # CANNOT_PARSE_TEXT
+        38: ErrorKind.DEFINITION,  # CANNOT_PARSE_DATE
+        41: ErrorKind.DEFINITION,  # CANNOT_PARSE_DATETIME
+        70: ErrorKind.DEFINITION,  # CANNOT_CONVERT_TYPE
+    }
+
+    def setup_statement(self, timeout: timedelta) -> sa.Executable:
+        from driftguard.collect.clickhouse import session_setup
+
+        return session_setup(timeout)
+
+    def error_kind(self, driver_error: BaseException) -> ErrorKind:
+        if type(driver_error).__name__ == "SettingsRefused":  # the user's profile: the operator's to fix
+            return ErrorKind.CONFIG
+        code = getattr(driver_error, "code", None)
+        if isinstance(code, int):
+            return self._CODES.get(code, ErrorKind.INTERNAL)
+        return ErrorKind.UNAVAILABLE if _is_interface_error(driver_error) else ErrorKind.INTERNAL
+
+    def error_text(self, driver_error: BaseException) -> str:
+        code = getattr(driver_error, "code", None)
+        return f"{driver_error} (code {code})" if isinstance(code, int) else str(driver_error)
+
+    def epoch_seconds(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        # toDateTime(x, 'UTC') keeps a DateTime's instant and reads a Date as its midnight UTC.
+        return sa.func.toUInt32(sa.func.toDateTime(column, sa.literal_column("'UTC'")))
+
+    def bucket_start(self, column: ColumnElement[Any], seconds: int) -> ColumnElement[Any]:
+        step: ColumnElement[Any] = sa.literal_column(str(int(seconds)))
+        return sa.func.intDiv(self.epoch_seconds(column), step) * step
+
+    def latest_time(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return self.epoch_seconds(sa.func.max(value))  # integer epoch seconds: no zone to get wrong
+
+    def time_param(self, at: datetime, family: str) -> Any:
+        # The column itself is compared (so the table's sort key serves the range) with an instant:
+        # toDateTime(epoch seconds) is the same instant whatever the server's zone. A Date is read
+        # as its midnight UTC: d >= t and d < t both hold as for the first day starting at or after t.
+        instant = utc(at)
+        if family == "date":
+            day = instant.date() if instant.time() == time(0) else instant.date() + timedelta(days=1)
+            return sa.func.toDate(sa.literal(day.isoformat()))
+        return sa.func.toDateTime(sa.literal(math.floor(instant.timestamp())))
+
+
 def _is_interface_error(driver_error: BaseException) -> bool:
     return type(driver_error).__name__ == "InterfaceError"
 
@@ -401,4 +506,6 @@ def rules_for(dialect: sa.Dialect) -> DialectRules:
         return SqliteRules()
     if name == "duckdb":
         return DuckdbRules()
+    if name == "clickhouse":
+        return ClickhouseRules()
     raise ValueError(f"unsupported SQL dialect {name!r}")

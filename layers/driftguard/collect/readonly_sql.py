@@ -110,7 +110,7 @@ class _Lexer:
         return after == "" or after.isspace() or ord(after) < 32
 
     def _backslash_escapes_here(self) -> bool:
-        if self.dialect == "mysql":
+        if self.dialect in ("mysql", "clickhouse"):  # ClickHouse strings always take \' and \\
             return True
         if self.dialect == "postgresql" and self.tokens:
             last = self.tokens[

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Dialect = Literal["postgresql", "mysql", "sqlite", "duckdb"]
+Dialect = Literal["postgresql", "mysql", "sqlite", "duckdb", "clickhouse"]
 
 TIME_FAMILIES = frozenset({"date", "timestamp", "timestamptz"})
 NUMBER_FAMILIES = frozenset({"integer", "float", "numeric"})
@@ -171,10 +171,42 @@ def _sqlite_family(declared: str) -> str:
     return "other"
 
 
+_CLICKHOUSE_WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality|SimpleAggregateFunction)\((.*)\)$")
+_CLICKHOUSE = {
+    **{t: "integer" for t in ("Int8", "Int16", "Int32", "Int64", "Int128", "Int256")},
+    **{t: "integer" for t in ("UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256")},
+    "Float32": "float",
+    "Float64": "float",
+    "BFloat16": "float",
+    "Decimal": "numeric",
+    **{t: "numeric" for t in ("Decimal32", "Decimal64", "Decimal128", "Decimal256")},
+    **{t: "text" for t in ("String", "FixedString", "UUID", "Enum8", "Enum16", "Enum", "IPv4", "IPv6")},
+    "Bool": "boolean",
+    "Date": "date",
+    "Date32": "date",
+    "DateTime": "timestamptz",  # seconds since the epoch: an instant (a zone only changes its display)
+    "DateTime64": "timestamptz",
+    "JSON": "json",
+    "Object": "json",
+}
+
+
+def _clickhouse_family(raw: str) -> str:
+    """'Nullable(DateTime('UTC'))' -> timestamptz; 'LowCardinality(String)' -> text. Names are
+    case-sensitive in ClickHouse."""
+    text = raw.strip()
+    while (wrapped := _CLICKHOUSE_WRAPPERS.match(text)) is not None:
+        inner = wrapped.group(1)
+        text = inner.split(",", 1)[1].strip() if text.startswith("SimpleAggregateFunction(") else inner
+    return _CLICKHOUSE.get(text.split("(", 1)[0], "other")
+
+
 def normalise_type(dialect: Dialect, raw_type: str) -> str:
     """The family of `raw_type` as reported by `dialect`'s catalog."""
     if dialect == "sqlite":
         return _sqlite_family(raw_type)
+    if dialect == "clickhouse":
+        return _clickhouse_family(raw_type)
     spelled = _COMMENT.sub("", raw_type).strip().lower()
     if dialect == "mysql" and re.fullmatch(r"tinyint\s*\(\s*1\s*\)(\s+unsigned)?", spelled):
         return "boolean"  # how MySQL spells BOOLEAN

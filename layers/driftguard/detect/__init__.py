@@ -6,7 +6,14 @@ full read; `driftguard.detect.backtest` replays series for evaluation and tuning
 """
 
 from driftguard.detect import kinds
-from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader, Verdict
+from driftguard.detect.base import (
+    Evaluation,
+    HistoryReader,
+    SchemaBaselineReader,
+    ValuesReader,
+    Verdict,
+    values_of,
+)
 from driftguard.detect.evaluate import check_keys, evaluate_snapshot, points_from_history
 from driftguard.detect.last_read import last_read, marker_points, say_what_was_kept
 
@@ -14,6 +21,7 @@ __all__ = [
     "Evaluation",
     "HistoryReader",
     "SchemaBaselineReader",
+    "ValuesReader",
     "Verdict",
     "check_keys",
     "evaluate_snapshot",
@@ -22,4 +30,5 @@ __all__ = [
     "marker_points",
     "points_from_history",
     "say_what_was_kept",
+    "values_of",
 ]

@@ -16,6 +16,21 @@ from driftguard.model import CheckKey, Finding, Frozen, MetricPoint, SchemaBasel
 HistoryReader = Callable[[CheckKey, datetime, int], list[MetricPoint]]
 """(key, before, limit) -> the latest `limit` points with ts < before, oldest first."""
 
+ValuesReader = Callable[[CheckKey, datetime, int], list[float]]
+"""(key, before, limit) -> the values of the latest `limit` points with ts < before, oldest first:
+history as a column, for a judgement that needs the values alone (freshness's arrival times) and
+need not pay for building a point per value."""
+
+
+def values_of(history: HistoryReader) -> ValuesReader:
+    """A values reader answering from a points reader (tests, backtests, the report)."""
+
+    def read(key: CheckKey, before: datetime, limit: int) -> list[float]:
+        return [p.value for p in history(key, before, limit)]
+
+    return read
+
+
 SchemaBaselineReader = Callable[[str], SchemaBaseline | None]
 """table name -> the accepted schema of that table, if any."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from driftguard.config import Config, DetectionSettings, Source, TableConfig
-from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader
+from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader, ValuesReader
 from driftguard.detect.kinds import SOURCE_KINDS, TABLE_KINDS
 from driftguard.detect.kinds.base import KeyOf, Run, labelled
 from driftguard.detect.stats import benjamini_hochberg, normal_sf
@@ -38,7 +38,7 @@ def check_keys(source: str, cfg: TableConfig) -> list[tuple[CheckKey, Severity]]
 
 
 def _judge_table(run: Run, cfg: TableConfig) -> None:
-    snap = run.snapshot.table(cfg.name)
+    snap = run.table(cfg.name)
     if snap is None or snap.error:
         what = (
             f"collecting {cfg.name} failed ({snap.error_kind or 'error'}): {snap.error}"
@@ -86,9 +86,11 @@ def evaluate_snapshot(
     snapshot: Snapshot,
     history: HistoryReader,
     schema_baseline: SchemaBaselineReader,
+    values: ValuesReader | None = None,
 ) -> Evaluation:
-    """Findings for every configured check of `source`, judged against history before the snapshot."""
-    run = Run(config, source, snapshot, history, schema_baseline)
+    """Findings for every configured check of `source`, judged against history before the snapshot.
+    `values`: the same history as columns where the store can read it so (default: from `history`)."""
+    run = Run(config, source, snapshot, history, schema_baseline, values)
     for table in source.tables:
         _judge_table(run, table)
     for kind in SOURCE_KINDS:

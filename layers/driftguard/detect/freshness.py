@@ -112,8 +112,14 @@ class CadenceStrategy:
     def judge(
         self, history: Sequence[MetricPoint], at: datetime, value: float, settings: DetectionSettings
     ) -> Judgement:
+        return self.judge_values([p.value for p in history], at, value, settings)
+
+    def judge_values(
+        self, arrivals: Sequence[float], at: datetime, value: float, settings: DetectionSettings
+    ) -> Judgement:
+        """`judge` given the series' values alone (past last-update times, epoch seconds)."""
         now = at.timestamp()
-        updates = UpdateTimes([p.value for p in history if p.value <= now] + [min(value, now)])
+        updates = UpdateTimes([t for t in arrivals if t <= now] + [min(value, now)])
         return judge_lag(updates, now, settings)
 
 

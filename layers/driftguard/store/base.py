@@ -82,6 +82,11 @@ class SourceContext:
         tail = self.tails.get(key.fingerprint)
         return None if tail is None else tail.window(key, before, limit)
 
+    def series_values(self, key: CheckKey, *, before: datetime, limit: int) -> list[float] | None:
+        """`series` as a column of values, or None: then ask `Store.series_values`."""
+        window = self.series(key, before=before, limit=limit)
+        return None if window is None else [p.value for p in window]
+
 
 @dataclass(frozen=True)
 class PendingDelivery:
@@ -140,6 +145,11 @@ class Store(ABC):
     @abstractmethod
     def series(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
         """The latest `limit` points of a series with ts < before, oldest first."""
+
+    def series_values(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[float]:
+        """The values of `series(key, before=before, limit=limit)`, oldest first: history as a
+        column. A store that can read values without building points says so by overriding this."""
+        return [p.value for p in self.series(key, before=before, limit=limit)]
 
     @abstractmethod
     def put_points(self, points: list[MetricPoint]) -> None:

@@ -450,6 +450,13 @@ class SqliteStore(Store):
             for ts_us, value, label in reversed(rows)
         ]
 
+    def series_values(self, key: CheckKey, *, before: datetime, limit: int = 5000) -> list[float]:
+        rows = self._read(
+            "SELECT value FROM points WHERE fingerprint = ? AND ts_us < ? ORDER BY ts_us DESC LIMIT ?",
+            (key.fingerprint, _micros(before), limit),
+        )
+        return [math.nan if value is None else value for (value,) in reversed(rows)]
+
     def put_points(self, points: list[MetricPoint]) -> None:
         with self._write() as db:
             self._write_points(db, points)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from driftguard.config import Config, DetectionOverrides, DetectionSettings, Source, TableChecks
-from driftguard.detect.base import HistoryReader, SchemaBaselineReader
+from driftguard.detect.base import HistoryReader, SchemaBaselineReader, ValuesReader, values_of
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS
 from driftguard.detect.strategy import Judgement, Strategy
 from driftguard.model import (
@@ -79,22 +79,38 @@ class Run:
         snapshot: Snapshot,
         history: HistoryReader,
         schema_baseline: SchemaBaselineReader,
+        values: ValuesReader | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.snapshot = snapshot
         self.at = snapshot.scheduled_time
         self.history = history
+        self.values = values or values_of(history)
         self.schema_baseline = schema_baseline
         self.run_period = config.schedule_of(source).period
         self.judged: list[Judged] = []
         self.baselines: list[SchemaBaseline] = []
+        # Asked once per table and check: index them once (a source may have hundreds of tables).
+        self._tables: dict[str, TableSnapshot] = {}
+        for table in snapshot.tables:
+            self._tables.setdefault(table.table, table)  # the first, as Snapshot.table answers
+        self._settings: dict[DetectionOverrides, DetectionSettings] = {}
 
     def key(self, table: str, check: CheckKind, metric: str, column: str | None = None) -> CheckKey:
         return CheckKey(source=self.source.name, table=table, check=check, metric=metric, column=column)
 
+    def table(self, name: str) -> TableSnapshot | None:
+        """`snapshot.table(name)`, from the run's index."""
+        return self._tables.get(name)
+
     def settings(self, overrides: DetectionOverrides) -> DetectionSettings:
-        return self.config.detection_for(self.source, overrides)
+        """The source's settings with `overrides` applied, worked out once per distinct overrides
+        in a run (each takes two model copies, and most checks have the same, empty, overrides)."""
+        settings = self._settings.get(overrides)
+        if settings is None:
+            settings = self._settings[overrides] = self.config.detection_for(self.source, overrides)
+        return settings
 
     def judge_series(
         self,
@@ -109,6 +125,12 @@ class Run:
     ) -> Judgement:
         past = self.history(key, at, history_limit(settings, period, cap)) + (earlier or [])
         return strategy.judge(past, at, value, settings)
+
+    def history_values(
+        self, key: CheckKey, at: datetime, settings: DetectionSettings, period: timedelta, cap: int
+    ) -> list[float]:
+        """The values of the series window `judge_series` would read, as a column."""
+        return self.values(key, at, history_limit(settings, period, cap))
 
     def add(self, judged: Judged) -> None:
         self.judged.append(judged)

@@ -24,6 +24,7 @@ from driftguard.model import (
     Severity,
     TableHistory,
     TableSnapshot,
+    trusted_point,
 )
 
 LAST_MODIFIED = "last_modified"
@@ -54,15 +55,11 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         settings = run.settings(check.detection)
         modified = snap.last_modified.timestamp()
         modified_key = run.key(table, self.kind, LAST_MODIFIED)
-        judgement = run.judge_series(
-            modified_key,
-            self.series_strategy(LAST_MODIFIED, None),
-            run.at,
-            modified,
-            settings,
-            run.run_period,
-            cap=_MAX_FRESHNESS_POINTS,
-        )
+        # Arrival times are values alone: read as a column, not as points (most of a steady
+        # check's history reads, since a table updated every few minutes has thousands).
+        arrivals = run.history_values(modified_key, run.at, settings, run.run_period, _MAX_FRESHNESS_POINTS)
+        strategy = self.series_strategy(LAST_MODIFIED, None)
+        judgement = strategy.judge_values(arrivals, run.at, modified, settings)
         judgement = _apply_max_age(judgement, check)
         subject = f"{table} was last updated {describe_seconds(judgement.observed)} ago"
         finding = Finding(
@@ -89,7 +86,7 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         self, key_of: KeyOf, check: FreshnessCheck, history: TableHistory, until: datetime
     ) -> list[MetricPoint]:
         key = key_of(self.kind, LAST_MODIFIED, None)
-        return [MetricPoint(key=key, ts=t, value=t.timestamp()) for t in history.update_times if t < until]
+        return [trusted_point(key, t, t.timestamp()) for t in history.update_times if t < until]
 
 
 def _apply_max_age(judgement: Judgement, check: FreshnessCheck) -> Judgement:

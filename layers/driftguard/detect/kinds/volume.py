@@ -26,6 +26,7 @@ from driftguard.model import (
     Severity,
     TableHistory,
     TableSnapshot,
+    trusted_point,
 )
 
 ROWS_PER_PERIOD = "rows_per_period"
@@ -116,11 +117,7 @@ class Volume(TableCheckKind[VolumeCheck]):
         if check.column is None:
             return []
         key = key_of(self.kind, ROWS_PER_PERIOD, None)
-        return [
-            MetricPoint(key=key, ts=pc.start, value=pc.count)
-            for pc in history.period_counts
-            if pc.start < until
-        ]
+        return [trusted_point(key, pc.start, pc.count) for pc in history.period_counts if pc.start < until]
 
 
 def series_judged(
