@@ -9,9 +9,14 @@ Features, each its own source on the same table so each is timed alone:
 - column-metrics-sample: the same metrics without a timestamp column (TABLESAMPLE, about 100 k rows);
 - sql-metric-ts: a learned SQL metric whose query returns four weeks of hourly values (`ts`):
   the first check learns from them, the next judges the newest hour;
-- sql-metric-segments: a learned SQL metric with one series per payment method (`segment`).
+- sql-metric-segments: a learned SQL metric with one series per payment method (`segment`);
+- segments: `segment_by: customer` (150 customers, the default cap of 100 on their own, the rest as
+  (other)) with freshness, hourly volume and two column metrics per segment, every segment
+  backfilled on the first check;
+- duckdb: table-kinds and the per-period column metrics on the same rows in a DuckDB file (skipped,
+  with a line saying so, without the `duckdb` extra).
 
-    .venv/bin/python -m bench.perf.checks_1m [--quick] [--repeats N]
+    .venv/bin/python -m bench.perf.checks_1m [--quick] [--repeats N] [--only FEATURE ...]
 
 Prints `median (min-max, n)` of wall time per check; never asserts a figure.
 """
@@ -47,13 +52,13 @@ def create_payments(engine: sa.Engine, schema: str, rows: int) -> None:
     with engine.connect() as c:
         c.exec_driver_sql(
             f'create table "{schema}".payments (id bigint primary key, created_at timestamptz not null, '
-            "amount numeric(12, 2), method text not null)"
+            "amount numeric(12, 2), method text not null, customer int not null)"
         )
         c.exec_driver_sql(
             f'insert into "{schema}".payments select g, '  # noqa: S608 - generated names, no input
             f"date_trunc('hour', now()) - g * interval '{SECONDS_PER_ROW} seconds', "
             "case when g % 50 = 0 then null else (g % 1000) / 10.0 end, "
-            "(array['card', 'transfer', 'wallet', 'invoice'])[1 + g % 4] "
+            "(array['card', 'transfer', 'wallet', 'invoice'])[1 + g % 4], g % 150 "
             f"from generate_series(1, {rows}) g"
         )
         c.exec_driver_sql(f'create index on "{schema}".payments (created_at)')
@@ -132,6 +137,57 @@ def features(schema: str) -> dict[str, dict[str, Any]]:
                 }
             ],
         ),
+        "segments": source(
+            "segments",
+            schema,
+            [
+                {
+                    "name": "payments",
+                    "segment_by": "customer",
+                    "checks": {
+                        "freshness": {"column": "created_at"},
+                        "volume": {"column": "created_at", "period": "1h"},
+                        "columns": [{"name": "amount", "metrics": ["null_rate", "mean"]}],
+                    },
+                }
+            ],
+            schedule={"rate": "1h"},
+        ),
+    }
+
+
+def create_duckdb_payments(path: Path, rows: int, now: datetime) -> None:
+    """The payments table of `create_payments` in a DuckDB file (times as UTC timestamps)."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as c:
+        c.execute(
+            "create table payments as select g::bigint as id, "  # noqa: S608 - generated names, no input
+            f"(?::timestamp - to_microseconds((g * {SECONDS_PER_ROW * 1e6:.0f})::bigint)) as created_at, "
+            "case when g % 50 = 0 then null else ((g % 1000) / 10.0)::decimal(12, 2) end as amount, "
+            "['card', 'transfer', 'wallet', 'invoice'][1 + g % 4] as method, (g % 150)::int as customer "
+            f"from range(1, {rows + 1}) t(g)",
+            [now.replace(tzinfo=None)],
+        )
+
+
+def duckdb_feature(path: Path) -> dict[str, Any]:
+    return {
+        "name": "duckdb",
+        "kind": "duckdb",
+        "connection": {"path": str(path)},
+        "schedule": {"rate": "1h"},
+        "tables": [
+            {
+                "name": "payments",
+                "checks": {
+                    "freshness": {"column": "created_at"},
+                    "volume": {"column": "created_at", "period": "1h"},
+                    "schema": True,
+                    "columns": COLUMNS,
+                },
+            }
+        ],
     }
 
 
@@ -149,6 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 k rows instead of 1 M")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", help="time only this feature (repeatable)")
     args = parser.parse_args()
     rows = 100_000 if args.quick else 1_000_000
     engine = admin_engine()
@@ -161,7 +218,19 @@ def main() -> None:
             f"the same column metrics over the whole table in one scan (before this round): {spread(whole)}"
         )
         print(f"{'feature':<22} {'first check (backfill)':<30} {'next check':<30} findings (next)")
-        for name, src in features(schema).items():
+        chosen = features(schema)
+        scratch = tempfile.TemporaryDirectory()
+        if not args.only or "duckdb" in args.only:
+            try:
+                duck = Path(scratch.name) / "payments.duckdb"
+                load, _ = timed(lambda: create_duckdb_payments(duck, rows, now))
+                print(f"payments: {rows:,} rows in a DuckDB file, generated in {load:.1f}s")
+                chosen["duckdb"] = duckdb_feature(duck)
+            except ImportError:
+                print("duckdb: NOT RUN (install the `duckdb` extra)")
+        for name, src in chosen.items():
+            if args.only and name not in args.only:
+                continue
             first: list[float] = []
             steady: list[float] = []
             statuses = ""

@@ -32,6 +32,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.perf.cli_runs import write_config
 from bench.perf.fleet import generated_config
 from bench.perf.report import Report, main, run_measured
 from driftguard.config import Config, compile_config, compile_source
@@ -172,8 +173,6 @@ print(peak_kb)
 
 def _wide_source(directory: Path, tables: int, at: datetime) -> Path:
     """A config of one SQLite source of `tables` tables, a week of hourly rows each."""
-    import yaml
-
     database = directory / "wide.db"
     with sqlite3.connect(database) as conn:
         rows = [((at - timedelta(hours=h)).isoformat(sep=" "), h % 7) for h in range(24 * 7)]
@@ -181,24 +180,13 @@ def _wide_source(directory: Path, tables: int, at: datetime) -> Path:
             conn.execute(f"create table t{t:03d} (created_at timestamp, amount integer)")
             conn.executemany(f"insert into t{t:03d} values (?, ?)", rows)  # noqa: S608 (names made here)
     checks = {"volume": {"column": "created_at", "period": "1h"}, "freshness": {"column": "created_at"}}
-    config = {
-        "sources": [
-            {
-                "name": "wide",
-                "kind": "sqlite",
-                "connection": {"path": str(database)},
-                "tables": [
-                    {"name": f"t{t:03d}", "checks": {**checks, "schema": True}} for t in range(tables)
-                ],
-            }
-        ],
-        "channels": [{"name": "file", "type": "file", "path": str(directory / "notifications.jsonl")}],
-        "route": {"receivers": ["file"]},
-        "state": {"path": str(directory / "state.db")},
+    source = {
+        "name": "wide",
+        "kind": "sqlite",
+        "connection": {"path": str(database)},
+        "tables": [{"name": f"t{t:03d}", "checks": {**checks, "schema": True}} for t in range(tables)],
     }
-    path = directory / "driftguard.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_config(directory, [source])
 
 
 def working_set(report: Report) -> None:

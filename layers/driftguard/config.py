@@ -442,16 +442,78 @@ class TableChecks(Strict):
         return None
 
 
+MAX_SEGMENT_LIMIT = 600
+# Every run records each series' finding in its run record, one DynamoDB item (400 KB): with
+# segment_limit segments on their own (up to twice as many while known segments keep theirs), at
+# about 185 bytes a finding compressed (tests/unit/test_segments.py), 600 series per table stay far
+# below it even when the known segments double them.
+MAX_SEGMENT_SERIES = 600
+
+
+def _one_or_two_columns(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+def _column_allowed(schema: dict[str, Any]) -> None:
+    """The JSON Schema of `segment_by`, which also takes one column name as a string."""
+    schema.setdefault("anyOf", []).append({"type": "string"})
+
+
 class TableConfig(Strict):
     name: str = Field(min_length=1, max_length=128)
     schema_: str | None = Field(default=None, alias="schema", description="database schema (namespace)")
     checks: TableChecks = Field(
         default_factory=lambda: TableChecks.model_validate({"volume": {}, "schema": {}})
     )
+    segment_by: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] | None,
+        BeforeValidator(_one_or_two_columns),
+    ] = Field(
+        default=None,
+        description="a column (or a list of two, combined) whose values split volume, freshness and "
+        "column metrics into one series per value (segment), each with its own baseline and alerts",
+        json_schema_extra=_column_allowed,
+    )
+    segment_limit: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_SEGMENT_LIMIT,
+        description="segments judged on their own per run: the most rows in the volume period; the "
+        "rest are one 'other' segment",
+    )
 
     @property
     def db_schema(self) -> str | None:
         return self.schema_
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> TableConfig:
+        if self.segment_by is None:
+            return self
+        columns = self.segment_by
+        if not 1 <= len(columns) <= 2:
+            raise ValueError(
+                f"segment_by takes one column or a list of two, not {len(columns)}; e.g. segment_by: country"
+            )
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"segment_by names {columns[0]!r} twice; give two different columns")
+        volume = self.checks.volume
+        if volume is None or volume.column is None:
+            raise ValueError(
+                "segment_by ranks segments by their rows per volume period: add checks.volume with a "
+                "timestamp column, e.g. volume: {column: created_at}"
+            )
+        per_segment = 1 + (self.checks.freshness is not None)
+        per_segment += sum(3 if m == "quantiles" else 1 for c in self.checks.columns for m in c.metrics)
+        if self.segment_limit * per_segment > MAX_SEGMENT_SERIES:
+            raise ValueError(
+                f"segment_limit {self.segment_limit} x {per_segment} series a segment (volume, freshness, "
+                f"column metrics) is {self.segment_limit * per_segment:,} series, above the "
+                f"{MAX_SEGMENT_SERIES} a segmented table may have (each run records every one in an item "
+                f"of at most 400 KB): lower segment_limit to {MAX_SEGMENT_SERIES // per_segment} or "
+                "judge fewer column metrics"
+            )
+        return self
 
 
 class SqlCheck(Strict):
@@ -638,6 +700,15 @@ class Source(Strict):
             if ident in seen:
                 raise ValueError(f"table {t.name!r} is listed twice in source {self.name!r}")
             seen.add(ident)
+        segmented = [t.name for t in self.tables if t.segment_by is not None]
+        if self.kind == "clickhouse" and segmented:
+            # Segments are ranked with a window function in one statement; the ClickHouse release this
+            # project is tested against (18.16) has none, so say so at load rather than fail each run.
+            raise ValueError(
+                f"segment_by is not supported on clickhouse sources yet (table(s) {', '.join(segmented)}): "
+                "remove segment_by, or monitor each segment with a learned sql_metrics query returning "
+                "`segment` and `value`"
+            )
         names = [c.name for c in self.sql_checks] + [m.name for m in self.sql_metrics]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -801,6 +872,7 @@ class RouteMatch(Strict):
     severity: Severity | None = None
     owner: str | None = None
     tags: list[str] | None = None
+    segment: str | None = Field(default=None, description="a segment of a segmented table, e.g. country=DE")
 
 
 class RouteMatchRegex(Strict):
@@ -808,6 +880,7 @@ class RouteMatchRegex(Strict):
     table: str | None = None
     owner: str | None = None
     tag: str | None = None
+    segment: str | None = None
 
     @model_validator(mode="after")
     def _compiles(self) -> RouteMatchRegex:
@@ -817,6 +890,62 @@ class RouteMatchRegex(Strict):
             except re.error as e:
                 raise ValueError(f"match_re.{k}: {v!r} is not a valid regular expression ({e})") from None
         return self
+
+
+# The labels an alert carries (driftguard.alerts.labels): what silences match and routes group on.
+LABEL_NAMES: tuple[str, ...] = (
+    "source",
+    "table",
+    "check",
+    "metric",
+    "column",
+    "severity",
+    "owner",
+    "tag",
+    "segment",
+)
+ALL_LABELS = "..."  # group_by: [...] groups by every label (Alertmanager's spelling)
+
+
+def _group_by(value: list[str]) -> list[str]:
+    unknown = [v for v in value if v not in LABEL_NAMES and v != ALL_LABELS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(u) for u in unknown)} is not a label to group by; labels are "
+            f"{', '.join(LABEL_NAMES)}, or '...' alone for all of them"
+        )
+    if ALL_LABELS in value and len(value) > 1:
+        raise ValueError("'...' already groups by every label: write group_by: ['...'] alone")
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ValueError(f"label(s) {', '.join(repeated)} named more than once in group_by")
+    return value
+
+
+def _wait(value: Any) -> timedelta:
+    """A duration that may also be zero ('0s', 0): a new group's first message then goes at once."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return timedelta(0)
+    if isinstance(value, str) and (m := _DURATION_RE.match(value)) and float(m.group(1)) == 0:
+        return timedelta(0)
+    iso = _ISO_DURATION_RE.match(value) if isinstance(value, str) else None
+    if iso and any(g is not None for g in iso.groups()) and not any(float(g or 0) for g in iso.groups()):
+        return timedelta(0)  # 'PT0S': how a compiled JSON config writes it
+    return parse_duration(value)
+
+
+# What `_wait` takes: any duration, and zero.
+_WAIT_SCHEMA: dict[str, Any] = {
+    "anyOf": [*_DURATION_SCHEMA["anyOf"], {"type": "number", "minimum": 0, "maximum": 0}],
+    "description": "a duration ('0s', '30s', '2m', a number of seconds, or ISO 8601), zero included",
+}
+
+
+GroupWait = Annotated[timedelta, BeforeValidator(_wait), WithJsonSchema(_WAIT_SCHEMA)]
+
+# Alertmanager's defaults, for a route that groups but leaves these out.
+DEFAULT_GROUP_WAIT = timedelta(seconds=30)
+DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 
 
 class Route(Strict):
@@ -836,6 +965,22 @@ class Route(Strict):
         default=None,
         description="while the alert's source is in ERROR (unreachable), its table alerts are not "
         "notified, as if silenced (inherited; default false)",
+    )
+    group_by: Annotated[list[str], AfterValidator(_group_by)] | None = Field(
+        default=None,
+        description="labels whose values split this route's notices into groups, one message per group "
+        "and channel (inherited; e.g. [table] or [owner, check]; [] = one group; ['...'] = every label). "
+        "Without any of group_by, group_wait, group_interval: one message per source and run, sent at once",
+    )
+    group_wait: GroupWait | None = Field(
+        default=None,
+        description="how long a new group waits for more notices before its first message "
+        "(inherited; default 30s when the route groups; may be 0s)",
+    )
+    group_interval: Duration | None = Field(
+        default=None,
+        description="how long after a group's message the next one about notices added to it may go "
+        "(inherited; default 5m when the route groups)",
     )
     routes: list[Route] = Field(default_factory=list)
 

@@ -19,6 +19,9 @@ Failure semantics (nothing is lost):
   senders (threads, concurrent CLI processes, a run after a crash) send it at most once. A claim of
   a process that died (kill -9 between claim and mark) is taken over by the next sender on the
   same host at once, and by any sender when its lease expires.
+- notices of routes that group (group_by, group_wait, group_interval) are committed to wait for
+  their group instead of the outbox; `flush_groups` seals each due group into one outbox message
+  (once, whoever else flushes) and delivers it through the same ledger.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -52,6 +55,7 @@ from driftguard.model import (
     Explanation,
     Finding,
     FindingStatus,
+    GroupedNotice,
     LastRead,
     MetricPoint,
     Notification,
@@ -80,7 +84,13 @@ _RECENT_VALUES = 12
 class SourceCollector(Protocol):
     """What the engine needs of driftguard.collect.Collector (a fake in unit tests)."""
 
-    def collect(self, scheduled_time: datetime, last_reads: LastReads | None = None) -> Snapshot: ...
+    def collect(
+        self,
+        scheduled_time: datetime,
+        last_reads: LastReads | None = None,
+        known_segments: Callable[[str], Sequence[str]] | None = None,
+        segment_backfill: timedelta | None = None,
+    ) -> Snapshot: ...
 
     def backfill(self, table: TableConfig, *, since: datetime, until: datetime) -> TableHistory: ...
 
@@ -117,6 +127,7 @@ class RunOutcome:
     findings: list[Finding] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     deliveries: list[DeliveryRecord] = field(default_factory=list)
+    grouped: list[GroupedNotice] = field(default_factory=list)  # waiting for their group (flush_groups)
     duplicate: bool = False
     dry_run: bool = False
     firing: int = 0  # alerts of this source FIRING after the run
@@ -137,6 +148,7 @@ class RunOutcome:
             "findings": [f.model_dump(mode="json") for f in self.findings],
             "notifications": [n.model_dump(mode="json") for n in self.notifications],
             "deliveries": [d.model_dump(mode="json", exclude={"notification"}) for d in self.deliveries],
+            "grouped": [g.model_dump(mode="json") for g in self.grouped],
         }
 
 
@@ -235,7 +247,16 @@ class Engine:
                 stored = self._backfill_new_tables(
                     col, source, scheduled_time, seen, overlay, dry_run=dry_run
                 )
-                snapshot = col.collect(scheduled_time, self._last_reads(source, context, scheduled_time))
+                last_reads = self._last_reads(source, context, scheduled_time)
+                if any(t.segment_by for t in source.tables):
+                    snapshot = col.collect(
+                        scheduled_time,
+                        last_reads,
+                        known_segments=detect.kinds.known_segments(context.states.values()),
+                        segment_backfill=self.config.detection_for(source).training_window,
+                    )
+                else:
+                    snapshot = col.collect(scheduled_time, last_reads)
         except Exception as raised:
             # Whatever stopped the collection (a cut connection at any step, a driver error no
             # rule classifies) is this source's failed run, never the end of everyone's run.
@@ -436,6 +457,12 @@ class Engine:
             notifications = [
                 self._with_recent_values(n, scheduled_time, history) for n in decision.notifications
             ]
+            grouped = [
+                g.model_copy(
+                    update={"notification": self._with_recent_values(g.notification, scheduled_time, history)}
+                )
+                for g in decision.grouped
+            ]
             after = {**states, **{s.fingerprint: s for s in decision.states}}
             firing = sum(s.state == AlertStateName.FIRING for s in after.values())
             run = self._run_record(
@@ -450,6 +477,7 @@ class Engine:
                 notifications,
                 dry_run=dry_run,
                 firing=firing,
+                grouped=grouped,
             )
             if dry_run:
                 return outcome
@@ -461,6 +489,7 @@ class Engine:
                 expected_versions=decision.expected_versions,
                 transitions=decision.transitions,
                 notifications=notifications,
+                grouped=grouped,
                 schema_baselines=baselines,
                 context_version=context.version,
             )
@@ -493,7 +522,7 @@ class Engine:
             )
 
         quiet = decide([])
-        if not quiet.transitions and not quiet.notifications:
+        if not quiet.transitions and not quiet.notifications and not quiet.grouped:
             return quiet
         return decide(self.store.silences(active_at=at))
 
@@ -594,6 +623,23 @@ class Engine:
         """Deliver anything committed but not yet delivered: what a crash left between commit and
         send, or between claim and mark. Entries another live sender holds are left to it."""
         return self.deliver(self.store.pending_notifications(source))
+
+    def flush_groups(self, now: datetime | None = None) -> list[DeliveryRecord]:
+        """Send every group whose time has come (driftguard.alerts.grouping) as one message per group
+        and channel: seal it (its merged message joins the outbox, its notices leave the waiting list,
+        at once and only if no other flusher sealed it first), then deliver the groups' messages in
+        the outbox through the ledger, so a message sealed by a flusher that died is sent here. A
+        group another flusher sealed meanwhile is left to it; its message, if still in the outbox,
+        is sent by whichever flusher claims it first."""
+        now = utc(now or self._clock())
+        for group in self.store.pending_groups():
+            parts = alerts.sealable(group.parts, max_parts=self.store.max_sealed_parts)
+            window = alerts.group_due(parts, group.last_notified)
+            if window > now:
+                continue
+            merged = alerts.merge(parts, window)
+            self.store.seal_group(replace(group, parts=parts), merged)
+        return self.deliver([n for n in self.store.pending_notifications() if n.group is not None])
 
 
 def local_claimer() -> str:

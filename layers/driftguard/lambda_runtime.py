@@ -13,7 +13,8 @@ Check function actions (the event's `action`, default "check"):
 - record_deliveries:  {"action": "record_deliveries", "results": [{"id", "channel", "status", "error"?}]}
                       -> {"recorded": N}: parks the ones that failed for good
 Notify function: {"id", "channel"} -> {"id", "channel", "status": "delivered" | "skipped"}
-Watchdog function: {"action": "watchdog", "time": T} -> {"sources", "overdue", "recorded", "notifications"}
+Watchdog function: {"action": "watchdog", "time": T} -> {"sources", "overdue", "recorded", "notifications"};
+                   it also sends the grouped messages that are due (Engine.flush_groups)
 
 Effectively once, whatever the number, order or overlap of executions:
 - check and record_failure of one (source, scheduled time) run under one Powertools idempotency
@@ -487,6 +488,9 @@ def watchdog(
     engine = Engine(config, rt.store, secrets=rt.secrets, senders=senders, claimer=claimer, claim_lease=lease)
     outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
     recorded = [o for o in outcomes if not o.duplicate]
+    # Routes that group (group_by/group_wait/group_interval): the groups due by now go out here, so a
+    # grouped message is sent within one watchdog period of its due time (docs/architecture.md).
+    engine.flush_groups(now)
     return {
         "sources": len(schedules),
         "overdue": [o.source for o in found],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -54,6 +54,7 @@ class CheckKind(StrEnum):
     COLUMN = "column"
     SQL = "sql"
     SQL_METRIC = "sql_metric"  # a learned custom metric (sources[].sql_metrics)
+    SEGMENT_MISSING = "segment_missing"  # a segment of a table (tables[].segment_by) stopped having rows
     SOURCE = "source"  # the source as a whole: reachability, credentials (ERROR alerts)
 
 
@@ -197,6 +198,26 @@ class SqlMetricResult(Frozen):
     rows: list[SqlMetricRow] = Field(default_factory=list)
 
 
+class SegmentSnapshot(Frozen):
+    """One segment of a segmented table (tables[].segment_by) in the latest volume period.
+
+    `segment` names it as labels and explanations do (`country=DE`, `country=DE,device=ios`, or
+    `(other)` for the segments beyond the table's segment_limit, summed). `present` is False for a
+    segment the table had before that has no row in the period (it is missing)."""
+
+    segment: str
+    present: bool = True
+    period_start: datetime | None = None  # the latest complete volume period
+    row_count: int = 0  # rows in that period
+    last_modified: datetime | None = None  # max(freshness column) over the period and the one running
+    profiles: list[ColumnProfile] | None = None  # column metrics over the period
+    folded: int | None = None  # (other) only: how many segments it sums
+    # A segment seen for the first time brings its own past (rows per period, update times and
+    # profiles per period of the training window), read in one GROUP BY; kept as series points, not
+    # with the stored snapshot.
+    history: TableHistory | None = Field(default=None, exclude=True)
+
+
 class TableSnapshot(Frozen):
     """Everything collected about one table in one run. Fields are None where not configured."""
 
@@ -217,6 +238,7 @@ class TableSnapshot(Frozen):
     # Set when freshness and the row count were not read again but kept from the full read made at
     # this time, because the table's write counters had not moved since (collect.changes).
     reused_from: datetime | None = None
+    segments: list[SegmentSnapshot] | None = None  # tables[].segment_by: one per segment judged
 
 
 class LastRead(Frozen):
@@ -444,8 +466,21 @@ class AlertNotice(Frozen):
     active_since: datetime | None = None
 
 
+class NotificationGroup(Frozen):
+    """A group of a route that groups its notices (driftguard.alerts.grouping): one per route node,
+    channel and values of the route's `group_by` labels, with the route's timing."""
+
+    key: str  # stable id of (route, channel, labels): what the store files the group under
+    route: str  # the route node, e.g. "route.routes[0]"
+    channel: str
+    labels: dict[str, str] = Field(default_factory=dict)  # the group_by labels and their values
+    wait: timedelta  # group_wait
+    interval: timedelta  # group_interval
+
+
 class Notification(Frozen):
-    """One grouped message for one source, one run and one channel.
+    """One grouped message for one source, one run and one channel; or, on a route with group_by,
+    group_wait or group_interval, for one group and channel (`group`), merged across sources and runs.
 
     `id` is the dedup/idempotency key: stable across retries of the same run, so a channel
     never says the same thing twice.
@@ -460,6 +495,7 @@ class Notification(Frozen):
     tags: list[str] = Field(default_factory=list)
     alerts: list[AlertNotice]
     silence_hint: str = ""  # the command that silences these alerts
+    group: NotificationGroup | None = None  # set on a group's merged message
 
     @property
     def worst_severity(self) -> Severity:
@@ -473,6 +509,23 @@ class Notification(Frozen):
             head = f"[{self.worst_severity.value.upper()}] {self.source}: {len(firing)} alert(s) firing"
             return head + (f", {resolved} resolved" if resolved else "")
         return f"[RESOLVED] {self.source}: {resolved} alert(s) resolved"
+
+
+class GroupedNotice(Frozen):
+    """One run's notices for one group and channel, waiting to be merged with the group's others
+    into one message (driftguard.alerts.grouping decides when)."""
+
+    group: NotificationGroup
+    not_before: datetime  # created + group_wait: the earliest a new group's message may go
+    notification: Notification  # this run's notices of the group, as one message would carry them
+
+    @property
+    def id(self) -> str:
+        return self.notification.id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.notification.created_at
 
 
 class DeliveryStatus(StrEnum):
@@ -544,5 +597,6 @@ class RunCommit(Frozen):
     expected_versions: dict[str, int] = Field(default_factory=dict)
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)  # the outbox
+    grouped: list[GroupedNotice] = Field(default_factory=list)  # notices waiting for their group
     schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
     context_version: int | None = None

@@ -39,10 +39,12 @@ from driftguard.model import (
     Explanation,
     Finding,
     FindingStatus,
+    GroupedNotice,
     Matcher,
     MetricPoint,
     NoticeKind,
     Notification,
+    NotificationGroup,
     PeriodCount,
     PointLabel,
     RunCommit,
@@ -57,7 +59,7 @@ from driftguard.model import (
     Transition,
     stable_hash,
 )
-from driftguard.store.base import PendingDelivery, Store
+from driftguard.store.base import PendingDelivery, PendingGroup, Store
 
 # The same contract methods run once per store class (SQLite, DynamoDB), which hypothesis sees as
 # "differing executors"; and each example reuses the class's store fixture on purpose (every
@@ -146,6 +148,38 @@ def notification(source: str, run_time: datetime, *, channel: str = "console") -
     )
 
 
+def group(name: str = "g-orders", *, channel: str = "slack") -> NotificationGroup:
+    return NotificationGroup(
+        key=name,
+        route="route.routes[0]",
+        channel=channel,
+        labels={"table": "orders"},
+        wait=timedelta(seconds=30),
+        interval=timedelta(minutes=5),
+    )
+
+
+def waiting(source: str, at: datetime, *, in_group: str = "g-orders") -> GroupedNotice:
+    """A run's notice of `source` waiting in group `in_group`."""
+    part = notification(source, at, channel="slack")
+    part = part.model_copy(update={"id": stable_hash(part.id, in_group)})
+    return GroupedNotice(group=group(in_group), not_before=at + timedelta(seconds=30), notification=part)
+
+
+def merged_of(parts: Sequence[GroupedNotice], window: datetime) -> Notification:
+    """A stand-in for the group's merged message (the store does not look inside it)."""
+    first = parts[0]
+    return first.notification.model_copy(
+        update={
+            "id": stable_hash("merged", first.group.key, window.isoformat()),
+            "run_time": window,
+            "created_at": window,
+            "alerts": [a for p in parts for a in p.notification.alerts],
+            "group": first.group,
+        }
+    )
+
+
 def snapshot(source: str, at: datetime, *, row_count: int = 100) -> Snapshot:
     return Snapshot(
         source=source,
@@ -212,6 +246,7 @@ def run_commit(
     expected_versions: dict[str, int] | None = None,
     transitions: Sequence[Transition] = (),
     notifications: Sequence[Notification] = (),
+    grouped: Sequence[GroupedNotice] = (),
     baselines: Sequence[SchemaBaseline] = (),
     with_snapshot: bool = True,
     row_count: int = 100,
@@ -231,6 +266,7 @@ def run_commit(
         expected_versions=expected_versions or {},
         transitions=list(transitions),
         notifications=list(notifications),
+        grouped=list(grouped),
         schema_baselines=list(baselines),
         context_version=context_version,
     )
@@ -1014,6 +1050,80 @@ class StoreContract:
         ]
         assert backlog.parked == [failed(parked, keep=True)]
 
+    # ------------------------------------------------------------------ grouped notices
+    def test_grouped_notices_wait_by_group_oldest_first_and_not_in_the_outbox(self, store: Store) -> None:
+        late, early, other = (
+            waiting("shop", T0 + HOUR),
+            waiting("billing", T0),
+            waiting("shop", T0, in_group="g2"),
+        )
+        store.commit_run(run_commit("shop", T0 + HOUR, grouped=[late]))
+        store.commit_run(run_commit("billing", T0, grouped=[early]))
+        store.commit_run(run_commit("shop", T0, grouped=[other]))
+
+        assert sorted(store.pending_groups(), key=lambda g: g.key) == [
+            PendingGroup("g-orders", [early, late]),
+            PendingGroup("g2", [other]),
+        ]
+        assert store.pending_notifications() == [] and store.delivery_backlog().pending == []
+
+    def test_sealing_moves_a_groups_notices_into_one_outbox_message_and_records_its_window(
+        self, store: Store
+    ) -> None:
+        parts = [waiting("shop", T0), waiting("billing", T0 + timedelta(seconds=10))]
+        store.commit_run(run_commit("shop", T0, grouped=parts[:1]))
+        store.commit_run(run_commit("billing", T0 + timedelta(seconds=10), grouped=parts[1:]))
+        (read,) = store.pending_groups()
+        window = T0 + timedelta(seconds=30)
+
+        assert store.seal_group(read, merged_of(read.parts, window)) is True
+
+        assert store.pending_notifications() == [merged_of(parts, window)]
+        assert store.pending_groups() == []
+        later = waiting("shop", T0 + timedelta(minutes=1))
+        store.commit_run(run_commit("shop", T0 + timedelta(minutes=1), grouped=[later]))
+        assert store.pending_groups() == [PendingGroup("g-orders", [later], window, 1)]
+        sent = store.claim_delivery(merged_of(parts, window).id, claim("a"))
+        assert sent.granted and sent.notification == merged_of(parts, window)
+
+    def test_a_sealed_notice_is_never_queued_again(self, store: Store) -> None:
+        part = waiting("shop", T0)
+        store.commit_run(run_commit("shop", T0, grouped=[part]))
+        (read,) = store.pending_groups()
+        store.seal_group(read, merged_of(read.parts, T0 + HOUR))
+
+        store.commit_run(run_commit("shop", T0 + HOUR, grouped=[part]))
+
+        assert store.pending_groups() == []
+
+    def test_a_seal_of_a_group_read_before_another_seal_writes_nothing(self, store: Store) -> None:
+        first = waiting("shop", T0)
+        store.commit_run(run_commit("shop", T0, grouped=[first]))
+        (stale,) = store.pending_groups()
+        store.seal_group(stale, merged_of(stale.parts, T0 + HOUR))
+        second = waiting("shop", T0 + HOUR)
+        store.commit_run(run_commit("shop", T0 + HOUR, grouped=[second]))
+
+        # the same read again, and a read of other notices that claims the sealed group's version
+        assert store.seal_group(stale, merged_of(stale.parts, T0 + 2 * HOUR)) is False
+        assert store.seal_group(replace_parts(stale, [second]), merged_of([second], T0 + 3 * HOUR)) is False
+
+        assert store.pending_notifications() == [merged_of([first], T0 + HOUR)]
+        assert store.pending_groups() == [PendingGroup("g-orders", [second], T0 + HOUR, 1)]
+
+    def test_of_simultaneous_seals_of_one_group_exactly_one_wins(self, store: Store) -> None:
+        parts = [waiting(f"s{i}", T0 + i * timedelta(seconds=1)) for i in range(3)]
+        for i, part in enumerate(parts):
+            store.commit_run(run_commit(f"s{i}", part.created_at, grouped=[part]))
+        (read,) = store.pending_groups()
+        window = T0 + timedelta(seconds=30)
+
+        results = run_in_threads(*[lambda: store.seal_group(read, merged_of(read.parts, window))] * 4)
+
+        assert sorted(results, key=repr) == [False, False, False, True]
+        assert store.pending_notifications() == [merged_of(parts, window)]
+        assert store.pending_groups() == []
+
     # ------------------------------------------------------------------ fidelity
     def test_a_commit_with_every_field_populated_reads_back_equal(self, store: Store) -> None:
         commit = full_commit()
@@ -1029,6 +1139,7 @@ class StoreContract:
         assert store.alert_states() == [state.model_copy(update={"version": 1})]
         assert store.transitions(commit.run.source) == commit.transitions
         assert store.pending_notifications() == commit.notifications
+        assert store.pending_groups() == [PendingGroup("g-1", commit.grouped)]
         assert store.schema_baselines("shöp").get("orders") == commit.schema_baselines[0]
 
     def test_every_time_read_back_is_aware_utc(self, store: Store) -> None:
@@ -1045,6 +1156,7 @@ class StoreContract:
         (trans,) = store.transitions("shöp")
         (note,) = store.failed_deliveries()
         (muted,) = store.silences()
+        ((part,),) = [g.parts for g in store.pending_groups()]
         assert note.notification is not None
         times: list[datetime | None] = [
             run.scheduled_time,
@@ -1064,6 +1176,8 @@ class StoreContract:
             note.notification.alerts[0].recent[0][0],
             muted.starts_at,
             muted.ends_at,
+            part.not_before,
+            part.created_at,
         ]
         assert all(is_utc(t) for t in times), times
 
@@ -1089,6 +1203,10 @@ class StoreContract:
         winner = commits[results.index(True)]
         assert [r.scheduled_time for r in store.runs()] == [winner.run.scheduled_time]
         assert [s.since for s in store.alert_states()] == [winner.run.scheduled_time]
+
+
+def replace_parts(group: PendingGroup, parts: list[GroupedNotice]) -> PendingGroup:
+    return PendingGroup(group.key, parts, group.last_notified, group.version)
 
 
 def unpopulated_fields(root: BaseModel) -> list[str]:
@@ -1185,6 +1303,19 @@ def full_commit() -> RunCommit:
             )
         ],
         silence_hint="driftguard silence add source=shöp --for 2h",
+        group=NotificationGroup(
+            key="g-1",
+            route="route.routes[0]",
+            channel="slack",
+            labels={"table": "orders", "owner": "team-data"},
+            wait=timedelta(0),
+            interval=timedelta(minutes=5, microseconds=1),
+        ),
+    )
+    part = GroupedNotice(
+        group=sent.group,
+        not_before=at + timedelta(seconds=30),
+        notification=sent.model_copy(update={"id": "n-2"}),
     )
     return RunCommit(
         run=RunRecord(
@@ -1275,6 +1406,7 @@ def full_commit() -> RunCommit:
         expected_versions={key.fingerprint: 0},  # explicit "must not exist yet"
         transitions=[moved],
         notifications=[sent],
+        grouped=[part],
         schema_baselines=[
             SchemaBaseline(
                 source="shöp", table="orders", columns=columns, accepted_at=at, accepted_by="learned"

@@ -276,6 +276,20 @@ def test_silence_hint_names_the_table_and_check_when_there_is_one() -> None:
     )
 
 
+def test_silence_hint_names_the_segments_when_every_alert_is_a_segments() -> None:
+    de = ORDERS_ROWS.model_copy(update={"segment": "country=DE"})
+    gb = ORDERS_ROWS.model_copy(update={"segment": "country=GB"})
+    one = Runner(make_config()).run([finding(F.ANOMALY, key=de)], T0)
+    assert one.notifications[0].silence_hint == (
+        "driftguard silence --source orders_db --table orders --check volume --match segment=country=DE "
+        "--duration 2h --comment '<why>'"
+    )
+    two = Runner(make_config()).run([finding(F.ANOMALY, key=de), finding(F.ANOMALY, key=gb)], T0)
+    assert "--match 'segment=~country=DE|country=GB'" in two.notifications[0].silence_hint
+    mixed = Runner(make_config()).run([finding(F.ANOMALY, key=de), finding(F.ANOMALY, key=ORDERS_ROWS)], T0)
+    assert "segment" not in mixed.notifications[0].silence_hint  # the whole table's alert is in it too
+
+
 def test_replaying_a_run_gives_the_same_ids() -> None:
     r = Runner(make_config())
     r.run([finding(F.ANOMALY)], T0)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from test_alerts_fixtures import ITEMS_NULLS, ORDERS_ROWS, RUN, SOURCE_KEY, T0, Runner, finding, make_config
 
-from driftguard.alerts import decide, new_silence
+from driftguard.alerts import Decision, decide, group_due, merge, new_silence
 from driftguard.model import (
     AlertNotice,
     AlertState,
@@ -24,12 +24,14 @@ from driftguard.model import (
     CheckKind,
     Finding,
     FindingStatus,
+    GroupedNotice,
     Matcher,
     NoticeKind,
     Notification,
     Severity,
     Silence,
     Transition,
+    stable_hash,
 )
 
 S = AlertStateName
@@ -145,7 +147,12 @@ class AlertLifecycle(RuleBasedStateMachine):
         )
         assert replay == decision, "a replayed run must decide exactly the same, ids included"
         self.silences_before = silences_before
-        self._check_run(findings, before, decision.notifications, decision.transitions)
+        self._check_run(findings, before, self._told(decision), decision.transitions)
+
+    def _told(self, decision: Decision) -> list[Notification]:
+        """What the run tells each channel (here: at once, one message per channel)."""
+        assert decision.grouped == [], "no route groups: nothing waits"
+        return decision.notifications
 
     @rule(which=st.sampled_from(MATCHERS), starts_in=st.sampled_from([0, 0, 2]), runs=st.integers(1, 12))
     def add_silence(self, which: tuple[str, str], starts_in: int, runs: int) -> None:
@@ -296,3 +303,71 @@ class LifecycleOptions(AlertLifecycle):
 
 LifecycleOptions.TestCase.settings = AlertLifecycle.TestCase.settings
 test_lifecycle_options = LifecycleOptions.TestCase
+
+
+class GroupedLifecycle(AlertLifecycle):
+    """The same machine on a tree that groups by table (group_wait 20m, group_interval 40m, runs
+    15m apart or more): every run's notices wait in their groups and are told exactly as without
+    grouping; a flusher at each run's time sends each due group as one message, and every waiting
+    notice is sent once, in time, never more often than group_interval per group."""
+
+    WAIT, GROUP_INTERVAL = timedelta(minutes=20), timedelta(minutes=40)
+
+    @initialize(pending_runs=st.integers(1, 3), error_after_failures=st.integers(1, 3))
+    def setup(self, pending_runs: int, error_after_failures: int) -> None:
+        super().setup(pending_runs, error_after_failures)
+        grouped_route = {**ROUTE, "group_by": ["table"], "group_wait": "20m", "group_interval": "40m"}
+        self.runner.config = make_config(
+            channels=CHANNELS,
+            route=grouped_route,
+            alerting={"pending_runs": pending_runs, "error_after_failures": error_after_failures},
+        )
+        self.waiting: dict[str, list[GroupedNotice]] = {}
+        self.last_window: dict[str, datetime] = {}
+        self.sent_parts: set[str] = set()
+
+    def _told(self, decision: Decision) -> list[Notification]:
+        assert decision.notifications == [], "every route groups: nothing goes at once"
+        by_channel: dict[str, list[GroupedNotice]] = {}
+        for part in decision.grouped:
+            table = {a.key.table for a in part.notification.alerts}
+            assert table == {part.group.labels["table"]}, "a group holds the alerts of its labels only"
+            assert part.not_before == self.now + self.WAIT
+            by_channel.setdefault(part.group.channel, []).append(part)
+            self.waiting.setdefault(part.group.key, []).append(part)
+        self._flush()
+        return [  # one run's notices per channel, as the lifecycle invariants read them
+            parts[0].notification.model_copy(
+                update={
+                    "id": stable_hash(*(p.id for p in parts)),
+                    "alerts": [a for p in parts for a in p.notification.alerts],
+                }
+            )
+            for parts in by_channel.values()
+        ]
+
+    def _flush(self) -> None:
+        for key, parts in list(self.waiting.items()):
+            window = group_due(parts, self.last_window.get(key))
+            if window > self.now:
+                continue
+            message = merge(parts, window)
+            assert {p.id for p in parts}.isdisjoint(self.sent_parts), "a notice was sent twice"
+            self.sent_parts |= {p.id for p in parts}
+            assert message.id not in self.notification_ids, "a group's message id was reused"
+            self.notification_ids.add(message.id)
+            fingerprints = [a.key.fingerprint for a in message.alerts]
+            assert len(fingerprints) == len(set(fingerprints)), "an alert twice in one message"
+            oldest = min(p.created_at for p in parts)
+            assert window >= oldest, "a message before its notices"
+            if key in self.last_window:
+                assert window - self.last_window[key] >= self.GROUP_INTERVAL, "a group told too often"
+            else:
+                assert window == oldest + self.WAIT, "a new group waits group_wait, no more, no less"
+            assert self.now - oldest <= self.GROUP_INTERVAL + 8 * RUN, "a notice waited too long"
+            self.last_window[key] = window
+            del self.waiting[key]
+
+
+GroupedLifecycle.TestCase.settings = AlertLifecycle.TestCase.settings
+test_grouped_lifecycle = GroupedLifecycle.TestCase

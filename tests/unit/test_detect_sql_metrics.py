@@ -190,7 +190,13 @@ def test_the_registry_lists_the_kind_once_for_the_engine_and_the_cli() -> None:
     assert CheckKind.SQL_METRIC.value in kinds.learned_kinds()
     assert not kinds.has_series(CheckKind.SQL) and not kinds.has_series(CheckKind.SOURCE)
     assert [k.config_key for k in kinds.SOURCE_KINDS] == ["sql_checks", "sql_metrics"]
-    assert [k.config_key for k in kinds.TABLE_KINDS] == ["freshness", "volume", "schema", "columns"]
+    assert [k.config_key for k in kinds.TABLE_KINDS] == [
+        "freshness",
+        "volume",
+        "segment_by",
+        "schema",
+        "columns",
+    ]
 
 
 def test_metric_and_check_names_share_one_namespace() -> None:

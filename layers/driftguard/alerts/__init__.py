@@ -10,7 +10,9 @@ notification ids, so a retried run can never say the same thing twice.
 - notices.py: which channel hears what (FIRING, ESCALATED, REPEAT, ERROR, RESOLVED) and the one
   grouped Notification per source, run and channel;
 - silences.py: matchers, creating/extending/expiring silences, which silences mute an alert;
-- routing.py: the Alertmanager-style routing tree.
+- routing.py: the Alertmanager-style routing tree;
+- grouping.py: on routes that group (group_by, group_wait, group_interval), which group a notice
+  joins, when a group is due and its one merged message.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from datetime import datetime
 
 from pydantic import Field
 
+from driftguard.alerts.grouping import Grouping, group_due, group_of, merge, sealable
 from driftguard.alerts.labels import LABEL_NAMES, Labels
 from driftguard.alerts.lifecycle import advance
 from driftguard.alerts.notices import PlannedNotice, build_notification, plan_notices, record_notified
-from driftguard.alerts.routing import route, route_option
+from driftguard.alerts.routing import route, route_option, routes_of
 from driftguard.alerts.silences import expire, extend, new_silence, parse_matcher, silenced_by
 from driftguard.config import Config, Source
 from driftguard.model import (
@@ -32,7 +35,10 @@ from driftguard.model import (
     CheckKind,
     Finding,
     Frozen,
+    GroupedNotice,
     Notification,
+    NotificationGroup,
+    Severity,
     Silence,
     Transition,
     utc,
@@ -45,9 +51,12 @@ __all__ = [
     "decide",
     "expire",
     "extend",
+    "group_due",
+    "merge",
     "new_silence",
     "parse_matcher",
     "route",
+    "sealable",
     "silenced_by",
 ]
 
@@ -59,6 +68,7 @@ class Decision(Frozen):
     expected_versions: dict[str, int] = Field(default_factory=dict)  # fingerprint -> version read (0 = new)
     transitions: list[Transition] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)
+    grouped: list[GroupedNotice] = Field(default_factory=list)  # notices of routes that group: they wait
     # silences that end now: they muted an alert that resolved on a route with end_silences_on_resolve
     expired_silences: list[Silence] = Field(default_factory=list)
 
@@ -106,6 +116,7 @@ def decide(
     expected: dict[str, int] = {}
     transitions: list[Transition] = []
     outbox: dict[str, list[PlannedNotice]] = {}
+    waiting: dict[str, tuple[NotificationGroup, list[PlannedNotice]]] = {}
     ordered = sorted(by_fingerprint.values(), key=lambda f: (f.key.label, f.fingerprint))
     for finding in ordered:
         previous = states.get(finding.fingerprint)
@@ -118,13 +129,15 @@ def decide(
             muted.append(f"inhibited: source {source.name} is down ({down})")
         if step.transition is not None:
             transitions.append(step.transition.model_copy(update={"silenced_by": muted}))
+        routed = []
         if muted and not step.incident_ended:
             planned = []
         else:
+            routed = routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval)
             planned = plan_notices(
                 step,
                 finding,
-                routes=route(config.route, labels, default_repeat_interval=config.alerting.repeat_interval),
+                routes=[(r.channel, r.repeat_interval) for r in routed],
                 send_resolved=resolved_when_muted if muted else send_resolved,
                 now=now,
             )
@@ -136,15 +149,43 @@ def decide(
         if step.changed or planned:
             new_states.append(after)
             expected[finding.fingerprint] = previous.version if previous else 0
+        grouping = {r.channel: (r.grouping, labels) for r in routed}
         for p in planned:
-            outbox.setdefault(p.channel, []).append(p)
+            how, as_labels = grouping.get(p.channel) or _heard_as(config, finding, source, p.channel)
+            if how is None:
+                outbox.setdefault(p.channel, []).append(p)
+            else:
+                group = group_of(how, p.channel, as_labels)
+                waiting.setdefault(group.key, (group, []))[1].append(p)
     return Decision(
         states=new_states,
         expected_versions=expected,
         transitions=transitions,
         notifications=[build_notification(source, ch, outbox[ch], now) for ch in sorted(outbox)],
+        grouped=[
+            GroupedNotice(
+                group=group,
+                not_before=now + group.wait,
+                notification=build_notification(source, group.channel, ps, now),
+            )
+            for group, ps in (waiting[k] for k in sorted(waiting))
+        ],
         expired_silences=[expired[i] for i in sorted(expired)],
     )
+
+
+def _heard_as(
+    config: Config, finding: Finding, source: Source, channel: str
+) -> tuple[Grouping | None, Labels]:
+    """How a notice groups on a channel that routing no longer picks for the alert (it is told that
+    an incident it heard of ended, after the severity changed): as the route that reaches the
+    channel at another severity, the highest first; a channel no route reaches hears at once."""
+    for severity in sorted(Severity, key=lambda s: s.rank, reverse=True):
+        labels = Labels.of(finding.key, severity, source)
+        for r in routes_of(config.route, labels, default_repeat_interval=config.alerting.repeat_interval):
+            if r.channel == channel:
+                return r.grouping, labels
+    return None, Labels.of(finding.key, finding.severity, source)
 
 
 def _source_down(

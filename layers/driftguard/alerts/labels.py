@@ -1,8 +1,9 @@
 """The labels of an alert: what silences and routes match on.
 
 An alert is described by the names an operator uses: source, table, check (kind), metric,
-column, severity, owner and the source's tags. Absent values are the empty string, as in
-Alertmanager, so `column=` matches alerts without a column. `tag` is multi-valued: a matcher
+column, segment (tables[].segment_by, e.g. `country=DE`), severity, owner and the source's
+tags. Absent values are the empty string, as in Alertmanager, so `column=` matches alerts
+without a column. `tag` is multi-valued: a matcher
 on it holds when any of the source's tags matches.
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from driftguard.config import Source
+from driftguard.config import LABEL_NAMES, Source
 from driftguard.model import CheckKey, Severity
 
-LABEL_NAMES: tuple[str, ...] = ("source", "table", "check", "metric", "column", "severity", "owner", "tag")
+__all__ = ["LABEL_NAMES", "Labels"]  # the names live with the config, which validates group_by against them
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Labels:
     severity: str
     owner: str
     tags: tuple[str, ...]
+    segment: str = ""
 
     @classmethod
     def of(cls, key: CheckKey, severity: Severity, source: Source) -> Labels:
@@ -38,6 +40,7 @@ class Labels:
             severity=severity.value,
             owner=source.owner or "",
             tags=tuple(source.tags),
+            segment=key.segment or "",
         )
 
     def values(self, label: str) -> tuple[str, ...]:

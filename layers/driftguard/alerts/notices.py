@@ -153,6 +153,12 @@ def silence_hint(source: str, keys: Sequence[CheckKey]) -> str:
     checks = sorted({k.check.value for k in keys})
     if len(checks) == 1:
         args += ["--check", checks[0]]
+    segments = sorted({k.segment or "" for k in keys})
+    if "" not in segments:  # every alert is one segment's (tables[].segment_by): mute those alone
+        if len(segments) == 1:
+            args += ["--match", "segment=" + segments[0]]
+        else:
+            args += ["--match", "segment=~" + "|".join(re.escape(s) for s in segments)]
     args += ["--duration", SILENCE_HINT_DURATION, "--comment", "<why>"]
     return shlex.join(args)
 

@@ -1,5 +1,5 @@
 """Monitoring commands: init, validate, schema, check, run, status, history, explain,
-accept-schema, label, deliveries, redeliver."""
+accept-schema, label, deliveries, redeliver, flush."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext, redirect_stdout
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -142,7 +142,11 @@ sources:
     tags: [tier-1]
     tables:
       - name: orders
-{schema_line}        checks:
+{schema_line}        # segment_by: country    # volume, freshness and column metrics per country (or a list
+        # segment_limit: 100     #   of two columns): the 100 countries with the most rows per
+        #                        #   volume period on their own, the rest as one (other); a
+        #                        #   country that stops having rows is a segment_missing alert
+        checks:
           freshness: {{column: updated_at, max_age: 6h}}   # max_age: an optional hard limit
           volume: {{column: created_at, period: 1h}}        # rows per hour, seasonal baseline
           schema: true                                   # learned; accept changes with accept-schema
@@ -171,6 +175,12 @@ channels:
 
 route:
   receivers: [console, alerts-file]
+  # Grouping across sources (Alertmanager's): one message per group and channel instead of one per
+  # source and run. Grouped messages go out at the first run, check, flush or redeliver after they
+  # are due (`driftguard flush --wait` waits for them); without these keys every run sends at once.
+  # group_by: [owner]                # or [table], [owner, check]; [] = one group; ['...'] = all labels
+  # group_wait: 30s                  # a new group waits this long for more alerts before its message
+  # group_interval: 5m               # then at most one message per group this often
   # end_silences_on_resolve: true    # a silence ends when the alert it muted resolves
   # inhibit_when_source_down: true   # no table alerts while their source is unreachable
 
@@ -408,6 +418,38 @@ def _print_outcome(
             )
 
 
+def _grouped_json(records: list[DeliveryRecord]) -> dict[str, Any]:
+    return {"grouped_deliveries": [r.model_dump(mode="json", exclude={"notification"}) for r in records]}
+
+
+def _with_grouped(code: Exit, records: list[DeliveryRecord]) -> Exit:
+    """A grouped message that failed (parked) fails the command as a run's own delivery does."""
+    failed = [r for r in records if r.status == DeliveryStatus.FAILED]
+    for r in failed:
+        say_failed(
+            f"grouped notification {r.notification_id} to {r.channel} failed and was parked: {r.error}"
+        )
+    return Exit.FAILURE if failed else code
+
+
+def _print_grouped(cli: CliContext, records: list[DeliveryRecord], store: Store) -> None:
+    """What the flush sent, and when the groups still waiting are due."""
+    from driftguard.alerts import group_due
+    from driftguard.cli.text import esc
+
+    for r in records:
+        if r.status == DeliveryStatus.DELIVERED:
+            cli.console.print(f"grouped notification {esc(r.notification_id)} sent to {esc(r.channel)}")
+    waiting = store.pending_groups()
+    if waiting:
+        due = min(group_due(g.parts, g.last_notified) for g in waiting)
+        cli.console.print(
+            f"[dim]{sum(len(g.parts) for g in waiting)} notice(s) wait in {len(waiting)} group(s); "
+            "the next is "
+            f"due at {fmt_time_short(due)} (driftguard flush, or the next run)[/dim]"
+        )
+
+
 def _outcome_json(outcome: RunOutcome, replay_of: datetime | None) -> dict[str, Any]:
     return {**outcome.summary(), "replay": replay_of is not None and not outcome.duplicate}
 
@@ -452,11 +494,13 @@ def check(
         if not dry_run:
             engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
         outcome = _check_with_progress(cli, checker, src.name, when, dry_run, progress)
+        grouped = [] if dry_run else engine.flush_groups(now())
     if as_json:
-        print_json(_outcome_json(outcome, replay_of))
+        print_json({**_outcome_json(outcome, replay_of), **_grouped_json(grouped)})
     else:
         _print_outcome(cli, outcome, show_ok=all_findings or dry_run, replay_of=replay_of)
-    sys.exit(exit_code_for_runs([outcome], fail_on))
+        _print_grouped(cli, grouped, engine.store)
+    sys.exit(_with_grouped(exit_code_for_runs([outcome], fail_on), grouped))
 
 
 def _check_with_progress(
@@ -523,14 +567,17 @@ def run(
         outcomes = _run_plan(
             cli, checker, plan, workers=workers, dry_run=dry_run, quiet=as_json, progress=progress
         )
+        grouped = [] if dry_run else engine.flush_groups(now())  # groups that are due, after every check
     if as_json:
-        print_json({"runs": [_outcome_json(o, replay_of) for o in outcomes], "checked": len(outcomes)})
+        runs = [_outcome_json(o, replay_of) for o in outcomes]
+        print_json({"runs": runs, "checked": len(outcomes), **_grouped_json(grouped)})
     else:
         if not plan:
             cli.console.print("nothing due" if due else "no sources configured")
         for o in outcomes:
             _print_outcome(cli, o, show_ok=False, replay_of=replay_of)
-    sys.exit(exit_code_for_runs(outcomes, fail_on))
+        _print_grouped(cli, grouped, engine.store)
+    sys.exit(_with_grouped(exit_code_for_runs(outcomes, fail_on), grouped))
 
 
 def _run_plan(
@@ -927,22 +974,39 @@ def label(
 @pass_cli
 def deliveries(cli: CliContext, only_failed: bool, as_json: bool) -> None:
     """Notifications waiting in the outbox, and parked failed deliveries."""
+    from driftguard.alerts import group_due
     from driftguard.cli.display import fmt_time
 
     failed = cli.reader.failed_deliveries()
     pending = [] if only_failed else cli.reader.pending_notifications()
+    groups = [] if only_failed else cli.reader.pending_groups()
     if as_json:
-        print_json({"pending": pending, "failed": [f.model_dump(mode="json") for f in failed]})
+        waiting = [
+            {
+                "group": g.key,
+                "due": group_due(g.parts, g.last_notified),
+                "notices": [p.notification for p in g.parts],
+            }
+            for g in groups
+        ]
+        print_json(
+            {"pending": pending, "failed": [f.model_dump(mode="json") for f in failed], "waiting": waiting}
+        )
         return
     for n in pending:
         click.echo(clean(f"pending  {n.id} {n.channel} {n.source} {fmt_time(n.run_time)} {n.title}"))
+    for g in groups:
+        channel, labels = g.parts[-1].group.channel, g.parts[-1].group.labels
+        what = " ".join(f"{k}={v}" for k, v in labels.items()) or "(one group)"
+        due = fmt_time(group_due(g.parts, g.last_notified))
+        click.echo(clean(f"waiting  {len(g.parts)} notice(s) for {channel} {what}, due {due}"))
     for f in failed:
         click.echo(
             clean(
                 f"failed   {f.notification_id} {f.channel} {fmt_time(f.at)} attempts={f.attempts} {f.error}"
             )
         )
-    if not pending and not failed:
+    if not pending and not failed and not groups:
         click.echo("nothing pending, nothing parked")
 
 
@@ -963,6 +1027,7 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
         raise UserError(f"not parked: {', '.join(unknown)} (see driftguard deliveries --failed)")
     engine = Engine(cli.config, store)
     records = engine.flush_outbox()  # first what a crash left pending (the ledger sends nothing twice)
+    records += engine.flush_groups(now())
     notes = [parked[i].notification for i in wanted if parked[i].notification is not None]
     records += engine.deliver([n for n in notes if n is not None], retry_parked=True)
     still_failing = [r for r in records if r.status == DeliveryStatus.FAILED]
@@ -982,6 +1047,42 @@ def redeliver(cli: CliContext, notification_ids: tuple[str, ...], replay_all: bo
     if not records:
         click.echo("nothing parked, nothing pending")
     sys.exit(code)
+
+
+@click.command()
+@click.option(
+    "--wait", is_flag=True, help="Also wait for the groups waiting now to be due, and send them (at most 1h)."
+)
+@json_option
+@pass_cli
+def flush(cli: CliContext, wait: bool, as_json: bool) -> None:
+    """Send grouped notifications whose group is due (route group_wait / group_interval)."""
+    import time
+
+    from driftguard.alerts import group_due
+
+    store = cli.reader
+    engine = Engine(cli.config, store)
+    records = engine.flush_outbox() + engine.flush_groups(now())
+    until = now() + FLUSH_WAIT_LIMIT
+    while wait:
+        dues = [group_due(g.parts, g.last_notified) for g in store.pending_groups()]
+        later = [d for d in dues if d <= until]
+        if not later or min(later) <= now():  # nothing more to wait for (or a group that would not go)
+            break
+        time.sleep((min(later) - now()).total_seconds())
+        records += engine.flush_groups(now())
+    code = _with_grouped(Exit.OK, records)
+    if as_json:
+        print_json(_grouped_json(records))
+        sys.exit(code)
+    _print_grouped(cli, records, store)
+    if not records:
+        cli.console.print("nothing due")
+    sys.exit(code)
+
+
+FLUSH_WAIT_LIMIT = timedelta(hours=1)  # `flush --wait` leaves groups due later than this to a later flush
 
 
 @click.command("test-channel")
@@ -1025,5 +1126,6 @@ commands = [
     label,
     deliveries,
     redeliver,
+    flush,
     test_channel,
 ]

@@ -14,11 +14,19 @@ from driftguard.collect.changes import may_reuse
 from driftguard.collect.column_metrics import ColumnMetrics
 from driftguard.collect.connect import lease_pool
 from driftguard.collect.dialects import Catalog
-from driftguard.collect.periods import complete_period_starts
+from driftguard.collect.periods import counts_since_first_row
 from driftguard.collect.readonly_sql import as_derived_table, read_only_statement
+from driftguard.collect.segments import KnownSegments, SegmentCollection, no_known_segments
 from driftguard.collect.session import SourceSession
 from driftguard.collect.sql_checks import interpret_metric, interpret_result
-from driftguard.collect.table_query import Bucket, TableQuery, TableTarget, bucket_query, read_buckets
+from driftguard.collect.table_query import (
+    MAX_UPDATE_TIMES,
+    Bucket,
+    TableQuery,
+    TableTarget,
+    bucket_query,
+    read_buckets,
+)
 from driftguard.collect.types import normalise_type
 from driftguard.config import Source, SqlCheck, TableConfig
 from driftguard.errors import CheckDefinitionError, DriftGuardError, SourceUnavailable
@@ -36,7 +44,6 @@ from driftguard.model import (
 )
 from driftguard.secrets import SecretResolver
 
-MAX_UPDATE_TIMES = 2000  # backfill keeps the newest arrival times, enough for weeks of hourly loads
 DEFAULT_FRESHNESS_BUCKET = timedelta(hours=1)
 
 
@@ -65,6 +72,7 @@ class Collector:
         self._lease = lease_pool(source, resolver=secrets or SecretResolver())
         self._session: SourceSession | None = None
         self._backfill_catalog: Catalog | None = None
+        self._segments: tuple[KnownSegments, timedelta | None] = (no_known_segments, None)
 
     def __enter__(self) -> Collector:
         return self
@@ -95,13 +103,20 @@ class Collector:
     # ------------------------------------------------------------------ collect
 
     def collect(
-        self, scheduled_time: datetime, last_reads: Callable[[str], LastRead | None] | None = None
+        self,
+        scheduled_time: datetime,
+        last_reads: Callable[[str], LastRead | None] | None = None,
+        known_segments: KnownSegments | None = None,
+        segment_backfill: timedelta | None = None,
     ) -> Snapshot:
         """Every configured table and custom SQL check at `scheduled_time`.
 
         `last_reads(table name)` gives a table's last full read; it is asked only about tables whose
         engine keeps write counters, and one whose counters have not moved since keeps that read's
         freshness and row count (collect.changes).
+        `known_segments(table name)` gives the segments a segmented table had before (a known one
+        without rows is reported missing); a segment not among them is new, and is backfilled over
+        `segment_backfill` (the training window) when that is given.
         Table and check failures are recorded in the snapshot; source-level failures raise."""
         started = time.perf_counter()
         collected_at = utcnow()
@@ -111,6 +126,7 @@ class Collector:
         trips_before = 0 if first_use else session.round_trips
         scheduled_time = utc(scheduled_time)
         try:
+            self._segments = (known_segments or no_known_segments, segment_backfill)
             tables = self._collect_tables(scheduled_time, last_reads or _no_last_read)
             results, errors = self._run_sql_checks()
             metrics = self._run_sql_metrics(errors)
@@ -275,10 +291,16 @@ class Collector:
             if query.statement is not None:
                 row = dict(session.execute(query.statement, where=target.where).mappings().one())
             fields = query.fields(row)
-            if table.checks.columns:
-                fields["profiles"] = ColumnMetrics(target, session.rules).collect(
-                    scheduled_time, lambda statement: session.execute(statement, where=where).fetchall()
-                )
+
+            def run(statement: sa.Executable) -> Sequence[Any]:
+                return session.execute(statement, where=where).fetchall()
+
+            if table.segment_by is not None:  # volume, freshness and column metrics per segment
+                known, window = self._segments
+                segments = SegmentCollection(target, session.rules, scheduled_time, known(table.name), window)
+                fields["segments"] = segments.collect(run)
+            elif table.checks.columns:
+                fields["profiles"] = ColumnMetrics(target, session.rules).collect(scheduled_time, run)
         except SourceUnavailable:
             raise
         except DriftGuardError as e:
@@ -335,13 +357,9 @@ class Collector:
         counts: list[PeriodCount] = []
         if volume is not None and volume.column is not None and period is not None:
             counted = {b.start: b.count for b in buckets(volume.column, "volume.column", period)}
-            # The table's history starts with its first row: periods before it are not "zero rows"
-            # (the table did not exist, or was not loaded yet) and would teach a baseline of nothing.
-            first = min(counted, default=None)
             counts = [
-                PeriodCount(start=s, count=counted.get(s, 0))
-                for s in complete_period_starts(since, until, period)
-                if first is not None and s >= first
+                PeriodCount(start=s, count=n)
+                for s, n in counts_since_first_row(counted, since, until, period)
             ]
         update_times: list[datetime] = []
         if freshness is not None:

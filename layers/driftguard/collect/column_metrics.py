@@ -175,9 +175,21 @@ class ColumnMetrics:
         """Per complete period of [since, until): every metric of every column in one GROUP BY (one
         scan of the window). If that fails (a timeout, one metric's error), each metric on its own,
         and a metric that still fails is left out: it learns from its runs instead."""
+        return self.backfill_by(since, until, run).get(None, [])
+
+    def backfill_by(
+        self,
+        since: datetime,
+        until: datetime,
+        run: Run,
+        segment: ColumnElement[Any] | None = None,
+        where: Sequence[ColumnElement[Any]] = (),
+    ) -> dict[str | None, list[ColumnProfile]]:
+        """`backfill`, grouped by `segment` as well when given (rows where it is NULL under None),
+        over the rows `where` also selects: the profiles of each group."""
         timing = self.target.config.checks.column_metrics_period
         if timing is None:
-            return []
+            return {}
         wanted: list[tuple[ColumnInfo, str]] = []
         for check in self.target.config.checks.columns:
             try:
@@ -190,21 +202,24 @@ class ColumnMetrics:
                 if not _inapplicable(m, column, self.rules, self.target.where, check.name)
             ]
         if not wanted:
-            return []
+            return {}
         info = self._time_column(timing[0])
         seconds = period_seconds(timing[1])
         time_value = self.rules.comparable_time(sa.column(info.name))
         lower, upper = (self.rules.time_param(t, info.type) for t in (since, until))
         names = list(dict.fromkeys(column.name for column, _ in wanted))
+        keys: list[ColumnElement[Any]] = [
+            self.rules.bucket_start(sa.column(info.name), seconds).label("bucket")
+        ]
+        if segment is not None:
+            keys.append(segment.label("segment"))
         in_window = (
-            sa.select(
-                self.rules.bucket_start(sa.column(info.name), seconds).label("bucket"),
-                *(sa.column(name).label(f"v{i}") for i, name in enumerate(names)),
-            )
+            sa.select(*keys, *(sa.column(name).label(f"v{i}") for i, name in enumerate(names)))
             .select_from(self.target.sa_table())
-            .where(time_value >= lower, time_value < upper)
+            .where(time_value >= lower, time_value < upper, *where)
             .subquery("in_window")
         )
+        groups = [in_window.c.bucket] + ([in_window.c.segment] if segment is not None else [])
 
         def grouped(pairs: list[tuple[ColumnInfo, str]]) -> sa.Select[Any]:
             selected: dict[str, ColumnElement[Any]] = {"rows": sa.func.count()}
@@ -214,7 +229,7 @@ class ColumnMetrics:
                 selected[f"c{i}_values"] = sa.func.count(value)
                 selected.update({f"c{i}_{k}": e for k, e in _aggregates(metric, value).items()})
             labelled = (e.label(k) for k, e in selected.items())
-            return sa.select(in_window.c.bucket, *labelled).group_by(in_window.c.bucket)
+            return sa.select(*groups, *labelled).group_by(*groups)
 
         Batch = list[tuple[ColumnInfo, str]]
 
@@ -230,23 +245,24 @@ class ColumnMetrics:
             return done
 
         results = attempt([wanted]) or attempt([[pair] for pair in wanted])
-        by_period: dict[tuple[str, datetime], dict[str, Any]] = {}
+        by_period: dict[tuple[str | None, str, datetime], dict[str, Any]] = {}
         for pairs, result in results:
             for r in result:
                 row = dict(r._mapping)
                 start = datetime.fromtimestamp(float(row["bucket"]), UTC)
                 if start + timedelta(seconds=seconds) > until:
                     continue  # the period still running at `until` is not complete
+                group = None if row.get("segment") is None else str(row["segment"])
                 for column, metric in pairs:
                     i = names.index(column.name)
-                    fields = by_period.setdefault((column.name, start), {})
+                    fields = by_period.setdefault((group, column.name, start), {})
                     fields.setdefault("row_count", int(row["rows"]))
                     fields.setdefault("null_count", int(row["rows"]) - int(row[f"c{i}_values"]))
                     fields.update(_read(metric, row, column, prefix=f"c{i}_"))
-        return [
-            ColumnProfile(column=name, period_start=start, **fields)
-            for (name, start), fields in sorted(by_period.items(), key=lambda item: item[0][1])
-        ]
+        profiles: dict[str | None, list[ColumnProfile]] = {}
+        for (group, name, start), fields in sorted(by_period.items(), key=lambda item: item[0][2]):
+            profiles.setdefault(group, []).append(ColumnProfile(column=name, period_start=start, **fields))
+        return profiles
 
 
 def _inapplicable(metric: str, info: ColumnInfo, rules: DialectRules, where: str, name: str) -> str | None:

@@ -46,3 +46,15 @@ def complete_period_starts(since: datetime, until: datetime, period: timedelta) 
         starts.append(start)
         start += period
     return starts
+
+
+def counts_since_first_row(
+    counted: dict[datetime, int], since: datetime, until: datetime, period: timedelta
+) -> list[tuple[datetime, int]]:
+    """(start, rows) of every whole period of [since, until) from the first one with rows on, zero
+    where none: a table's (or segment's) history starts with its first row, and periods before it
+    are not "zero rows" (it did not exist, or was not loaded yet) to teach a baseline."""
+    first = min(counted, default=None)
+    if first is None:
+        return []
+    return [(s, counted.get(s, 0)) for s in complete_period_starts(since, until, period) if s >= first]

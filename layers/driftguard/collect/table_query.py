@@ -221,6 +221,9 @@ class TableQuery:
         return {"row_count": round(self.target.row_estimate), "row_count_method": "statistics"}
 
 
+MAX_UPDATE_TIMES = 2000  # a backfill keeps the newest arrival times, enough for weeks of hourly loads
+
+
 @dataclass(frozen=True)
 class Bucket:
     start: datetime

@@ -224,8 +224,10 @@ def plain_text(notification: Notification) -> str:
 
 
 def json_payload(notification: Notification) -> dict[str, Any]:
-    """The notification as strict JSON data (NaN and infinities become null, as pydantic writes)."""
-    payload: dict[str, Any] = json.loads(notification.model_dump_json())
+    """The notification as strict JSON data (NaN and infinities become null, as pydantic writes).
+    `group` only on a group's merged message: without grouping the payload is as it always was."""
+    ungrouped = {"group"} if notification.group is None else None
+    payload: dict[str, Any] = json.loads(notification.model_dump_json(exclude=ungrouped))
     return payload
 
 

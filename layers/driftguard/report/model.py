@@ -175,7 +175,9 @@ class _Owners:
         if src is not None:
             return Labels.of(key, state.severity, src)
         column, severity = key.column or "", state.severity.value
-        return Labels(key.source, key.table, key.check.value, key.metric, column, severity, "", ())
+        return Labels(
+            key.source, key.table, key.check.value, key.metric, column, severity, "", (), key.segment or ""
+        )
 
 
 def _settings_and_period(config: Config | None, key: CheckKey) -> tuple[DetectionSettings, timedelta | None]:

@@ -10,6 +10,10 @@ Guarantees every implementation gives:
 - a notification is claimed before it is sent (`claim_delivery`, a conditional write judged by
   driftguard.ledger): of any number of overlapping claims one wins, and a delivered one is never
   claimed again.
+- notices of routes that group (`RunCommit.grouped`) wait in the store, not in the outbox, until a
+  flush seals a due group (`seal_group`): its merged message joins the outbox and the notices it
+  merged leave the waiting list at once, on condition that the group did not move since it was read,
+  so of two flushers that read one group one seals it.
 All datetimes in and out are aware UTC.
 """
 
@@ -26,6 +30,7 @@ from driftguard.model import (
     AlertState,
     CheckKey,
     DeliveryRecord,
+    GroupedNotice,
     MetricPoint,
     Notification,
     PointLabel,
@@ -103,6 +108,17 @@ class DeliveryBacklog:
 
     pending: list[PendingDelivery]
     parked: list[DeliveryRecord]
+
+
+@dataclass(frozen=True)
+class PendingGroup:
+    """A group with notices waiting (`Store.pending_groups`), as read: `version` counts its seals
+    (0: never sealed), and `seal_group` holds only while it is unchanged."""
+
+    key: str
+    parts: list[GroupedNotice]  # oldest first
+    last_notified: datetime | None = None  # the window of its last merged message
+    version: int = 0
 
 
 class Store(ABC):
@@ -227,6 +243,22 @@ class Store(ABC):
 
     @abstractmethod
     def failed_deliveries(self) -> list[DeliveryRecord]: ...
+
+    # ------------------------------------------------------------------ grouped notices
+    # The most waiting notices one seal may merge (a store's transaction limit); the rest wait for
+    # the group's next message.
+    max_sealed_parts: int = 10_000
+
+    @abstractmethod
+    def pending_groups(self) -> list[PendingGroup]:
+        """Every group with notices waiting, by key, each with its notices oldest first."""
+
+    @abstractmethod
+    def seal_group(self, group: PendingGroup, merged: Notification) -> bool:
+        """Put `merged` (the group's message for a window) in the outbox, drop the group's waiting
+        notices that `group` lists and record `merged.run_time` as the group's last message, all at
+        once, if the group is still at `group.version` and `merged.id` is not in the outbox yet.
+        False, writing nothing, otherwise (another flusher sealed it: read the groups again)."""
 
     # ------------------------------------------------------------------ the watchdog's registry
     @abstractmethod

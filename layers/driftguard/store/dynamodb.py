@@ -47,6 +47,7 @@ from driftguard.model import (
     CheckKey,
     DeliveryRecord,
     DeliveryStatus,
+    GroupedNotice,
     MetricPoint,
     Notification,
     PointLabel,
@@ -59,7 +60,14 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import DeliveryBacklog, PendingDelivery, SeriesTail, SourceContext, Store
+from driftguard.store.base import (
+    DeliveryBacklog,
+    PendingDelivery,
+    PendingGroup,
+    SeriesTail,
+    SourceContext,
+    Store,
+)
 
 __all__ = ["LAYOUT", "SILENCE_GRACE", "DynamoStore", "ItemTooLarge"]
 
@@ -76,6 +84,10 @@ _ITEM_OVERHEAD = 300  # keys and small attributes, for the transaction size esti
 
 SILENCE_GRACE = timedelta(days=7)  # an ended silence stays listable this long before TTL removes it
 _NOTE_SK = "NOTE"
+_GROUPED = "GROUPED"  # notices waiting for their group, sort key <group>#<id>
+_GROUP = "GROUP"  # each group's last message and version, sort key <group>
+# A seal is one transaction: the merged message (2 items), the group, and this many notices at most.
+_SEALED_PARTS = _TRANSACTION_ITEMS - 3
 _HEAD_SK = "HEAD"
 _STATE = "STATE#"
 _SCHEMA = "SCHEMA#"
@@ -122,6 +134,7 @@ class _Item(Model):
     ref = UnicodeAttribute(null=True)  # notification: sort key of its outbox entry
     claimer = UnicodeAttribute(null=True)  # notification: who holds the delivery claim
     claimed_until = NumberAttribute(null=True)  # notification: the claim's expiry, epoch microseconds
+    last_notified = NumberAttribute(null=True)  # group: the window of its last message, epoch microseconds
     since = UnicodeAttribute(null=True)  # watched source: when the watchdog began watching it
     expires_at = TTLAttribute(null=True)
 
@@ -782,6 +795,7 @@ class DynamoStore(Store):
         run = commit.run
         once = [[self._once(self._transition_item(t))] for t in commit.transitions]
         once += [self._outbox_writes(n) for n in commit.notifications]
+        once += [self._grouped_writes(g) for g in commit.grouped]
         markers = [group[0].key for group in once]
         once += [
             [self._once(self._baseline_item(b))]
@@ -872,6 +886,20 @@ class DynamoStore(Store):
             expires_at=expires,
         )
         return [self._once(marker), _Write(pending, requires=(marker.pk, marker.sk))]
+
+    def _grouped_writes(self, part: GroupedNotice) -> list[_Write]:
+        """A once-per-id marker (kept after the notice is sealed, so it is never queued again) and the
+        notice waiting in its group."""
+        expires = self._expires(part.created_at)
+        marker = self._item(f"PART#{part.id}", _NOTE_SK, expires_at=expires)
+        waiting = self._item(
+            _GROUPED,
+            f"{part.group.key}#{part.id}",
+            body=_fits(_compress(part), f"grouped notice {part.id}"),
+            source=part.notification.source,
+            expires_at=expires,
+        )
+        return [self._once(marker), _Write(waiting, requires=(marker.pk, marker.sk))]
 
     def _baseline_item(self, baseline: SchemaBaseline) -> _Item:
         what = f"schema of {baseline.source}.{baseline.table}"
@@ -1189,3 +1217,83 @@ class DynamoStore(Store):
 
     def failed_deliveries(self) -> list[DeliveryRecord]:
         return [_decompress(DeliveryRecord, i.body) for i in self._query("FAILED", consistent=True)]
+
+    # ------------------------------------------------------------------ grouped notices
+    max_sealed_parts = _SEALED_PARTS
+
+    def pending_groups(self) -> list[PendingGroup]:
+        parts: dict[str, list[GroupedNotice]] = {}
+        for item in self._query(_GROUPED, consistent=True):  # sorted by group
+            part = _decompress(GroupedNotice, item.body)
+            parts.setdefault(part.group.key, []).append(part)
+        for waiting in parts.values():
+            waiting.sort(key=lambda p: (p.created_at, p.id))
+        if not parts:
+            return []
+        keys = {(_GROUP, k) for k in parts}
+        states = {i.sk: i for i in self._model.batch_get(keys, consistent_read=True)}
+        out = []
+        for key, waiting in parts.items():
+            state = states.get(key)
+            last = state.last_notified if state is not None else None
+            out.append(
+                PendingGroup(
+                    key,
+                    waiting,
+                    _from_micros(int(last)) if last is not None else None,
+                    int(state.version or 0) if state is not None else 0,
+                )
+            )
+        return out
+
+    def seal_group(self, group: PendingGroup, merged: Notification) -> bool:
+        if len(group.parts) > self.max_sealed_parts:
+            raise ValueError(f"a seal merges at most {self.max_sealed_parts} notices (one transaction)")
+        entry = f"{_at(merged.created_at)}#{merged.id}"
+        expires = self._expires(merged.created_at)
+        moved = f"group {group.key} was sealed by another flusher"
+        writes = [
+            _Write(
+                self._item(f"NOTE#{merged.id}", _NOTE_SK, ref=entry, expires_at=expires),
+                condition=self._model.pk.does_not_exist(),
+                conflict=moved,
+            ),
+            _Write(
+                self._item(
+                    "OUTBOX",
+                    entry,
+                    body=_fits(_compress(merged), f"notification {merged.id}"),
+                    source=merged.source,
+                    expires_at=expires,
+                )
+            ),
+            _Write(
+                self._item(
+                    _GROUP,
+                    group.key,
+                    version=group.version + 1,
+                    last_notified=_micros(merged.run_time),
+                    expires_at=expires,
+                ),
+                condition=(
+                    self._model.pk.does_not_exist()
+                    if group.version == 0
+                    else self._model.version == group.version
+                ),
+                conflict=moved,
+            ),
+        ]
+        writes += [
+            _Write(
+                self._item(_GROUPED, f"{group.key}#{p.id}"),
+                "delete",
+                self._model.pk.exists(),
+                conflict=moved,
+            )
+            for p in group.parts
+        ]
+        try:
+            self._transact(writes)
+        except _Cancelled:
+            return False
+        return True

@@ -15,8 +15,9 @@ replaced while a run used it each raise one StateError naming the file and what 
 that met the fault is rolled back, so nothing is half-written.
 
 Retention: with `retention`, each commit also deletes that source's runs, snapshots, transitions,
-points of the committed series and delivered notifications older than the run's time minus
-`retention` (the local counterpart of DynamoDB's TTL). Pending and parked notifications are kept.
+points of the committed series, delivered notifications and grouped notices already merged, older
+than the run's time minus `retention` (the local counterpart of DynamoDB's TTL). Pending and parked
+notifications, and notices waiting for their group, are kept.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from driftguard.model import (
     CheckKey,
     DeliveryRecord,
     DeliveryStatus,
+    GroupedNotice,
     MetricPoint,
     Notification,
     PointLabel,
@@ -54,7 +56,7 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import DeliveryBacklog, PendingDelivery, Store
+from driftguard.store.base import DeliveryBacklog, PendingDelivery, PendingGroup, Store
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -101,6 +103,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE outbox ADD COLUMN claimer TEXT",
         "ALTER TABLE outbox ADD COLUMN claimed_until_us INTEGER",
+    ),
+    # Notices of routes that group wait here until their group is sealed into one outbox entry;
+    # sealed ones stay (sealed = 1), so a run committed again cannot queue them twice.
+    (
+        """CREATE TABLE grouped (
+            id TEXT PRIMARY KEY, group_key TEXT NOT NULL, source TEXT NOT NULL,
+            created_us INTEGER NOT NULL, sealed INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL)""",
+        "CREATE INDEX grouped_waiting ON grouped (sealed, group_key, created_us)",
+        "CREATE INDEX grouped_by_source ON grouped (source, created_us)",
+        """CREATE TABLE groups (
+            group_key TEXT PRIMARY KEY, version INTEGER NOT NULL, last_notified_us INTEGER NOT NULL)""",
     ),
     # The watchdog's registry: when it began watching each source (Store.watched_since).
     ("CREATE TABLE watched (source TEXT PRIMARY KEY, since_us INTEGER NOT NULL) WITHOUT ROWID",),
@@ -366,6 +379,14 @@ class SqliteStore(Store):
                 "INSERT OR IGNORE INTO outbox (id, source, created_us, body) VALUES (?, ?, ?, ?)",
                 [(n.id, n.source, _micros(n.created_at), _encode(n)) for n in commit.notifications],
             )
+            db.executemany(
+                "INSERT OR IGNORE INTO grouped (id, group_key, source, created_us, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (g.id, g.group.key, g.notification.source, _micros(g.created_at), _encode(g))
+                    for g in commit.grouped
+                ],
+            )
             # Learned baselines never overwrite one that exists (it may be an operator's acceptance).
             db.executemany(
                 "INSERT OR IGNORE INTO schema_baselines (source, table_name, body) VALUES (?, ?, ?)",
@@ -397,6 +418,9 @@ class SqliteStore(Store):
         ).fetchall()
         db.executemany("DELETE FROM deliveries WHERE notification_id = ?", delivered)
         db.executemany("DELETE FROM outbox WHERE id = ?", delivered)
+        db.execute(
+            "DELETE FROM grouped WHERE source = ? AND created_us < ? AND sealed = 1", (source, before_us)
+        )
 
     @staticmethod
     def _write_state(db: sqlite3.Connection, state: AlertState, expected: int) -> None:
@@ -644,3 +668,52 @@ class SqliteStore(Store):
             (DeliveryStatus.FAILED.value,),
         )
         return _decode(DeliveryRecord, rows)
+
+    # ------------------------------------------------------------------ grouped notices
+    def pending_groups(self) -> list[PendingGroup]:
+        with self._lock:  # one read: the notices and their groups' versions as of one moment
+            try:
+                rows = self._conn.execute(
+                    "SELECT w.group_key, w.body, g.version, g.last_notified_us FROM grouped w"
+                    " LEFT JOIN groups g ON g.group_key = w.group_key"
+                    " WHERE w.sealed = 0 ORDER BY w.group_key, w.created_us, w.id"
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise state_fault(self.path, e) from None
+        groups: dict[str, PendingGroup] = {}
+        for key, body, version, last_us in rows:
+            if key not in groups:
+                last = None if last_us is None else _from_micros(last_us)
+                groups[key] = PendingGroup(key, [], last, version or 0)
+            groups[key].parts.append(GroupedNotice.model_validate_json(body))
+        return list(groups.values())
+
+    def seal_group(self, group: PendingGroup, merged: Notification) -> bool:
+        try:
+            with self._write() as db:
+                row = db.execute("SELECT version FROM groups WHERE group_key = ?", (group.key,)).fetchone()
+                if (row[0] if row else 0) != group.version:
+                    raise _GroupMoved
+                if db.execute("SELECT 1 FROM outbox WHERE id = ?", (merged.id,)).fetchone():
+                    raise _GroupMoved
+                for part in group.parts:
+                    sealed = db.execute(
+                        "UPDATE grouped SET sealed = 1 WHERE id = ? AND sealed = 0", (part.id,)
+                    ).rowcount
+                    if sealed != 1:
+                        raise _GroupMoved
+                db.execute(
+                    "INSERT INTO outbox (id, source, created_us, body) VALUES (?, ?, ?, ?)",
+                    (merged.id, merged.source, _micros(merged.created_at), _encode(merged)),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO groups (group_key, version, last_notified_us) VALUES (?, ?, ?)",
+                    (group.key, group.version + 1, _micros(merged.run_time)),
+                )
+        except _GroupMoved:
+            return False
+        return True
+
+
+class _GroupMoved(Exception):
+    """Another flusher sealed the group since it was read: the seal's transaction is rolled back."""

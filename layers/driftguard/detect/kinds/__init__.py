@@ -7,6 +7,7 @@ lists the kinds from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from driftguard.config import TableConfig
@@ -14,12 +15,13 @@ from driftguard.detect.kinds.base import CheckKindBase, SourceCheckKind, TableCh
 from driftguard.detect.kinds.column import Column
 from driftguard.detect.kinds.freshness import Freshness
 from driftguard.detect.kinds.schema import Schema
+from driftguard.detect.kinds.segment_missing import SegmentMissing
 from driftguard.detect.kinds.sql import Sql
 from driftguard.detect.kinds.sql_metric import SqlMetricKind
 from driftguard.detect.kinds.volume import Volume
-from driftguard.model import CheckKind
+from driftguard.model import AlertState, CheckKind
 
-TABLE_KINDS: tuple[TableCheckKind[Any], ...] = (Freshness(), Volume(), Schema(), Column())
+TABLE_KINDS: tuple[TableCheckKind[Any], ...] = (Freshness(), Volume(), SegmentMissing(), Schema(), Column())
 """Per-table kinds, in the order a table's findings are produced."""
 
 SOURCE_KINDS: tuple[SourceCheckKind[Any], ...] = (Sql(), SqlMetricKind())
@@ -40,8 +42,33 @@ def learned_kinds() -> list[str]:
 
 
 def backfills(table: TableConfig) -> bool:
-    """Whether any check of `table` learns from the table's own past rows on first sight."""
+    """Whether any check of `table` learns from the table's own past rows on first sight (a
+    segmented table's segments bring their own past when each is first seen: collect.segments)."""
+    if table.segment_by is not None:
+        return False
     return any(k.backfills(table.checks, c) for k in TABLE_KINDS for c in k.configured(table.checks))
+
+
+def known_segments(states: Iterable[AlertState]) -> Callable[[str], list[str]]:
+    """table name -> the segments it had before: those with a volume series' alert state (every
+    segment judged once has one; segments are ranked by volume). Segments with an open
+    segment_missing alert come first, so a cap on how many are asked about never drops one
+    that still has to resolve; then by name."""
+    by_table: dict[str, set[str]] = {}
+    open_missing: set[tuple[str, str]] = set()
+    for state in states:
+        key = state.key
+        if key.segment is None:
+            continue
+        if key.check == CheckKind.VOLUME:
+            by_table.setdefault(key.table, set()).add(key.segment)
+        elif key.check == CheckKind.SEGMENT_MISSING and state.active_since is not None:
+            open_missing.add((key.table, key.segment))
+
+    def known(table: str) -> list[str]:
+        return sorted(by_table.get(table, ()), key=lambda s: ((table, s) not in open_missing, s))
+
+    return known
 
 
 __all__ = [
@@ -52,5 +79,6 @@ __all__ = [
     "TableCheckKind",
     "backfills",
     "has_series",
+    "known_segments",
     "learned_kinds",
 ]

@@ -17,6 +17,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from driftguard.config import Config, DetectionOverrides, DetectionSettings, Source, TableChecks
 from driftguard.detect.base import HistoryReader, SchemaBaselineReader, ValuesReader, values_of
+from driftguard.detect.explain import number
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS
 from driftguard.detect.strategy import Judgement, Strategy
 from driftguard.model import (
@@ -28,10 +29,13 @@ from driftguard.model import (
     MetricPoint,
     PointLabel,
     SchemaBaseline,
+    SegmentSnapshot,
     Severity,
     Snapshot,
     TableHistory,
     TableSnapshot,
+    stored_point,
+    utc,
 )
 
 CheckT = TypeVar("CheckT")
@@ -68,6 +72,26 @@ def labelled(point: MetricPoint, status: FindingStatus) -> MetricPoint:
     )
 
 
+def segment_name(segment: SegmentSnapshot) -> str:
+    """A segment as explanations name it; `(other)` says what it sums."""
+    if segment.folded is not None:
+        return f"{segment.segment} ({number(segment.folded)} segments beyond the segment_limit)"
+    return segment.segment
+
+
+def first_sight_points(
+    run: Run, key: CheckKey, before: datetime, history: list[tuple[datetime, float]], limit: int
+) -> list[MetricPoint]:
+    """A segment's backfilled past as points of `key`, when the series has none yet (its first
+    run): they are stored with the run and the latest value is judged against them."""
+    if not history or run.history(key, before, 1):
+        return []
+    # built as stored points are: a first sight brings weeks of them per series, already typed
+    return [
+        stored_point(key, utc(ts), float(value), PointLabel.NONE) for ts, value in history if ts < before
+    ][-limit:]
+
+
 class Run:
     """One snapshot being judged: what every kind reads (config, history, baselines) and the
     findings, points and learned schemas it adds."""
@@ -97,8 +121,21 @@ class Run:
             self._tables.setdefault(table.table, table)  # the first, as Snapshot.table answers
         self._settings: dict[DetectionOverrides, DetectionSettings] = {}
 
-    def key(self, table: str, check: CheckKind, metric: str, column: str | None = None) -> CheckKey:
-        return CheckKey(source=self.source.name, table=table, check=check, metric=metric, column=column)
+    def key(
+        self,
+        table: str,
+        check: CheckKind,
+        metric: str,
+        column: str | None = None,
+        segment: str | None = None,
+    ) -> CheckKey:
+        return CheckKey(
+            source=self.source.name, table=table, check=check, metric=metric, column=column, segment=segment
+        )
+
+    def segmented(self, table: str) -> bool:
+        """Whether `table` is judged per segment (tables[].segment_by)."""
+        return any(t.name == table and t.segment_by is not None for t in self.source.tables)
 
     def table(self, name: str) -> TableSnapshot | None:
         """`snapshot.table(name)`, from the run's index."""

@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from driftguard.config import ColumnCheck, TableChecks
 from driftguard.detect.explain import explanation, number, series_reason
 from driftguard.detect.freshness import describe_seconds
-from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind
+from driftguard.detect.kinds.base import (
+    Judged,
+    KeyOf,
+    Run,
+    TableCheckKind,
+    first_sight_points,
+    history_limit,
+    segment_name,
+)
 from driftguard.detect.seasonal import SeasonalStrategy
 from driftguard.model import (
     CheckKey,
@@ -23,6 +31,7 @@ from driftguard.model import (
     Finding,
     FindingStatus,
     MetricPoint,
+    SegmentSnapshot,
     Severity,
     TableHistory,
     TableSnapshot,
@@ -46,17 +55,46 @@ class Column(TableCheckKind[ColumnCheck]):
         return [(key_of(self.kind, metric, check.name), check.severity) for metric in check.metrics]
 
     def judge(self, run: Run, table: str, check: ColumnCheck, snap: TableSnapshot) -> None:
+        if not run.segmented(table):
+            profile = next((p for p in snap.profiles or [] if p.column == check.name), None)
+            self._judge(run, table, check, profile, None)
+            return
+        for segment in snap.segments or []:
+            if segment.present:
+                profile = next((p for p in segment.profiles or [] if p.column == check.name), None)
+                self._judge(run, table, check, profile, segment)
+
+    def _judge(
+        self,
+        run: Run,
+        table: str,
+        check: ColumnCheck,
+        profile: ColumnProfile | None,
+        segment: SegmentSnapshot | None,
+    ) -> None:
         settings = run.settings(check.detection)
-        profile = next((p for p in snap.profiles or [] if p.column == check.name), None)
         period = _period(run, table, profile)
+        name_of_segment = segment.segment if segment is not None else None
+        where = table if segment is None else f"{table} segment {segment_name(segment)}"
+        backfilled: dict[str, list[tuple[datetime, float]]] = {}  # a new segment's past, by metric
+        if segment is not None and segment.history is not None and profile is not None:
+            for past in segment.history.profiles:
+                if past.column != check.name or past.period_start is None or past.row_count == 0:
+                    continue
+                for metric in check.metrics:
+                    for name, value in _metric_values(metric, past):
+                        if value is not None:
+                            backfilled.setdefault(name, []).append((past.period_start, value))
         for metric in check.metrics:
             if profile is not None and metric in profile.errors:
-                key = run.key(table, self.kind, metric, check.name)
+                key = run.key(table, self.kind, metric, check.name, name_of_segment)
                 run.status(key, FindingStatus.ERROR, check.severity, profile.errors[metric])
                 continue
             for name, value in _metric_values(metric, profile):
-                key = run.key(table, self.kind, name, check.name)
-                subject = f"{table}.{check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
+                key = run.key(table, self.kind, name, check.name, name_of_segment)
+                subject = f"{where}: {check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
+                if segment is None:
+                    subject = f"{table}.{check.name} {name.replace('_', ' ')}{_scope(profile, period)}"
                 if profile is None or profile.row_count == 0 or value is None:
                     why = "has no rows to profile" if profile is not None else "was not profiled"
                     run.status(
@@ -68,7 +106,9 @@ class Column(TableCheckKind[ColumnCheck]):
                     continue
                 at = profile.period_start or run.at
                 strategy = self.series_strategy(name, period if profile.period_start else None)
-                judgement = run.judge_series(key, strategy, at, value, settings, period)
+                limit = history_limit(settings, period)
+                earlier = first_sight_points(run, key, at, backfilled.get(name, []), limit)
+                judgement = run.judge_series(key, strategy, at, value, settings, period, earlier)
                 p_value: float | None = (
                     judgement.p_value if judgement.status != FindingStatus.LEARNING else None
                 )
@@ -94,7 +134,7 @@ class Column(TableCheckKind[ColumnCheck]):
                     explanation=explanation(judgement, series_reason(subject, judgement), details),
                 )
                 point = MetricPoint(key=key, ts=at, value=value)
-                run.add(Judged(finding, [point], p_value=p_value, settings=settings))
+                run.add(Judged(finding, [point], earlier, p_value=p_value, settings=settings))
 
     def backfills(self, checks: TableChecks, check: ColumnCheck) -> bool:
         return checks.column_metrics_period is not None

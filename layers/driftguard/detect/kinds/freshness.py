@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from driftguard.config import FreshnessCheck, TableChecks
 from driftguard.detect.explain import explanation, learning_reason
 from driftguard.detect.freshness import CadenceStrategy, describe_seconds
-from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind
+from driftguard.detect.kinds.base import (
+    Judged,
+    KeyOf,
+    Run,
+    TableCheckKind,
+    first_sight_points,
+    history_limit,
+    segment_name,
+)
 from driftguard.detect.strategy import Judgement
 from driftguard.model import (
     CheckKey,
@@ -21,6 +29,7 @@ from driftguard.model import (
     Finding,
     FindingStatus,
     MetricPoint,
+    SegmentSnapshot,
     Severity,
     TableHistory,
     TableSnapshot,
@@ -47,21 +56,52 @@ class Freshness(TableCheckKind[FreshnessCheck]):
         return [(key_of(self.kind, LAG_SECONDS, None), check.severity)]
 
     def judge(self, run: Run, table: str, check: FreshnessCheck, snap: TableSnapshot) -> None:
-        key = run.key(table, self.kind, LAG_SECONDS)
-        if snap.last_modified is None:
-            reason = f"{table} has no rows with a {check.column} value, so its freshness cannot be judged"
+        if not run.segmented(table):
+            self._judge(run, table, check, snap.last_modified, None, [])
+            return
+        for segment in snap.segments or []:
+            if not segment.present:
+                continue  # no row in the period: the segment is missing (segment_missing), not late
+            modified_key = run.key(table, self.kind, LAST_MODIFIED, segment=segment.segment)
+            updates = segment.history.update_times if segment.history else []
+            earlier = first_sight_points(
+                run, modified_key, run.at, [(t, t.timestamp()) for t in updates], _MAX_FRESHNESS_POINTS
+            )
+            self._judge(run, table, check, segment.last_modified, segment, earlier)
+
+    def _judge(
+        self,
+        run: Run,
+        table: str,
+        check: FreshnessCheck,
+        last_modified: datetime | None,
+        segment: SegmentSnapshot | None,
+        earlier: list[MetricPoint],
+    ) -> None:
+        name = segment.segment if segment is not None else None
+        key = run.key(table, self.kind, LAG_SECONDS, segment=name)
+        what = table if segment is None else f"{table} segment {segment_name(segment)}"
+        if last_modified is None:
+            reason = f"{what} has no rows with a {check.column} value, so its freshness cannot be judged"
             run.status(key, FindingStatus.NO_DATA, check.severity, reason)
             return
         settings = run.settings(check.detection)
-        modified = snap.last_modified.timestamp()
-        modified_key = run.key(table, self.kind, LAST_MODIFIED)
+        modified = last_modified.timestamp()
+        modified_key = run.key(table, self.kind, LAST_MODIFIED, segment=name)
         # Arrival times are values alone: read as a column, not as points (most of a steady
-        # check's history reads, since a table updated every few minutes has thousands).
-        arrivals = run.history_values(modified_key, run.at, settings, run.run_period, _MAX_FRESHNESS_POINTS)
+        # check's history reads, since a table updated every few minutes has thousands). A new
+        # segment's first run has none stored: its backfilled arrivals stand in for them.
+        if earlier:
+            limit = history_limit(settings, run.run_period, _MAX_FRESHNESS_POINTS)
+            arrivals = [p.value for p in earlier][-limit:]
+        else:
+            arrivals = run.history_values(
+                modified_key, run.at, settings, run.run_period, _MAX_FRESHNESS_POINTS
+            )
         strategy = self.series_strategy(LAST_MODIFIED, None)
         judgement = strategy.judge_values(arrivals, run.at, modified, settings)
         judgement = _apply_max_age(judgement, check)
-        subject = f"{table} was last updated {describe_seconds(judgement.observed)} ago"
+        subject = f"{what} was last updated {describe_seconds(judgement.observed)} ago"
         finding = Finding(
             key=key,
             ts=run.at,
@@ -70,14 +110,14 @@ class Freshness(TableCheckKind[FreshnessCheck]):
             explanation=explanation(
                 judgement,
                 freshness_reason(subject, judgement),
-                {"last_modified": snap.last_modified.isoformat()},
+                {"last_modified": last_modified.isoformat()},
             ),
         )
         points = [
             MetricPoint(key=modified_key, ts=run.at, value=modified),
             MetricPoint(key=key, ts=run.at, value=judgement.observed),
         ]
-        run.add(Judged(finding, points))
+        run.add(Judged(finding, points, judged_earlier=earlier))
 
     def backfills(self, checks: TableChecks, check: FreshnessCheck) -> bool:
         return True

@@ -14,7 +14,17 @@ from datetime import datetime, timedelta
 from driftguard.config import TableChecks, VolumeCheck
 from driftguard.detect.explain import explanation, number, series_reason
 from driftguard.detect.freshness import describe_seconds
-from driftguard.detect.kinds.base import Judged, KeyOf, Run, TableCheckKind, labelled, status_finding
+from driftguard.detect.kinds.base import (
+    Judged,
+    KeyOf,
+    Run,
+    TableCheckKind,
+    first_sight_points,
+    history_limit,
+    labelled,
+    segment_name,
+    status_finding,
+)
 from driftguard.detect.seasonal import GrowthStrategy, SeasonalStrategy
 from driftguard.detect.strategy import Judgement
 from driftguard.model import (
@@ -23,6 +33,7 @@ from driftguard.model import (
     Finding,
     FindingStatus,
     MetricPoint,
+    SegmentSnapshot,
     Severity,
     TableHistory,
     TableSnapshot,
@@ -49,6 +60,11 @@ class Volume(TableCheckKind[VolumeCheck]):
         return GrowthStrategy() if metric == ROW_COUNT else SeasonalStrategy(period=period)
 
     def judge(self, run: Run, table: str, check: VolumeCheck, snap: TableSnapshot) -> None:
+        if run.segmented(table):
+            for segment in snap.segments or []:
+                if segment.present:
+                    self._segment(run, table, check, segment)
+            return
         if check.effective_period is None:
             self._total(run, table, check, snap)
         else:
@@ -107,6 +123,39 @@ class Volume(TableCheckKind[VolumeCheck]):
                 run.add(judged)
             else:
                 earlier.append(labelled(point, judged.finding.status))
+
+    def _segment(self, run: Run, table: str, check: VolumeCheck, segment: SegmentSnapshot) -> None:
+        """One segment's rows in the latest period, judged on its own series (hard limits are the
+        table's, not a segment's: they do not apply). A segment seen for the first time learns
+        from the history its backfill brought."""
+        period = check.effective_period
+        assert period is not None and segment.period_start is not None  # segment_by needs volume.column
+        key = run.key(table, self.kind, ROWS_PER_PERIOD, segment=segment.segment)
+        settings = run.settings(check.detection)
+        earlier = first_sight_points(
+            run,
+            key,
+            segment.period_start,
+            [(pc.start, pc.count) for pc in segment.history.period_counts] if segment.history else [],
+            history_limit(settings, period),
+        )
+        judgement = run.judge_series(
+            key,
+            self.series_strategy(ROWS_PER_PERIOD, period),
+            segment.period_start,
+            segment.row_count,
+            settings,
+            period,
+            earlier,
+        )
+        subject = (
+            f"{table} segment {segment_name(segment)} received {number(segment.row_count)} rows in the "
+            f"{describe_seconds(period.total_seconds())} to {segment.period_start + period:%a %H:%M}"
+        )
+        point = MetricPoint(key=key, ts=segment.period_start, value=segment.row_count)
+        judged = series_judged(run, key, judgement, [point], subject, check.severity)
+        judged.judged_earlier = earlier
+        run.add(judged)
 
     def backfills(self, checks: TableChecks, check: VolumeCheck) -> bool:
         return check.column is not None
