@@ -18,11 +18,12 @@ from the largest source (infra/constructs/memory.py; `aws.check_memory_mb` overr
 Events (a state machine execution starts with the schedule's input
 `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "max_concurrency": C}`):
 
-(a) plan     `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}`
+(a) plan     `{"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "started": S}`
              -> `{"servers": [{"max_concurrency": c, "sources": [{"source": NAME, "scheduled_time": T,
                  "deadline": D}, ...]}, ...]}` (the shard's entry in the shipped plan,
              `driftguard-plan.json`; C is not passed: the outer Map reads it from the execution input;
-             D is when this firing's checks must have ended, see docs/scaling.md)
+             D is when this firing's checks must have their outcomes recorded, counted from the
+             execution's start S, see docs/scaling.md)
 (b) check    `{"source": NAME, "scheduled_time": T, "deadline": D}` (T is EventBridge Scheduler's
              `<aws.scheduler.scheduled-time>`, the same for every source of one firing; an attempt
              that could not end before D records the run as missed instead of starting)
@@ -290,6 +291,8 @@ class Checks(Construct):
                 "cadence": sfn.JsonPath.string_at("$.cadence"),
                 "shard": sfn.JsonPath.number_at("$.shard"),
                 "scheduled_time": sfn.JsonPath.string_at("$.scheduled_time"),
+                # the firing's deadline counts from here, so a throttled plan step counts too
+                "started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             },
             retry_errors=LAMBDA_SERVICE_ERRORS,
             result_path="$.plan",

@@ -1,6 +1,7 @@
 """The watchdog: a function that EventBridge Scheduler invokes every 5 minutes to record a missed
 run, and alert through the normal lifecycle, for every source with no recorded run for two of its
-periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule).
+periods, whatever stopped its checks (a firing out of time, throttling, a missing schedule), and for
+every source with no run at all two periods after the watchdog first saw it (the deploy).
 
 It delivers what it decides itself (engine delivery, like the CLI), since no firing of the state
 machine runs for the sources it speaks of: it may publish to the alerts topic and the configured
@@ -30,7 +31,9 @@ from infra.constructs.notifications import Notifications
 from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 WATCHDOG_TIMEOUT = Duration.minutes(5)
-"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst."""
+"""Reading the latest run of 10,000 sources is 10,000 small reads: about a minute at worst. The
+first tick after a deploy also writes when it began watching each source without runs (one small
+conditional write each); its ledger claims hold for the invocation's remaining time plus 30 s."""
 
 
 class Watchdog(Construct):

@@ -122,6 +122,8 @@ class PlanEvent(_Event):
     cadence: str
     shard: int = Field(ge=0)
     scheduled_time: str
+    # the execution's start ($$.Execution.StartTime): the firing's deadline counts from it
+    started: str | None = None
     # read by the Map (MaxConcurrencyPath) from the execution input, not by the function
     max_concurrency: int | None = Field(default=None, ge=1)
 

@@ -203,13 +203,18 @@ class Engine:
         raise_retryable: bool = False,
         deliver_inline: bool = True,
         precheck_duplicates: bool = True,
+        claimer: str | None = None,
+        claim_lease: timedelta = LOCAL_CLAIM_LEASE,
     ) -> None:
         self.config = config
         self.store = store
         self.secrets = secrets or SecretResolver()
         self._collector_factory = collector_factory or _default_collector
         self._senders = senders  # None: built lazily from config channels
-        self._claimer = local_claimer()  # who this engine's delivery claims name
+        # Who this engine's delivery claims name, and how long one holds: a Lambda caller passes its
+        # request id and what is left of its timeout (a claim must not outlive its holder by much).
+        self._claimer = claimer or local_claimer()
+        self._claim_lease = claim_lease
         self._clock = clock
         self._raise_retryable = raise_retryable
         self._deliver_inline = deliver_inline  # False in AWS: the state machine delivers the outbox
@@ -589,7 +594,7 @@ class Engine:
             request = ledger.ClaimRequest(
                 self._claimer,
                 self._clock(),
-                LOCAL_CLAIM_LEASE,
+                self._claim_lease,
                 retry_parked=retry_parked,
                 orphaned=claimer_gone,
             )

@@ -2,7 +2,7 @@
 built once per container with AWS adapters (DynamoDB state, Secrets Manager credentials).
 
 Check function actions (the event's `action`, default "check"):
-- plan:               {"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T}
+- plan:               {"action": "plan", "cadence": ID, "shard": K, "scheduled_time": T, "started"?: S}
                       -> {"servers": [{"max_concurrency": C, "sources": [{"source": NAME,
                           "scheduled_time": T, "deadline": D}, ...]}, ...]}
 - check:              {"source": NAME, "scheduled_time": T, "deadline"?: D}
@@ -210,16 +210,19 @@ def _required(event: dict[str, Any], field: str) -> Any:
 
 
 def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """The firing's sources by database server, each with the firing's deadline (docs/scaling.md)."""
-    from driftguard.schedules import SHARD_BUDGET, servers_for, servers_in_index
+    """The firing's sources by database server, each with the firing's deadline, counted from the
+    execution's start (`started`) so that time lost before the plan ran (throttling) counts too
+    (docs/scaling.md)."""
+    from driftguard.schedules import firing_for, firing_in_index
 
     scheduled = parse_time(_required(event, "scheduled_time")).isoformat()
     cadence, shard = str(_required(event, "cadence")), int(_required(event, "shard"))
     index = _plan_index()
-    batches = (
-        servers_in_index(index, cadence, shard) if index else servers_for(rt.whole_config(), cadence, shard)
+    firing = (
+        firing_in_index(index, cadence, shard) if index else firing_for(rt.whole_config(), cadence, shard)
     )
-    deadline = (utcnow() + SHARD_BUDGET).isoformat()
+    started = parse_time(event["started"], "started") if event.get("started") else utcnow()
+    deadline = firing.deadline_at(started).isoformat()
     return {
         "servers": [
             {
@@ -228,7 +231,7 @@ def plan(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
                     {"source": n, "scheduled_time": scheduled, "deadline": deadline} for n in b.sources
                 ],
             }
-            for b in batches
+            for b in firing.servers
         ]
     }
 
@@ -263,17 +266,15 @@ def check(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _too_late(config: Config, name: str, deadline: Any) -> errors.RunMissed | None:
-    """Whether an attempt starting now could outlast the deadline: it may take its connect and
-    statement timeouts (an attempt running longer ends at the function's timeout, which the deadline's
-    margin to the Express limit absorbs: docs/scaling.md), then the recording of a failure."""
-    from driftguard.schedules import TIMING
+    """Whether an attempt starting now could end, with the recording of its outcome, after the
+    firing's deadline (driftguard.schedules.attempt_fits: the attempt, a throttled recording)."""
+    from driftguard.schedules import attempt_fits
 
     if deadline is None:
         return None
     ends = parse_time(deadline, "deadline")
     source = config.source(name)
-    attempt = TIMING.attempt(source, config.statement_timeout_of(source))
-    if utcnow() + timedelta(seconds=attempt + TIMING.record_failure) <= ends:
+    if attempt_fits(source, config.statement_timeout_of(source), utcnow(), ends):
         return None
     return errors.RunMissed(
         f"not checked: the firing ran out of time (an attempt could not end before {ends.isoformat()}); "
@@ -465,20 +466,26 @@ def _cause_text(cause: Any) -> str | None:
 # ------------------------------------------------------------------------------------ watchdog
 
 
-def watchdog(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Record a missed run for every source with no recorded run for two of its periods (see
-    driftguard.watchdog) and deliver what that decides, here, through the delivery ledger (the
-    engine's deliver_once, like every other delivery): no firing of the state machine runs for a
-    source the watchdog speaks of. `time` is the Scheduler's scheduled time."""
-    from driftguard.engine import Engine
-    from driftguard.watchdog import latest_runs, overdue
+def watchdog(
+    rt: Runtime, event: dict[str, Any], *, claimer: str | None = None, remaining_ms: int | None = None
+) -> dict[str, Any]:
+    """Record a missed run for every source with no recorded run for two of its periods, or none
+    since the watchdog began watching it (see driftguard.watchdog), and deliver what that decides,
+    here, through the delivery ledger (the engine's deliver_once, like every other delivery): no
+    firing of the state machine runs for a source the watchdog speaks of. `time` is the Scheduler's
+    scheduled time. Its claims hold for what is left of the invocation plus CLAIM_MARGIN, like the
+    notify function's: a watchdog that died holding one is taken over minutes later, not at the
+    local lease."""
+    from driftguard.engine import LOCAL_CLAIM_LEASE, Engine
+    from driftguard.watchdog import find_overdue
 
     now = parse_time(event.get("time") or utcnow().isoformat(), "time")
     config = rt.whole_config()  # every source, also if they shipped as slices
     schedules = {s.name: config.schedule_of(s) for s in config.sources}
-    found = overdue(schedules, latest_runs(rt.store, schedules), now)
+    found = find_overdue(rt.store, schedules, now)
     senders = {c.name: _channel_sender(rt, c.name, c.max_attempts) for c in config.channels}
-    engine = Engine(config, rt.store, secrets=rt.secrets, senders=senders)
+    lease = LOCAL_CLAIM_LEASE if remaining_ms is None else timedelta(milliseconds=remaining_ms) + CLAIM_MARGIN
+    engine = Engine(config, rt.store, secrets=rt.secrets, senders=senders, claimer=claimer, claim_lease=lease)
     outcomes = [engine.record_missed(o.source, o.scheduled_time, o.reason) for o in found]
     recorded = [o for o in outcomes if not o.duplicate]
     # Routes that group (group_by/group_wait/group_interval): the groups due by now go out here, so a

@@ -1,9 +1,10 @@
 """From a Config to EventBridge Scheduler schedules, and back from a schedule to its sources.
 
 Pure and deterministic: the CDK stack calls `plan_schedules` to create one schedule per
-(cadence, shard), and the check function's `plan` action calls `servers_for` with the same config
-to learn which sources one firing covers, grouped by database server. Both sides run this module
-on the same bundled config file, so they always agree. docs/scaling.md gives the reasoning and the
+(cadence, shard), and the check function's `plan` action reads the same plan (`plan_index`, or
+`firing_for` on the same config) to learn which sources one firing covers, grouped by database
+server, and the firing's deadline. Both sides run this module on the same bundled config file, so
+they always agree. docs/scaling.md gives the reasoning and the
 numbers; in short:
 
 * A *cadence* is what EventBridge Scheduler needs to fire: the schedule expression, its time zone
@@ -13,6 +14,10 @@ numbers; in short:
   (240 s, 80 % of the limit): the checks take their planned time, and the worst database server
   of the shard fails in the slowest way the state machine allows (every check of it retried to
   its last attempt, each attempt cut at the connect plus statement timeout, with the backoff).
+* What the plan cannot foresee (many servers failing, throttling) the *deadline* contains: counted
+  from the execution's start, it leaves time to record every check it stops, and a check attempt
+  starts only if it can end, with its throttled recording, by then (`attempt_fits`). So every
+  execution ends inside the Express limit and every check gets an outcome (checked, failed, missed).
 * `Source.max_concurrency` holds per database server, not per shard: the state machine maps over
   the shard's servers, and each server's checks run in a Map of their own limited to it. A shard
   holds at most as many of one server's sources as that server can check in the budget, so a
@@ -32,7 +37,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from driftguard.config import FILE_KINDS, Config, Schedule, Source, format_duration
 from driftguard.errors import ConfigError
@@ -41,6 +46,11 @@ EXPRESS_LIMIT = timedelta(minutes=5)
 SHARD_BUDGET = timedelta(seconds=240)
 """What one firing may take in its worst case: 80 % of the Express limit, the rest is margin for
 Step Functions' own latency and the deliveries after the last check."""
+
+END_MARGIN = timedelta(seconds=10)
+"""Kept free at the end of every execution: Step Functions' own latency between states and the
+states after the last check. Every check of a firing has its outcome recorded by
+EXPRESS_LIMIT - END_MARGIN after the execution started (see `ScheduleGroup.deadline`)."""
 
 SHARD_FILL = 0.5
 """A cadence gets enough shards that each is planned to use at most half of its firing's budget
@@ -68,7 +78,15 @@ class RetryPolicy:
 
     def worst_backoff(self) -> float:
         """The longest the waits between all attempts can add up to (full jitter waits at most this)."""
-        return sum(min(self.interval * self.rate**n, self.max_delay) for n in range(self.attempts - 1))
+        return sum(self.waits())
+
+    def longest_wait(self) -> float:
+        """The longest single wait between two attempts."""
+        return max(self.waits(), default=0.0)
+
+    def waits(self) -> list[float]:
+        """The longest wait before each retry, in order (full jitter waits between 0 and this)."""
+        return [min(self.interval * self.rate**n, self.max_delay) for n in range(self.attempts - 1)]
 
 
 @dataclass(frozen=True)
@@ -84,7 +102,13 @@ class CheckTiming:
 
     function_timeout: float = 90.0
     source_errors: RetryPolicy = RetryPolicy(attempts=3, interval=2, rate=2, max_delay=20)
+    lambda_throttles: RetryPolicy = RetryPolicy(attempts=6, interval=2, rate=2, max_delay=30)
+    """The state machine's retry of Lambda.TooManyRequestsException on every Lambda task: a throttled
+    invocation waits up to 2 + 4 + 8 + 16 + 30 = 60 s before it runs (or fails for good)."""
     record_failure: float = 5.0
+    planned_missed: float = 0.5
+    """Recording a check the deadline did not let start, and delivering its notice, as planned: one
+    short invocation that writes one run (no SQL), then one notify invocation."""
     planned_base: float = 0.5
     planned_per_table: float = 0.03
     """A healthy check as planned: 0.5 s plus 30 ms a table (1.1 s for 20 tables), about 3x what
@@ -103,6 +127,17 @@ class CheckTiming:
         retried_attempt = self.attempt(source, statement_timeout)
         retried = self.source_errors.attempts * retried_attempt + self.source_errors.worst_backoff()
         return max(retried, self.function_timeout) + self.record_failure
+
+    def room(self, source: Source, statement_timeout: timedelta) -> float:
+        """From the start of one attempt until the check's outcome is recorded, at worst: the attempt
+        (a retried failure, then the wait before the next attempt; or cut at the function timeout),
+        then the invocation that records the outcome (the next attempt finding the deadline past, or
+        the Catch's record_failure), throttled to the end of its retries, then the recording itself.
+        An attempt may start only this long before its firing's deadline (`attempt_fits`)."""
+        retried = self.attempt(source, statement_timeout) + self.source_errors.longest_wait()
+        return (
+            max(retried, self.function_timeout) + self.lambda_throttles.worst_backoff() + self.record_failure
+        )
 
 
 TIMING = CheckTiming()
@@ -137,6 +172,22 @@ class ScheduleGroup:
     input): the shard's share of the concurrency budget divided by its busiest server's limit."""
     worst_seconds: float
     """The planned worst case of one firing (see `shard_worst_seconds`), at most SHARD_BUDGET."""
+    deadline: timedelta = EXPRESS_LIMIT - END_MARGIN
+    """How long after its execution starts every check of a firing must have its outcome recorded:
+    EXPRESS_LIMIT - END_MARGIN less the time to record every check of the shard as missed at the
+    shard's concurrency (`drain_seconds`), since the checks the deadline stops must still be
+    recorded, one invocation each, before the execution ends. A check attempt starts only if it
+    can end, with its recording, by then (`attempt_fits`)."""
+    latest_start_seconds: float = 0.0
+    """When the last check of a healthy firing starts at the latest (`shard_latest_start`)."""
+    room_seconds: float = 0.0
+    """The longest `CheckTiming.room` of the shard's sources."""
+
+    @property
+    def fits(self) -> bool:
+        """The firing's worst case fits SHARD_BUDGET, and a healthy firing starts every check early
+        enough for its deadline (none is recorded as missed)."""
+        return _fits(self.worst_seconds, self.latest_start_seconds, self.room_seconds, self.deadline)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -263,19 +314,26 @@ def _plan(config: Config, budget: int, timing: CheckTiming) -> FleetPlan:
             break
         for cid in grow:
             counts[cid] = min(2 * counts[cid], _slots_in_period(schedules[cid]) or 1)
-    problems = [
-        f"schedule {g.name}: {len(g.sources)} sources may take {g.worst_seconds:.0f} s in the worst case, "
-        f"over the {SHARD_BUDGET.total_seconds():.0f} s one firing may take; raise aws.check_concurrency "
-        "(or aws.check_reserved_concurrency), or the max_concurrency of its busiest server"
-        for g in groups
-        if g.worst_seconds > SHARD_BUDGET.total_seconds()
-    ]
+    problems = [_problem(g) for g in groups if not g.fits]
     groups.sort(key=lambda g: (g.cadence_id, g.shard))
     return FleetPlan(groups, budget, peak_checks_at_once(groups), problems)
 
 
-def servers_for(config: Config, cadence: str, shard: int) -> list[ServerBatch]:
-    """The server batches one schedule covers. Raises ConfigError for an unknown cadence."""
+@dataclass(frozen=True)
+class Firing:
+    """What one schedule's firing covers, and by when its checks must have their outcomes recorded
+    (`ScheduleGroup.deadline`, counted from the execution's start)."""
+
+    servers: tuple[ServerBatch, ...]
+    deadline: timedelta
+
+    def deadline_at(self, started: datetime) -> datetime:
+        return started + self.deadline
+
+
+def firing_for(config: Config, cadence: str, shard: int) -> Firing:
+    """One schedule's firing planned from the config. Raises ConfigError for an unknown cadence; a
+    shard the plan lacks covers nothing."""
     known = {cadence_id(config.schedule_of(s)) for s in config.sources}
     if cadence not in known:
         raise ConfigError(
@@ -285,34 +343,75 @@ def servers_for(config: Config, cadence: str, shard: int) -> list[ServerBatch]:
         )
     for g in plan_schedules(config):
         if g.cadence_id == cadence and g.shard == shard:
-            return list(g.servers)
-    return []
+            return Firing(g.servers, g.deadline)
+    return Firing((), EXPRESS_LIMIT - END_MARGIN)
+
+
+def servers_for(config: Config, cadence: str, shard: int) -> list[ServerBatch]:
+    """The server batches one schedule covers. Raises ConfigError for an unknown cadence."""
+    return list(firing_for(config, cadence, shard).servers)
 
 
 def plan_index(groups: list[ScheduleGroup]) -> str:
-    """The plan as the check function ships it (JSON): schedule name -> its server batches. The
-    `plan` action reads its firing's entry instead of planning the whole fleet on every firing."""
+    """The plan as the check function ships it (JSON): schedule name -> its deadline (seconds after
+    the execution's start) and server batches. The `plan` action reads its firing's entry instead of
+    planning the whole fleet on every firing."""
     return json.dumps(
         {
-            g.name: [{"max_concurrency": b.max_concurrency, "sources": list(b.sources)} for b in g.servers]
+            g.name: {
+                "deadline_seconds": g.deadline.total_seconds(),
+                "servers": [
+                    {"max_concurrency": b.max_concurrency, "sources": list(b.sources)} for b in g.servers
+                ],
+            }
             for g in groups
         },
         separators=(",", ":"),
     )
 
 
-def servers_in_index(index: str, cadence: str, shard: int) -> list[ServerBatch]:
-    """One schedule's server batches read back from `plan_index` (empty for a shard it lacks)."""
+def firing_in_index(index: str, cadence: str, shard: int) -> Firing:
+    """One schedule's firing read back from `plan_index` (covering nothing for a shard it lacks)."""
     plan = json.loads(index)
     if not any(name.rsplit("-", 1)[0] == cadence for name in plan):
         raise ConfigError(
             f"no schedule of cadence {cadence!r} in the shipped plan: the schedules and the bundled plan "
             "disagree; redeploy the stack with `cdk deploy`"
         )
-    return [
-        ServerBatch("", int(b["max_concurrency"]), tuple(b["sources"]))
-        for b in plan.get(f"{cadence}-{shard:03d}", [])
-    ]
+    entry = plan.get(f"{cadence}-{shard:03d}")
+    if entry is None:
+        return Firing((), EXPRESS_LIMIT - END_MARGIN)
+    return Firing(
+        tuple(ServerBatch("", int(b["max_concurrency"]), tuple(b["sources"])) for b in entry["servers"]),
+        timedelta(seconds=float(entry["deadline_seconds"])),
+    )
+
+
+def servers_in_index(index: str, cadence: str, shard: int) -> list[ServerBatch]:
+    """One schedule's server batches read back from `plan_index` (empty for a shard it lacks)."""
+    return list(firing_in_index(index, cadence, shard).servers)
+
+
+def attempt_fits(
+    source: Source,
+    statement_timeout: timedelta,
+    now: datetime,
+    deadline: datetime,
+    timing: CheckTiming = TIMING,
+) -> bool:
+    """Whether a check attempt starting `now` ends, with the recording of its outcome, by the firing's
+    deadline whatever happens to it (`CheckTiming.room`). If not, the check is recorded as missed at
+    once instead (one short invocation, which the deadline's drain allowance counts)."""
+    return now + timedelta(seconds=timing.room(source, statement_timeout)) <= deadline
+
+
+def drain_seconds(
+    sizes: list[int], concurrency: list[int], outer: int, timing: CheckTiming = TIMING
+) -> float:
+    """How long recording every check of a shard as missed can take (`planned_missed` each) at the
+    shard's concurrency: the same list-scheduling bound as the firing's own time."""
+    batches = [[timing.planned_missed] * n for n in sizes]
+    return shard_worst_seconds(batches, concurrency, outer, batches)
 
 
 def capacity_notes(plan: FleetPlan) -> list[str]:
@@ -333,9 +432,9 @@ def capacity_notes(plan: FleetPlan) -> list[str]:
             else "No budget up to 10,000 fits: lower statement timeouts or raise the servers' max_concurrency"
         )
         notes.append(
-            f"checks: {len(plan.problems)} schedule(s) may outlast one firing in the worst case (up to "
-            f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s); what they cannot reach is recorded "
-            f"as missed and alerts. {raise_it}"
+            f"checks: {len(plan.problems)} schedule(s) do not fit one firing in the worst case (up to "
+            f"{worst:.0f} s of {SHARD_BUDGET.total_seconds():.0f} s, or checks starting too late for the "
+            f"firing's deadline); what they cannot reach is recorded as missed and alerts. {raise_it}"
         )
     return notes
 
@@ -358,6 +457,30 @@ def shard_worst_seconds(
         (total - p + w) / outer + (1 - 1 / outer) * max(w, *planned)
         for p, w in zip(planned, worst, strict=True)
     )
+
+
+def shard_latest_start(
+    batches: list[list[float]], concurrency: list[int], outer: int, failing: list[list[float]]
+) -> float:
+    """An upper bound of when the last healthy check of one firing starts, while the one batch that
+    hurts most fails (takes its `failing` times). In list scheduling a batch starts at the latest
+    when all `outer` places were busy with the others' work until then (their total / outer), and
+    its last wave starts one wave before the batch ends. The failing batch's own checks are left
+    out: a late attempt of theirs is recorded as missed, which is their outcome either way."""
+    planned = [_batch_seconds(t, c) for t, c in zip(batches, concurrency, strict=True)]
+    excess = sorted(
+        (
+            (_batch_seconds(f, c) - p, i)
+            for i, (f, c, p) in enumerate(zip(failing, concurrency, planned, strict=True))
+        ),
+        reverse=True,
+    )[:2]
+    total = sum(planned)
+    latest = 0.0
+    for i, (times, own) in enumerate(zip(batches, planned, strict=True)):
+        worse = max((e for e, j in excess if j != i), default=0.0)  # another batch failing
+        latest = max(latest, (total + worse - own) / outer + own - max(times))
+    return latest
 
 
 def _batch_seconds(times: list[float], concurrency: int) -> float:
@@ -483,18 +606,26 @@ def _groups(
             for source in members:
                 by_server[server_of(source)].append(source)
             servers = sorted(by_server)
-            limits = [min(share, *(s.max_concurrency for s in by_server[name])) for name in servers]
+            # A server's batch runs at most its limit, its share, and its own size at once: a shard
+            # holding one source of each of many servers checks them all one at a time, so the
+            # firing may run that many more servers at once.
+            limits = [
+                min(share, len(by_server[name]), *(s.max_concurrency for s in by_server[name]))
+                for name in servers
+            ]
             outer = max(1, min(INLINE_MAP_LIMIT, config.aws.map_concurrency, share // max(limits)))
-            worst = shard_worst_seconds(
-                [[timing.planned(s) for s in by_server[name]] for name in servers],
-                limits,
-                outer,
-                [
-                    [timing.worst(s, config.statement_timeout_of(s)) for s in by_server[name]]
-                    for name in servers
-                ],
-            )
-            if worst > SHARD_BUDGET.total_seconds() and cid not in over:
+            planned = [[timing.planned(s) for s in by_server[name]] for name in servers]
+            failing = [
+                [timing.worst(s, config.statement_timeout_of(s)) for s in by_server[name]] for name in servers
+            ]
+            worst = shard_worst_seconds(planned, limits, outer, failing)
+            # Healthy, the firing starts every check early enough for its deadline; with a server
+            # failing, a check the deadline stops is recorded as missed (the worst case fits anyway).
+            latest = shard_latest_start(planned, limits, outer, planned)
+            drain = drain_seconds([len(by_server[name]) for name in servers], limits, outer, timing)
+            deadline = EXPRESS_LIMIT - END_MARGIN - timedelta(seconds=math.ceil(drain))
+            room = max(timing.room(s, config.statement_timeout_of(s)) for s in members)
+            if not _fits(worst, latest, room, deadline) and cid not in over:
                 over.append(cid)
             offset = SLOT * place.offset if place.offset is not None else None
             groups.append(
@@ -515,9 +646,33 @@ def _groups(
                     ),
                     max_concurrency=outer,
                     worst_seconds=round(worst, 1),
+                    deadline=deadline,
+                    latest_start_seconds=round(latest, 1),
+                    room_seconds=room,
                 )
             )
     return groups, over
+
+
+def _problem(g: ScheduleGroup) -> str:
+    if g.worst_seconds > SHARD_BUDGET.total_seconds():
+        why = (
+            f"may take {g.worst_seconds:.0f} s in the worst case, over the "
+            f"{SHARD_BUDGET.total_seconds():.0f} s one firing may take"
+        )
+    else:
+        why = (
+            f"may start its last check {g.latest_start_seconds:.0f} s into a healthy firing, but its "
+            f"deadline lets a check start only until {g.deadline.total_seconds() - g.room_seconds:.0f} s"
+        )
+    return (
+        f"schedule {g.name}: {len(g.sources)} sources {why}; raise aws.check_concurrency (or "
+        "aws.check_reserved_concurrency), or the max_concurrency of its busiest server"
+    )
+
+
+def _fits(worst: float, latest_start: float, room: float, deadline: timedelta) -> bool:
+    return worst <= SHARD_BUDGET.total_seconds() and latest_start + room <= deadline.total_seconds()
 
 
 def peak_checks_at_once(groups: list[ScheduleGroup]) -> int:

@@ -105,6 +105,7 @@ SAMPLES: dict[str, Any] = {
     "cadence": "rate-15-minutes-abc123",
     "shard": 0,
     "scheduled_time": "2026-01-01T00:00:00+00:00",
+    "started": "2026-01-01T00:00:01.234Z",
     "source": "shop-pg",
     "deadline": "2026-01-01T00:04:10+00:00",
     "error": {"Error": "SourceUnavailable", "Cause": "refused"},

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from infra.constructs.checks import THROTTLE_RETRY
 from stack_helpers import SECRET_ARN, Synthesized, actions_on, role_statements, synthesize
 
 from driftguard.config import load_config
-from driftguard.schedules import plan_schedules
+from driftguard.schedules import TIMING, plan_fleet, plan_schedules
 
 SOURCES = 10_000
 MAX_RESOURCES = 500
@@ -96,3 +97,24 @@ def test_many_secrets_are_granted_by_their_path_within_the_iam_policy_limit(synt
             if {"Ref": role} in p["Properties"]["Roles"]
         ]
         assert len(json.dumps(policies, separators=(",", ":"))) < MAX_ROLE_POLICY_CHARS, role
+
+
+def test_the_deadline_counts_the_state_machines_own_throttle_retries() -> None:
+    """`CheckTiming.room` budgets a throttled recording with the retry policy every Lambda task of
+    the state machine has; if the two drift apart, the deadline no longer holds."""
+    policy = TIMING.lambda_throttles
+    assert THROTTLE_RETRY["errors"] == ["Lambda.TooManyRequestsException"]
+    assert (
+        THROTTLE_RETRY["max_attempts"],
+        THROTTLE_RETRY["interval"].to_seconds(),
+        THROTTLE_RETRY["backoff_rate"],
+        THROTTLE_RETRY["max_delay"].to_seconds(),
+    ) == (policy.attempts, policy.interval, policy.rate, policy.max_delay)
+
+
+@pytest.mark.slow
+def test_ten_thousand_sources_at_the_default_budget_keep_their_schedules_few(config_path: Path) -> None:
+    """A budget too small for the fleet is reported, not answered with hundreds of schedules."""
+    fleet = plan_fleet(load_config(config_path))
+    assert fleet.problems and fleet.suggested_budget is not None
+    assert len(fleet.groups) < 100 and fleet.peak_checks_at_once <= fleet.concurrency_budget

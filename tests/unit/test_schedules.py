@@ -3,8 +3,9 @@ staggered slots, and the runtime lookup."""
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,19 +15,26 @@ from hypothesis import strategies as st
 from driftguard.config import Config, Schedule
 from driftguard.errors import ConfigError
 from driftguard.schedules import (
+    END_MARGIN,
+    EXPRESS_LIMIT,
     MAX_SHARD_SIZE,
     SHARD_BUDGET,
     TIMING,
     CheckTiming,
     RetryPolicy,
+    attempt_fits,
     cadence_id,
     capacity_notes,
+    drain_seconds,
+    firing_for,
+    firing_in_index,
     offset_expression,
     plan_fleet,
     plan_index,
     plan_schedules,
     servers_for,
     servers_in_index,
+    shard_latest_start,
     shard_worst_seconds,
     sources_for,
 )
@@ -203,3 +211,123 @@ def test_a_plan_covers_every_source_once_and_keeps_each_server_to_its_limit(
     if not fleet.problems:
         assert fleet.peak_checks_at_once <= budget
     assert TIMING.planned(config(sources).sources[0]) > 0
+
+
+# --------------------------------------------------------------------------- the firing's deadline
+
+START = datetime(2026, 12, 7, 12, 0, 1, tzinfo=UTC)
+
+
+def test_the_room_of_an_attempt_counts_the_throttled_invocation_that_records_its_outcome() -> None:
+    timing = CheckTiming(
+        function_timeout=90,
+        source_errors=RetryPolicy(3, 2, 2, 20),
+        lambda_throttles=RetryPolicy(6, 2, 2, 30),
+        record_failure=5,
+    )
+    cfg = config([source("a")])
+    # cut at the function timeout (not retried), then record_failure throttled 2+4+8+16+30 s, then 5 s
+    assert timing.room(cfg.sources[0], timedelta(seconds=30)) == 90 + 60 + 5
+    quick = CheckTiming(function_timeout=42, source_errors=RetryPolicy(3, 2, 2, 20))
+    # a retried failure (connect 10 s + statement 30 s), the longest wait (4 s), then the next attempt
+    # finds the deadline past after its throttling and records the run as missed
+    assert quick.room(cfg.sources[0], timedelta(seconds=30)) == 40 + 4 + 60 + 5
+    assert RetryPolicy(3, 2, 2, 20).waits() == [2, 4] and RetryPolicy(1, 2, 2, 20).longest_wait() == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    statement=st.integers(1, 400),
+    slack_ms=st.integers(-400_000, 400_000),
+    ran=st.floats(0, 1),
+    waited=st.floats(0, 1),
+    throttled=st.lists(st.floats(0, 1), min_size=5, max_size=5),
+)
+def test_an_attempt_that_is_allowed_to_start_has_its_outcome_recorded_by_the_deadline(
+    statement: int, slack_ms: int, ran: float, waited: float, throttled: list[float]
+) -> None:
+    """Whatever the attempt takes (up to its bound), the wait before the next attempt and the
+    throttling of the invocation that records the outcome (full jitter: each wait up to its cap)."""
+    cfg = config([source("a", statement_timeout=f"{statement}s")])
+    s, timeout = cfg.sources[0], timedelta(seconds=statement)
+    deadline = START + timedelta(seconds=240)
+    now = deadline - timedelta(seconds=TIMING.room(s, timeout), milliseconds=slack_ms)
+    fits = attempt_fits(s, timeout, now, deadline)
+    assert fits == (slack_ms >= 0)
+    if not fits:
+        return
+    throttle = sum(f * w for f, w in zip(throttled, TIMING.lambda_throttles.waits(), strict=True))
+    retried = ran * TIMING.attempt(s, timeout) + waited * TIMING.source_errors.longest_wait()
+    cut = TIMING.function_timeout
+    for attempt in (retried, cut):
+        ends = now + timedelta(seconds=attempt + throttle + TIMING.record_failure)
+        assert ends <= deadline
+
+
+def test_the_deadline_leaves_time_to_record_every_check_the_deadline_stops() -> None:
+    """The drain: every check of the shard recorded as missed, one short invocation each, at the
+    shard's concurrency, between the deadline and the end of the execution."""
+    assert drain_seconds([10], [2], 1) == 5 * TIMING.planned_missed
+    assert drain_seconds([1] * 8, [1] * 8, 4) == shard_worst_seconds([[0.5]] * 8, [1] * 8, 4, [[0.5]] * 8)
+    fleet = plan_fleet(config(many(3000), check_reserved_concurrency=40))
+    for g in fleet.groups:
+        sizes = [len(b.sources) for b in g.servers]
+        drain = drain_seconds(sizes, [b.max_concurrency for b in g.servers], g.max_concurrency)
+        assert g.deadline == EXPRESS_LIMIT - END_MARGIN - timedelta(seconds=math.ceil(drain))
+        # a healthy shard has room to start its checks before its deadline
+        assert g.deadline.total_seconds() - TIMING.room(config(many(1)).sources[0], timedelta(seconds=30)) > 0
+
+
+def test_the_shipped_index_carries_each_firings_deadline() -> None:
+    cfg = config([*many(1200), source("hourly", schedule={"rate": "1h"})])
+    groups = plan_schedules(cfg)
+    index = plan_index(groups)
+    for g in groups:
+        shipped, planned = (
+            firing_in_index(index, g.cadence_id, g.shard),
+            firing_for(cfg, g.cadence_id, g.shard),
+        )
+        assert shipped.deadline == planned.deadline == g.deadline
+        assert shipped.deadline_at(START) == START + g.deadline
+    assert firing_in_index(index, groups[0].cadence_id, 999).servers == ()
+
+
+def test_a_shard_of_one_source_a_server_runs_as_many_servers_at_once_as_its_share() -> None:
+    fleet = plan_fleet(config([source(f"s{i:03d}", max_concurrency=2) for i in range(300)]))
+    for g in fleet.groups:
+        assert all(b.max_concurrency == 1 for b in g.servers), "one source: one check at a time"
+        assert g.checks_at_once == g.max_concurrency
+    assert fleet.peak_checks_at_once <= fleet.concurrency_budget
+
+
+def test_the_latest_start_bound_is_exact_for_one_place_and_counts_a_failing_batch_before_the_others() -> None:
+    # one place: the last check starts after everything else
+    assert shard_latest_start([[1.0, 1.0], [2.0]], [1, 1], 1, [[1.0, 1.0], [2.0]]) == 2 + 1
+    # the second batch may wait for the first one failing (10 s), and two waves of its own
+    assert shard_latest_start([[1.0], [1.0, 1.0]], [1, 1], 1, [[10.0], [1.0, 1.0]]) == 10 + 1
+    # a batch's own failure does not delay its own start
+    assert shard_latest_start([[1.0]], [1], 1, [[50.0]]) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    limits=st.lists(st.integers(1, 3), min_size=8, max_size=8),
+    outer=st.integers(1, 4),
+    times=st.lists(st.floats(0.1, 5.0), min_size=64, max_size=64),
+)
+def test_no_check_of_a_list_scheduled_firing_starts_after_the_latest_start_bound(
+    sizes: list[int], limits: list[int], outer: int, times: list[float]
+) -> None:
+    """Play the two-level Map (outer places over server batches, each batch in waves of its limit,
+    a wave as long as its batch's longest check, as the bound assumes) and compare."""
+    batches = [[times[8 * b + i] for i in range(n)] for b, n in enumerate(sizes)]
+    concurrency = limits[: len(sizes)]
+    free = [0.0] * outer
+    latest = 0.0
+    for batch, c in zip(batches, concurrency, strict=True):
+        place = min(range(outer), key=lambda p: free[p])
+        waves = math.ceil(len(batch) / c)
+        latest = max(latest, free[place] + (waves - 1) * max(batch))
+        free[place] += waves * max(batch)
+    assert latest <= shard_latest_start(batches, concurrency, outer, batches) + 1e-9

@@ -17,7 +17,7 @@ from driftguard.engine import source_key
 from driftguard.errors import ErrorKind
 from driftguard.model import AlertStateName, NoticeKind, RunStatus
 from driftguard.store.sqlite import SqliteStore
-from driftguard.watchdog import GRACE, MISSED_PERIODS, LastRun, latest_runs, overdue
+from driftguard.watchdog import GRACE, MISSED_PERIODS, LastRun, find_overdue, latest_runs, overdue
 
 T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 QUARTER = Schedule(rate=timedelta(minutes=15))
@@ -51,7 +51,7 @@ def test_after_a_missed_run_each_further_silent_period_is_missed_too() -> None:
     assert found.scheduled_time == missed + QUARTER.period
 
 
-def test_a_source_that_never_ran_is_left_out() -> None:
+def test_a_source_that_never_ran_is_left_out_without_a_time_it_was_watched() -> None:
     assert overdue({"a": QUARTER}, {"a": None}, T0 + timedelta(days=3)) == []
     assert overdue({"a": QUARTER}, {}, T0 + timedelta(days=3)) == []
 
@@ -143,3 +143,60 @@ def test_latest_runs_reads_the_newest_run_and_whether_it_was_missed(store: Sqlit
     assert latest_runs(store, ["shop"]) == {"shop": LastRun(T0, missed=False)}
     engine.record_missed("shop", T0 + timedelta(hours=3), "no run")
     assert latest_runs(store, ["shop"]) == {"shop": LastRun(T0 + timedelta(hours=3), missed=True)}
+
+
+# --------------------------------------------------------------------------- sources that never ran
+
+
+def test_a_source_that_never_ran_counts_two_periods_from_when_it_was_first_watched() -> None:
+    watched = {"a": T0}
+    just_before = T0 + 2 * QUARTER.period + GRACE - timedelta(seconds=1)
+    assert overdue({"a": QUARTER}, {"a": None}, just_before, watched) == []
+    (found,) = overdue({"a": QUARTER}, {"a": None}, T0 + 2 * QUARTER.period + GRACE, watched)
+    assert found.last_run == T0 and found.scheduled_time == T0 + 2 * QUARTER.period
+    assert "no check recorded ever" in found.reason and "began watching" in found.reason
+
+
+@given(
+    minutes=st.sampled_from([5, 15, 60, 1440]),
+    offset=st.integers(min_value=0, max_value=3600),
+    silent=st.integers(min_value=0, max_value=4 * 1440 * 60),
+)
+def test_a_never_run_source_is_overdue_exactly_when_two_periods_passed_since_it_was_watched(
+    minutes: int, offset: int, silent: int
+) -> None:
+    schedule = Schedule(rate=timedelta(minutes=minutes))
+    since = T0 + timedelta(seconds=offset)  # the first tick that saw it: any time, not a firing
+    now = since + timedelta(seconds=silent)
+    found = overdue({"s": schedule}, {}, now, {"s": since})
+    assert bool(found) == (timedelta(seconds=silent) >= MISSED_PERIODS * schedule.period + GRACE)
+    for o in found:
+        assert since < o.scheduled_time <= now - GRACE
+        assert o.scheduled_time == schedule.latest_fire(now - GRACE)
+
+
+def test_a_source_with_runs_ignores_when_it_was_first_watched() -> None:
+    now = T0 + timedelta(hours=6)
+    assert overdue({"a": QUARTER}, {"a": checked(now - QUARTER.period)}, now, {"a": T0}) == []
+
+
+def test_the_store_keeps_the_first_time_a_source_was_watched(store: SqliteStore) -> None:
+    assert store.watched_since(["a", "b"], T0) == {"a": T0, "b": T0}
+    later = T0 + timedelta(hours=1)
+    assert store.watched_since(["b", "c"], later) == {"b": T0, "c": later}, "the first time stands"
+    assert store.watched_since([], later) == {}
+
+
+def test_find_overdue_registers_never_run_sources_and_pages_after_two_periods(store: SqliteStore) -> None:
+    config = parse_config(CONFIG)
+    schedules = {"shop": config.schedule_of(config.sources[0])}  # hourly
+    assert find_overdue(store, schedules, T0) == []
+    assert find_overdue(store, schedules, T0 + timedelta(hours=2)) == [], "not before two periods + grace"
+    (found,) = find_overdue(store, schedules, T0 + timedelta(hours=2) + GRACE)
+    assert found.source == "shop" and found.last_run == T0
+    engine = make_engine(config, store, ScriptedCollector([100]), sender := RecordingSender())
+    engine.record_missed(found.source, found.scheduled_time, found.reason)
+    (page,) = sender.sent
+    assert [a.kind for a in page.alerts] == [NoticeKind.ERROR]
+    engine.check("shop", T0 + timedelta(hours=3))
+    assert [a.kind for a in sender.sent[-1].alerts] == [NoticeKind.RESOLVED] and len(sender.sent) == 2

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -258,6 +259,13 @@ class Store(ABC):
         notices that `group` lists and record `merged.run_time` as the group's last message, all at
         once, if the group is still at `group.version` and `merged.id` is not in the outbox yet.
         False, writing nothing, otherwise (another flusher sealed it: read the groups again)."""
+
+    # ------------------------------------------------------------------ the watchdog's registry
+    @abstractmethod
+    def watched_since(self, sources: Sequence[str], at: datetime) -> dict[str, datetime]:
+        """When the watchdog began watching each of `sources`: `at` for a source it is asked about
+        for the first time (written so that of two concurrent first writes one stands), else the
+        time stored then. It lets the watchdog count the periods of a source that never ran."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 from botocore.client import BaseClient
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -135,6 +135,7 @@ class _Item(Model):
     claimer = UnicodeAttribute(null=True)  # notification: who holds the delivery claim
     claimed_until = NumberAttribute(null=True)  # notification: the claim's expiry, epoch microseconds
     last_notified = NumberAttribute(null=True)  # group: the window of its last message, epoch microseconds
+    since = UnicodeAttribute(null=True)  # watched source: when the watchdog began watching it
     expires_at = TTLAttribute(null=True)
 
 
@@ -150,6 +151,11 @@ def _bind(table_name: str, region: str, host: str | None) -> type[_Item]:
 def _at(at: datetime) -> str:
     """A sort-key time: fixed-width ISO-8601 UTC with microseconds, so string order is time order."""
     return utc(at).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _parse_at(key: str) -> datetime:
+    """Back from `_at`."""
+    return datetime.fromisoformat(key.removesuffix("Z")).replace(tzinfo=UTC)
 
 
 def _through(at: datetime) -> str:
@@ -1045,6 +1051,27 @@ class DynamoStore(Store):
         if active_at is not None:
             found = [s for s in found if s.active(active_at)]
         return sorted(found, key=lambda s: (s.starts_at, s.id))
+
+    # ------------------------------------------------------------------ the watchdog's registry
+    def watched_since(self, sources: Sequence[str], at: datetime) -> dict[str, datetime]:
+        """One partition (`WATCHED`, an item a source): read in batches, missing ones written once."""
+        wanted = sorted(set(sources))
+        found = {
+            i.sk: i.since
+            for i in self._model.batch_get({("WATCHED", name) for name in wanted}, consistent_read=True)
+        }
+        for name in wanted:
+            if name in found:
+                continue
+            try:
+                self._item("WATCHED", name, since=_at(at)).save(condition=self._model.pk.does_not_exist())
+                found[name] = _at(at)
+            except PutError as error:
+                if not _condition_failed(error):
+                    raise
+                item = self._get("WATCHED", name)  # another watchdog wrote it first: its time stands
+                found[name] = item.since if item is not None else _at(at)
+        return {name: _parse_at(str(since)) for name, since in found.items()}
 
     # ------------------------------------------------------------------ notifications
     def pending_notifications(self, source: str | None = None) -> list[Notification]:

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +115,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE groups (
             group_key TEXT PRIMARY KEY, version INTEGER NOT NULL, last_notified_us INTEGER NOT NULL)""",
     ),
+    # The watchdog's registry: when it began watching each source (Store.watched_since).
+    ("CREATE TABLE watched (source TEXT PRIMARY KEY, since_us INTEGER NOT NULL) WITHOUT ROWID",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -558,6 +560,17 @@ class SqliteStore(Store):
             (at,),
         )
         return _decode(Silence, rows)
+
+    # ------------------------------------------------------------------ the watchdog's registry
+    def watched_since(self, sources: Sequence[str], at: datetime) -> dict[str, datetime]:
+        wanted = set(sources)
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO watched (source, since_us) VALUES (?, ?)",
+                [(name, _micros(at)) for name in sorted(wanted)],
+            )
+            rows = db.execute("SELECT source, since_us FROM watched").fetchall()
+        return {name: _from_micros(since) for name, since in rows if name in wanted}
 
     # ------------------------------------------------------------------ notifications
     def pending_notifications(self, source: str | None = None) -> list[Notification]:
