@@ -51,6 +51,7 @@ from driftguard.model import (
     RunRecord,
     RunStatus,
     SchemaBaseline,
+    SegmentSnapshot,
     Severity,
     Silence,
     Snapshot,
@@ -1365,6 +1366,25 @@ def full_commit() -> RunCommit:
                     round_trips=4,
                     change_marker=2**48 - 1,
                     reused_from=at - HOUR,
+                    segments=[
+                        SegmentSnapshot(
+                            segment="country=DÉ",
+                            period_start=at - HOUR,
+                            row_count=41,
+                            last_modified=at - timedelta(minutes=5),
+                            profiles=[
+                                ColumnProfile(
+                                    column="tötal",
+                                    row_count=41,
+                                    null_count=1,
+                                    mean=3.5,
+                                    period_start=at - HOUR,
+                                )
+                            ],
+                        ),
+                        SegmentSnapshot(segment="country=GB", present=False),
+                        SegmentSnapshot(segment="(other)", row_count=7, folded=12),
+                    ],
                 ),
                 TableSnapshot(table="customers", error="permission denied", error_kind="permission"),
             ],
