@@ -102,11 +102,33 @@ def notify_memory(config: Config, *, shared: str) -> MemorySize:
     return _size("notify", "notify_memory_mb", config.aws.notify_memory_mb, estimate, NOTIFY_DEFAULT_MB)
 
 
-def _size(function: str, setting: str, given: int | None, estimate: float, floor: int) -> MemorySize:
+def watchdog_memory(config: Config, *, whole: str) -> MemorySize:
+    """The watchdog function's memory: it loads the whole compiled config (every source's schedule),
+    so it grows with the fleet as the check function did before slices:
+
+        watchdog = (NOTIFY_BASE_MB + EXPANSION x whole config MB) x HEADROOM
+
+    at least the check function's default; `aws.check_memory_mb`, when set, sizes it as it sizes the
+    check function (as before this estimate), with the same warning when it is below the estimate."""
+    estimate = (NOTIFY_BASE_MB + EXPANSION * _mb(len(whole.encode()))) * HEADROOM
+    explicit = "check_memory_mb" in config.aws.model_fields_set
+    given = config.aws.check_memory_mb if explicit else None
+    advice = "watch fewer sources from one stack: split the config into several deployments"
+    return _size("watchdog", "check_memory_mb", given, estimate, CHECK_DEFAULT_MB, advice)
+
+
+def _size(
+    function: str,
+    setting: str,
+    given: int | None,
+    estimate: float,
+    floor: int,
+    advice: str = "split the largest source's tables into several sources",
+) -> MemorySize:
     mb = given if given is not None else max(floor, _rounded(estimate))
     if mb > LAMBDA_MAX_MB:
         raise ConfigError(
             f"the {function} function would need about {math.ceil(estimate)} MB for this config, more than "
-            f"Lambda's {LAMBDA_MAX_MB} MB: split the largest source's tables into several sources"
+            f"Lambda's {LAMBDA_MAX_MB} MB: {advice}"
         )
     return MemorySize(function, mb, math.ceil(estimate), floor, setting, explicit=given is not None)

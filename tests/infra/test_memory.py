@@ -160,6 +160,22 @@ def test_the_notify_functions_memory_follows_the_config_it_ships() -> None:
     )
 
 
+def test_the_watchdogs_memory_follows_the_whole_config_it_loads() -> None:
+    """The watchdog reads every source's schedule from the whole config: 10,000 sources x 20 tables
+    compile to about 126 MB of JSON, which took 1.6 GB to load (bench/README.md, Function memory)."""
+    config = _config(20)
+    assert memory.watchdog_memory(config, whole="x" * 1_000).mb == memory.CHECK_DEFAULT_MB
+    fleet = memory.watchdog_memory(config, whole="x" * 126_000_000)
+    assert fleet.estimate_mb == pytest.approx(
+        (memory.NOTIFY_BASE_MB + memory.EXPANSION * 126) * memory.HEADROOM, abs=1
+    )
+    assert fleet.mb >= 1_604 and fleet.mb % memory.STEP_MB == 0 and not fleet.too_small
+    pinned = memory.watchdog_memory(_config(20, check_memory_mb=1024), whole="x" * 126_000_000)
+    assert pinned.mb == 1024 and pinned.too_small and "below the estimate" in pinned.note()
+    with pytest.raises(ConfigError, match=r"watchdog function .* split the config into several deployments"):
+        memory.watchdog_memory(config, whole="x" * 600_000_000)
+
+
 def test_a_source_beyond_lambdas_largest_memory_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError, match=r"more than Lambda's 10240 MB: split the largest source"):
         memory.check_memory(_config(20), shared="{}", plan="{}", slices={"big": "x" * 200_000_000})
