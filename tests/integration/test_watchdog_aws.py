@@ -4,23 +4,20 @@ and a source checked recently is left alone."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from aws_world import paged_runtime, sqs_bodies
 
 from driftguard import lambda_runtime
 from driftguard.engine import Engine, source_key
 from driftguard.errors import ErrorKind, SourceUnavailable
 from driftguard.ledger import ClaimRequest
 from driftguard.model import AlertStateName, DeliveryStatus, Snapshot
-from driftguard.moto_stack import create_stack_resources
 from driftguard.notify import delivery
 from driftguard.notify.delivery import deliver_once
 from driftguard.secrets import SecretResolver
@@ -47,37 +44,13 @@ route: {receivers: [ops]}
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     (tmp_path / "driftguard.yaml").write_text(CONFIG)
-    with mock_aws():
-        stack = create_stack_resources(region=REGION, state_table="state", idempotency_table="idem")
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue = sqs.create_queue(QueueName="pages")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn
-        )
-        monkeypatch.setenv("DRIFTGUARD_CONFIG", str(tmp_path / "driftguard.yaml"))
-        monkeypatch.setenv("DRIFTGUARD_STATE_TABLE", "state")
-        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "driftguard")
-        monkeypatch.setenv("DRIFTGUARD_ALERTS_TOPIC_ARN", stack.topic_arn)
-        lambda_runtime.runtime.cache_clear()
-        yield sqs, queue
-        lambda_runtime.runtime.cache_clear()
+    with paged_runtime(monkeypatch, tmp_path / "driftguard.yaml", REGION) as paged:
+        yield paged
 
 
 def pages(sqs: Any, queue: str) -> list[dict[str, Any]]:
-    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-        "Messages", []
-    )
-    return [json.loads(m["Body"]) for m in messages]
+    return sqs_bodies(sqs, queue)
 
 
 def test_a_silent_source_gets_one_missed_run_and_one_page(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,7 +190,10 @@ def test_two_watchdogs_at_once_page_a_never_run_source_exactly_once(aws: Any) ->
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert len(results) == 2 and all(r["overdue"] == ["busy", "quiet"] for r in results)
+    # Which sources each saw overdue depends on who got there first (one may already find the other's
+    # missed run recorded); between them they saw both, and each missed run is recorded and paged once.
+    assert len(results) == 2 and all(set(r["overdue"]) <= {"busy", "quiet"} for r in results)
+    assert set(results[0]["overdue"]) | set(results[1]["overdue"]) == {"busy", "quiet"}
     assert sum(r["recorded"] for r in results) == 2, "each missed run recorded once between them"
     assert sum(r["notifications"] for r in results) == 2
     sent = pages(sqs, queue) + pages(sqs, queue)
