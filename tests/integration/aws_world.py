@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,57 @@ def serialise_dynamodb_requests(monkeypatch: pytest.MonkeyPatch) -> None:
             return call_action(handler)
 
     monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+
+
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    """moto's credentials and `region`, and none of the machine's own profile or region."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@contextmanager
+def paged_runtime(
+    monkeypatch: pytest.MonkeyPatch, config_path: Path, region: str
+) -> Iterator[tuple[Any, str]]:
+    """In moto: the stack's tables and alerts topic, an SQS queue subscribed to the topic (what was
+    paged), and the Lambda runtime's environment pointing at them and at `config_path`. Yields the
+    SQS client and the queue's URL."""
+    from moto import mock_aws
+
+    from driftguard import lambda_runtime
+    from driftguard.moto_stack import create_stack_resources
+
+    fake_aws_credentials(monkeypatch, region)
+    with mock_aws():
+        stack = create_stack_resources(region=region, state_table="state", idempotency_table="idem")
+        sqs = boto3.client("sqs", region_name=region)
+        queue = sqs.create_queue(QueueName="pages")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns", region_name=region).subscribe(
+            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn
+        )
+        monkeypatch.setenv("DRIFTGUARD_CONFIG", str(config_path))
+        monkeypatch.setenv("DRIFTGUARD_STATE_TABLE", "state")
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "driftguard")
+        monkeypatch.setenv("DRIFTGUARD_ALERTS_TOPIC_ARN", stack.topic_arn)
+        lambda_runtime.runtime.cache_clear()
+        yield sqs, queue
+        lambda_runtime.runtime.cache_clear()
+
+
+def sqs_bodies(sqs: Any, queue: str) -> list[dict[str, Any]]:
+    """The bodies of the messages waiting on `queue` (SNS envelopes for a subscribed queue)."""
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages", []
+    )
+    return [json.loads(m["Body"]) for m in messages]
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,15 @@ as one message, once."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from aws_world import paged_runtime, sqs_bodies
 
 from driftguard import lambda_runtime
-from driftguard.moto_stack import create_stack_resources
 
 REGION = "eu-west-1"
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -40,37 +37,13 @@ alerting: {error_after_failures: 1}
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     (tmp_path / "driftguard.yaml").write_text(CONFIG)
-    with mock_aws():
-        stack = create_stack_resources(region=REGION, state_table="state", idempotency_table="idem")
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue = sqs.create_queue(QueueName="pages")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn
-        )
-        monkeypatch.setenv("DRIFTGUARD_CONFIG", str(tmp_path / "driftguard.yaml"))
-        monkeypatch.setenv("DRIFTGUARD_STATE_TABLE", "state")
-        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "driftguard")
-        monkeypatch.setenv("DRIFTGUARD_ALERTS_TOPIC_ARN", stack.topic_arn)
-        lambda_runtime.runtime.cache_clear()
-        yield sqs, queue
-        lambda_runtime.runtime.cache_clear()
+    with paged_runtime(monkeypatch, tmp_path / "driftguard.yaml", REGION) as paged:
+        yield paged
 
 
 def pages(sqs: Any, queue: str) -> list[str]:
-    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-        "Messages", []
-    )
-    return [json.loads(m["Body"])["Message"] for m in messages]
+    return [body["Message"] for body in sqs_bodies(sqs, queue)]
 
 
 def failed_check(rt: lambda_runtime.Runtime, source: str, at: datetime) -> dict[str, Any]:

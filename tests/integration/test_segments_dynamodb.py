@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_world import fake_aws_credentials
 from moto import mock_aws
 
 from driftguard.collect.connect import dispose_engines
@@ -26,15 +27,7 @@ ITEM_LIMIT = 400 * 1024
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
     with mock_aws():
         yield
     dispose_engines()

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_world import serialise_dynamodb_requests
+from aws_world import fake_aws_credentials, serialise_dynamodb_requests
 from moto import mock_aws
 
 from contract.store_contract import (
@@ -40,15 +40,7 @@ REGION = "eu-west-1"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
     serialise_dynamodb_requests(monkeypatch)
     with mock_aws():
         yield
