@@ -10,9 +10,18 @@ import pg8000.exceptions
 import pymysql.err
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql
 
-from driftguard.collect.dialects import DialectRules, MysqlRules, PostgresRules, SqliteRules
+from driftguard.collect.dialects import (
+    Catalog,
+    CatalogRow,
+    DialectRules,
+    MysqlRules,
+    PostgresRules,
+    SqliteRules,
+)
 from driftguard.errors import ErrorKind
 
 
@@ -105,3 +114,27 @@ def test_sqlite_errors_are_classified_by_result_code(tmp_path: Path) -> None:
     rules: DialectRules = SqliteRules()
     assert rules.error_kind(sqlite_error(tmp_path, "select * from nope")) == ErrorKind.DEFINITION
     assert rules.error_kind(sqlite_error(tmp_path, None)) == ErrorKind.UNAVAILABLE
+
+
+_names = st.sampled_from(["orders", "Orders", "ORDERS", "items", "public", "Public", "app"])
+
+
+@given(
+    rows=st.lists(st.tuples(_names, _names, st.sampled_from(["id", "ts", None])), max_size=30),
+    schema=_names,
+    table=_names,
+    fold=st.booleans(),
+)
+def test_a_catalogs_rows_of_one_table_are_what_a_scan_finds(
+    rows: list[tuple[str, str, str | None]], schema: str, table: str, fold: bool
+) -> None:
+    """The index answers as the scan of every row it replaced: exact names first, and only where none
+    match exactly, names compared case-insensitively when the engine folds them."""
+    catalog = Catalog([CatalogRow(s, t, c, "integer", True, None) for s, t, c in rows], "public")
+    exact = [r for r in catalog.rows if r.schema == schema and r.table == table]
+    folded = [
+        r for r in catalog.rows if r.schema.lower() == schema.lower() and r.table.lower() == table.lower()
+    ]
+    expected = exact or (folded if fold else [])
+    assert catalog.of(schema, table, fold=fold) == expected
+    assert catalog.of(schema, table, fold=fold) == expected  # asked again, from the index

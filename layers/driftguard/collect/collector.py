@@ -225,11 +225,7 @@ class Collector:
         rules = self.session.rules
         schema = table.db_schema or catalog.default_schema
         fold = rules.name != "postgresql"  # MySQL/SQLite compare table names case-insensitively
-        rows = [r for r in catalog.rows if r.schema == schema and r.table == table.name] or [
-            r
-            for r in catalog.rows
-            if fold and r.schema.lower() == schema.lower() and r.table.lower() == table.name.lower()
-        ]
+        rows = catalog.of(schema, table.name, fold=fold)
         where = self._where(table)
         if not rows:
             self._explain_missing(table, where)

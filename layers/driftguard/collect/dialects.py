@@ -42,6 +42,26 @@ class Catalog:
     rows: list[CatalogRow]
     default_schema: str  # what an unqualified table name resolves to
 
+    def of(self, schema: str, table: str, *, fold: bool) -> list[CatalogRow]:
+        """The rows of one table, in catalog order; with `fold`, names compared case-insensitively
+        when no row matches exactly (MySQL and SQLite). Indexed on first use: a source of 500
+        tables asked the whole catalog once per table (2,000 rows, 0.19 s a run)."""
+        exact = self._index(False).get((schema, table))
+        if exact or not fold:
+            return exact or []
+        return self._index(True).get((schema.lower(), table.lower()), [])
+
+    def _index(self, folded: bool) -> dict[tuple[str, str], list[CatalogRow]]:
+        attribute = "_folded" if folded else "_exact"
+        index: dict[tuple[str, str], list[CatalogRow]] | None = self.__dict__.get(attribute)
+        if index is None:
+            index = {}
+            for row in self.rows:
+                key = (row.schema.lower(), row.table.lower()) if folded else (row.schema, row.table)
+                index.setdefault(key, []).append(row)
+            object.__setattr__(self, attribute, index)
+        return index
+
 
 class DialectRules:
     name: ClassVar[Dialect]

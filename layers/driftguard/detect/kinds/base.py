@@ -120,6 +120,7 @@ class Run:
         for table in snapshot.tables:
             self._tables.setdefault(table.table, table)  # the first, as Snapshot.table answers
         self._settings: dict[DetectionOverrides, DetectionSettings] = {}
+        self._segmented = {t.name for t in source.tables if t.segment_by is not None}
 
     def key(
         self,
@@ -135,7 +136,7 @@ class Run:
 
     def segmented(self, table: str) -> bool:
         """Whether `table` is judged per segment (tables[].segment_by)."""
-        return any(t.name == table and t.segment_by is not None for t in self.source.tables)
+        return table in self._segmented
 
     def table(self, name: str) -> TableSnapshot | None:
         """`snapshot.table(name)`, from the run's index."""
