@@ -73,6 +73,8 @@ t2 = time.perf_counter()
 if "--check-imports" in sys.argv:
     import driftguard.engine, driftguard.collect  # what the first check imports lazily
     rt.store.client  # and the state store's DynamoDB client, which its first request creates
+    import os
+    rt.source_config(os.environ["DRIFTGUARD_BENCH_SOURCE"])  # and its source's slice
 t3 = time.perf_counter()
 print(json.dumps({{"import_s": t1 - t0, "runtime_s": t2 - t1, "check_imports_s": t3 - t2,
                    "connects": connects, "modules": sorted(sys.modules)}}))
@@ -80,12 +82,25 @@ print(json.dumps({{"import_s": t1 - t0, "runtime_s": t2 - t1, "check_imports_s":
 
 
 def compiled_config(directory: Path) -> Path:
-    """EXAMPLE_CONFIG compiled as the CDK stack compiles it into the function asset (`driftguard.json`)."""
-    from driftguard.config import compile_config, load_config
+    """EXAMPLE_CONFIG shipped as the CDK stack ships it to the check function: the config without
+    sources (`driftguard.json`), the plan and one slice per source (infra ShippedConfig.sliced_files).
+    Returns the config file; the plan and slices sit beside it (`lambda_env` points at them)."""
+    from infra.constructs.assets import CONFIG_FILE_NAME
+    from infra.constructs.common import ShippedConfig
 
-    path = directory / "driftguard.json"
-    path.write_text(compile_config(load_config(EXAMPLE_CONFIG)), encoding="utf-8")
-    return path
+    from driftguard.config import load_config
+
+    for name, text in ShippedConfig.of(load_config(EXAMPLE_CONFIG), EXAMPLE_CONFIG).sliced_files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory / CONFIG_FILE_NAME
+
+
+def first_source() -> str:
+    """The source the probe's first check sets up (its slice is read then, as in Lambda)."""
+    from driftguard.config import load_config
+
+    return load_config(EXAMPLE_CONFIG).sources[0].name
 
 
 def lambda_env(
@@ -98,10 +113,15 @@ def lambda_env(
     benchmarks use (PYTHONPYCACHEPREFIX=.bench/pycache; with a prefix Python reads no other
     bytecode), written by one unmeasured probe of each step (`write_bytecode`) and then only read,
     by the floor's probes as well."""
+    from infra.constructs.assets import PLAN_FILE_NAME, SLICES_DIR_NAME
+
     return {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
         "DRIFTGUARD_CONFIG": str(config),
+        "DRIFTGUARD_CONFIG_SLICES": str(config.parent / SLICES_DIR_NAME),
+        "DRIFTGUARD_PLAN": str(config.parent / PLAN_FILE_NAME),
+        "DRIFTGUARD_BENCH_SOURCE": first_source(),
         "DRIFTGUARD_STATE_TABLE": "driftguard-state",
         "DRIFTGUARD_IDEMPOTENCY_TABLE": "driftguard-idempotency",
         "AWS_REGION": "eu-west-1",
@@ -206,7 +226,7 @@ def measure(config: Path, quick: bool) -> Report:
         ("bare floor: " + FLOOR_IMPORTS, "floor"),
         ("import handler (module init)", "handler"),
         ("import handler + handler.container()", "runtime"),
-        ("then the first check's imports (engine, collect) and store client", "check_imports"),
+        ("then the first check's imports (engine, collect), store client and its source's slice", "check_imports"),
         ("cold total: handler + container() + the first check's set-up", "total"),
     )
     for label, step in rows:
