@@ -226,7 +226,10 @@ def measure(config: Path, quick: bool) -> Report:
         ("bare floor: " + FLOOR_IMPORTS, "floor"),
         ("import handler (module init)", "handler"),
         ("import handler + handler.container()", "runtime"),
-        ("then the first check's imports (engine, collect), store client and its source's slice", "check_imports"),
+        (
+            "then the first check's imports (engine, collect), store client and its source's slice",
+            "check_imports",
+        ),
         ("cold total: handler + container() + the first check's set-up", "total"),
     )
     for label, step in rows:
