@@ -113,7 +113,7 @@ from infra.constructs.common import (
     python_function,
     scheduler_role,
 )
-from infra.constructs.memory import check_memory
+from infra.constructs.memory import announced, check_memory
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import IDEMPOTENCY_ACTIONS, STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
@@ -158,13 +158,11 @@ class Checks(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # Sized from the largest source's slice and tables, not the fleet (infra/constructs/memory.py)
-        memory = check_memory(
-            config, shared=shipped.without_sources, plan=shipped.plan, slices=shipped.slices
+        memory = announced(
+            self,
+            check_memory(config, shared=shipped.without_sources, plan=shipped.plan, slices=shipped.slices),
         )
         self.memory = memory
-        (Annotations.of(self).add_warning if memory.too_small else Annotations.of(self).add_info)(
-            memory.note()
-        )
         self.function = python_function(
             self,
             "CheckFunction",

@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from aws_cdk import Annotations
+
+from constructs import IConstruct
 from driftguard.config import Config
 from driftguard.errors import ConfigError
 from driftguard.lambda_runtime import SLICE_CACHE_SIZE
@@ -70,6 +73,12 @@ class MemorySize:
                 f"largest source; raise it to at least {_rounded(self.estimate_mb)} MB or remove it"
             )
         return text
+
+
+def announced(scope: IConstruct, size: MemorySize) -> MemorySize:
+    """`size`, said at synth on `scope`: a warning when a setting is below the estimate, else info."""
+    (Annotations.of(scope).add_warning if size.too_small else Annotations.of(scope).add_info)(size.note())
+    return size
 
 
 def _rounded(mb: float) -> int:

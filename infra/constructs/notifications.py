@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -44,7 +44,7 @@ from infra.constructs.common import (
     grant_secrets,
     python_function,
 )
-from infra.constructs.memory import notify_memory
+from infra.constructs.memory import announced, notify_memory
 from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
 NOTIFY_TIMEOUT = Duration.seconds(30)
@@ -103,11 +103,8 @@ class Notifications(Construct):
         ses_channels = [c for c in config.channels if isinstance(c, SesChannel)]
         self.configuration_set = self._ses(config) if ses_channels else None
         # Sized from the config it ships, without sources (infra/constructs/memory.py)
-        memory = notify_memory(config, shared=shipped.without_sources)
+        memory = announced(self, notify_memory(config, shared=shipped.without_sources))
         self.memory = memory
-        (Annotations.of(self).add_warning if memory.too_small else Annotations.of(self).add_info)(
-            memory.note()
-        )
         self.function = python_function(
             self,
             "NotifyFunction",

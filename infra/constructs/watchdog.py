@@ -10,7 +10,7 @@ external topics, read the channel secrets, send through SES, and read and write 
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
@@ -27,7 +27,7 @@ from infra.constructs.common import (
     python_function,
     scheduler_role,
 )
-from infra.constructs.memory import watchdog_memory
+from infra.constructs.memory import announced, watchdog_memory
 from infra.constructs.notifications import Notifications
 from infra.constructs.state import STORE_READ_ACTIONS, STORE_WRITE_ACTIONS, StateTables
 
@@ -52,11 +52,8 @@ class Watchdog(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # It reads every source's schedule from the whole config: sized from that config's size.
-        memory = watchdog_memory(config, whole=shipped.compiled)
+        memory = announced(self, watchdog_memory(config, whole=shipped.compiled))
         self.memory = memory
-        (Annotations.of(self).add_warning if memory.too_small else Annotations.of(self).add_info)(
-            memory.note()
-        )
         self.function = python_function(
             self,
             "WatchdogFunction",
