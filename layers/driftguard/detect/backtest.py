@@ -22,7 +22,7 @@ from driftguard.config import DetectionSettings
 from driftguard.detect import seasonal
 from driftguard.detect.base import Verdict
 from driftguard.detect.freshness import UpdateTimes, judge_lag
-from driftguard.detect.seasonal import SeasonalStrategy
+from driftguard.detect.seasonal import Fitted, SeasonalStrategy
 from driftguard.detect.strategy import Judgement
 from driftguard.model import CheckKey, CheckKind, FindingStatus, Frozen, MetricPoint, PointLabel, utc
 
@@ -36,18 +36,32 @@ Replayed = tuple[datetime, float, Judgement]
 
 
 def backtest_volume(
-    rows: list[tuple[datetime, float]], period: timedelta | None, settings: DetectionSettings | None = None
+    rows: list[tuple[datetime, float]],
+    period: timedelta | None,
+    settings: DetectionSettings | None = None,
+    *,
+    exact: bool = False,
 ) -> list[Verdict]:
     """Judge each (timestamp, value) row, oldest first, against the rows before it.
 
-    `period`: the spacing of the rows; None detects it from the timestamps seen so far."""
-    return [_verdict(*r) for r in replay_volume(rows, period, settings or DetectionSettings())]
+    `period`: the spacing of the rows; None detects it from the timestamps seen so far. `exact`: fit
+    every judgement in full (see `replay_volume`)."""
+    return [_verdict(*r) for r in replay_volume(rows, period, settings or DetectionSettings(), exact=exact)]
 
 
 def replay_volume(
-    rows: Sequence[tuple[datetime, float]], period: timedelta | None, settings: DetectionSettings
+    rows: Sequence[tuple[datetime, float]],
+    period: timedelta | None,
+    settings: DetectionSettings,
+    *,
+    exact: bool = False,
 ) -> list[Replayed]:
     """Every row's full judgement (what an explanation is built from), oldest row first.
+
+    As a production check does, a plainly normal value is judged by the fit kept from an earlier
+    judgement (`SeasonalStrategy.reuse`: fresh, under the same settings); every other value is judged
+    by a full fit on its training window. `exact`: a full fit for every value, what the replay did
+    before fits were kept (tests/unit/test_backtest_equivalence.py measures the two against each other).
 
     Rows in strictly increasing time order (what `driftguard backtest` accepts) are replayed with
     each judgement handed only the rows of its training window; any other order is replayed as
@@ -59,12 +73,19 @@ def replay_volume(
     secs = [at.timestamp() for at in ats]
     reach = settings.training_window.total_seconds() + _WINDOW_MARGIN
     most = 2 * seasonal.MAX_TRAINING_POINTS  # what the reference hands over, at most
+    tail = strategy.reuse_tail(settings)
+    fitted: Fitted | None = None
     history: list[MetricPoint] = []
     replayed: list[Replayed] = []
     for i, (at, (_, raw)) in enumerate(zip(ats, rows, strict=True)):
         value = float(raw)
         first = max(i - most, bisect.bisect_left(secs, secs[i] - reach, 0, i), 0)
-        judgement = strategy.judge(history[first:i], at, value, settings)
+        judgement = (
+            None if exact else strategy.reuse(fitted, history[max(first, i - tail) : i], at, value, settings)
+        )
+        if judgement is None:
+            judgement = strategy.judge(history[first:i], at, value, settings)
+            fitted = judgement.fitted
         replayed.append((at, value, judgement))
         history.append(_point(at, value, judgement))
     return replayed

@@ -592,3 +592,59 @@ def _with_judging_noise(
         if slot_noise:
             slot_log_noise = _slot_factors([k for k, _, _ in kept], ratios)
     return replace(baseline, log_sigma=log_sigma, slot_noise=slot_noise, slot_log_noise=slot_log_noise)
+
+
+def _profile(d: dict[int, float]) -> list[list[float]]:
+    return [[k, v] for k, v in sorted(d.items())]
+
+
+def _unprofile(rows: Sequence[Sequence[float]]) -> dict[int, float]:
+    return {int(k): float(v) for k, v in rows}
+
+
+def baseline_to_json(b: Baseline) -> dict[str, object]:
+    """`b` as plain JSON (a fitted state kept with its series); `baseline_from_json` reads it back
+    equal, field for field."""
+    season = b.season
+    return {
+        "seasonality": [season.seasonality.name, season.seasonality.slot_width],
+        "multiplicative": season.multiplicative,
+        "by_time": _profile(season.by_time),
+        "by_day": _profile(season.by_day),
+        "level": b.level,
+        "slope": b.slope,
+        "t_ref": b.t_ref,
+        "sigma": b.sigma,
+        "power": b.power,
+        "counts": b.counts,
+        "points": b.points,
+        "typical_scale": b.typical_scale,
+        "log_sigma": b.log_sigma,
+        "slot_noise": _profile(b.slot_noise),
+        "slot_log_noise": _profile(b.slot_log_noise),
+    }
+
+
+def baseline_from_json(data: dict[str, object]) -> Baseline:
+    """The baseline `baseline_to_json` wrote (KeyError, TypeError or ValueError on anything else)."""
+    name, width = data["seasonality"]  # type: ignore[misc]
+    season = Season(
+        Seasonality(str(name), float(width)),
+        bool(data["multiplicative"]),
+        _unprofile(data["by_time"]),  # type: ignore[arg-type]
+        _unprofile(data["by_day"]),  # type: ignore[arg-type]
+    )
+    return Baseline(
+        season,
+        float(data["level"]),  # type: ignore[arg-type]
+        float(data["slope"]),  # type: ignore[arg-type]
+        float(data["t_ref"]),  # type: ignore[arg-type]
+        float(data["sigma"]),  # type: ignore[arg-type]
+        float(data["power"]),  # type: ignore[arg-type]
+        bool(data["counts"]),
+        int(data["points"]),  # type: ignore[call-overload]
+        float(data["typical_scale"]),  # type: ignore[arg-type]
+        float(data["log_sigma"]),  # type: ignore[arg-type]
+        _unprofile(data["slot_noise"]),  # type: ignore[arg-type]
+        _unprofile(data["slot_log_noise"]),  # type: ignore[arg-type]
+    )

@@ -8,11 +8,13 @@ shifted level is the new normal and stops alerting.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Literal
 
@@ -20,6 +22,8 @@ from driftguard.config import DetectionSettings
 from driftguard.detect.baseline import (
     Baseline,
     Seasonality,
+    baseline_from_json,
+    baseline_to_json,
     choose_baseline,
     fit_baseline,
     learnable_seasonalities,
@@ -47,6 +51,9 @@ _STEP_MIN_GAIN = 0.97  # a step taken for a trend must explain the window 3% bet
 _RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation lengths of newest points
 _SEGMENT_GROWTH = 1.5  # segment lengths tried grow geometrically: bounded work per judgement
 MAX_TRAINING_POINTS = 3000  # bounds the work per judgement; a window of hourly points for 4 months
+_REFIT_SHARE = 1 / 56  # a kept fit is fitted again once this share of the training window passed (1 day)
+_REUSE_MAX_Z_SHARE = 0.5  # a kept fit judges only values within this share of `sensitivity`
+_REUSE_TAIL = 2  # a reused judgement reads this many times `level_shift_confirm_runs` newest points
 # enum members looked up once: `PointLabel.X` costs an Enum class lookup per point otherwise
 _CLEAN = PointLabel.NONE
 _TRAINABLE = (PointLabel.NONE, PointLabel.ANOMALY)  # labels whose points a baseline may learn from
@@ -342,6 +349,83 @@ def find_level_shift(
     return LevelShift(segment[0].ts, length, multiplicative, ratio, offset, z, alerted, baseline.power)
 
 
+def _fingerprint_of(
+    counts: bool, non_negative: bool, period: timedelta | None, settings: DetectionSettings
+) -> str:
+    text = f"{counts}|{non_negative}|{period}|{settings.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_cached_fingerprint = functools.lru_cache(maxsize=256)(_fingerprint_of)
+
+
+def fingerprint(
+    counts: bool, non_negative: bool, period: timedelta | None, settings: DetectionSettings
+) -> str:
+    """What a fit was made under (the strategy and every detection setting): a fit made under other
+    settings is never reused."""
+    try:
+        return _cached_fingerprint(counts, non_negative, period, settings)
+    except TypeError:  # settings holding something unhashable: computed each time
+        return _fingerprint_of(counts, non_negative, period, settings)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a full judgement fitted, kept with its series: the next values that are plainly normal
+    under it are judged without reading the training window again (`SeasonalStrategy.reuse`).
+
+    It is fitted again after `_REFIT_SHARE` of the training window (a day by default), under other
+    settings, on a holiday, and whenever a value is not plainly normal under it (beyond half of
+    `sensitivity`, an empty period, or part of a run of deviations): every value that could alert is
+    judged by a full fit on the whole window, as it always was."""
+
+    baseline: Baseline
+    at: float  # epoch seconds of the judgement that fitted it
+    fingerprint: str
+    training_start: datetime
+    training_end: datetime
+    training_points: int
+    note: str = ""  # the level shift it adopted, said again while it is reused
+    calendar: str = ""
+    waiting: str = ""  # a seasonality the history was too short for
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "baseline": baseline_to_json(self.baseline),
+            "at": self.at,
+            "fingerprint": self.fingerprint,
+            "training": [
+                self.training_start.timestamp(),
+                self.training_end.timestamp(),
+                self.training_points,
+            ],
+            "note": self.note,
+            "calendar": self.calendar,
+            "waiting": self.waiting,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Fitted | None:
+        """The fit `to_json` wrote; None for anything else (an older or damaged state is fitted again,
+        never trusted)."""
+        try:
+            start, end, points = data["training"]  # type: ignore[misc]
+            return cls(
+                baseline_from_json(data["baseline"]),  # type: ignore[arg-type]
+                float(data["at"]),  # type: ignore[arg-type]
+                str(data["fingerprint"]),
+                datetime.fromtimestamp(float(start), UTC),
+                datetime.fromtimestamp(float(end), UTC),
+                int(points),
+                str(data.get("note", "")),
+                str(data.get("calendar", "")),
+                str(data.get("waiting", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
 @dataclass(frozen=True)
 class SeasonalStrategy:
     """`counts`: values are counts (Poisson noise floor); `non_negative`: values cannot go below 0."""
@@ -368,12 +452,11 @@ class SeasonalStrategy:
             ]
             usable = [p for p, n in zip(usable, names, strict=True) if n is None]
         clean = [p for p in usable if p.label == _CLEAN]
-        method = "seasonal median + MAD" + (" with count noise floor" if self.counts else "")
         if len(clean) < settings.min_points:
             return Judgement(
                 FindingStatus.LEARNING,
                 value,
-                method,
+                self._method(),
                 training_points=len(clean),
                 needed_points=settings.min_points - len(clean),
             )
@@ -454,11 +537,23 @@ class SeasonalStrategy:
             note = f"{note}; the first period judged at the new level alerts once"
         p_value = min(1.0, normal_sf(z) * (2 if settings.direction == "both" else 1))
         season = baseline.seasonality
-        slot = season.label(at)
+        fitted = None
+        if holiday is None:  # a holiday's baseline is its own: the next ordinary period fits again
+            fitted = Fitted(
+                baseline,
+                at.timestamp(),
+                fingerprint(self.counts, self.non_negative, self.period, settings),
+                train[0].ts,
+                train[-1].ts,
+                len(train),
+                f"{shift.describe()}, adopted as the new normal" if shift is not None else "",
+                calendar_rule,
+                waiting,
+            )
         return Judgement(
             FindingStatus.ANOMALY if anomaly else FindingStatus.OK,
             value,
-            method if season.name == "none" else f"{method} ({season.name} seasonality)",
+            self._method(season),
             expected=band.expected,
             lower=band.lower,
             upper=band.upper,
@@ -467,13 +562,91 @@ class SeasonalStrategy:
             training_start=train[0].ts,
             training_end=train[-1].ts,
             training_points=len(train),
-            slot=slot,
+            slot=season.label(at),
             effect=deviation / abs(band.expected) if band.expected else None,
             direction=direction,
             note=note,
             noise=describe_noise(band),
             calendar=calendar_rule,
             seasonality=waiting,
+            fitted=fitted,
+        )
+
+    def _method(self, season: Seasonality | None = None) -> str:
+        method = "seasonal median + MAD" + (" with count noise floor" if self.counts else "")
+        return method if season is None or season.name == "none" else f"{method} ({season.name} seasonality)"
+
+    @staticmethod
+    def reuse_tail(settings: DetectionSettings) -> int:
+        """How many of the newest points `reuse` reads (what a run of deviations is judged on)."""
+        return _REUSE_TAIL * settings.level_shift_confirm_runs
+
+    def reuse(
+        self,
+        fitted: Fitted | None,
+        recent: Sequence[MetricPoint],
+        at: datetime,
+        value: float,
+        settings: DetectionSettings,
+    ) -> Judgement | None:
+        """The judgement of `value` by the kept fit `fitted`, when it is fresh, made under these
+        settings, and the value is plainly normal under it; else None, and `judge` fits in full.
+
+        `recent`: the newest points before `at` (`reuse_tail` of them). Plainly normal: inside the
+        band and within half of `sensitivity`, not an empty period of a count, not a holiday, and not
+        the newest of a run of periods that deviate together (the same test `judge` makes). A
+        value this close to a fit made less than a day ago is what a full refit finds normal too;
+        everything that could alert is judged by a full fit."""
+        if fitted is None:
+            return None
+        t = at.timestamp()
+        if not 0 < t - fitted.at < settings.training_window.total_seconds() * _REFIT_SHARE:
+            return None
+        if (self.counts and value == 0) or fitted.fingerprint != fingerprint(
+            self.counts, self.non_negative, self.period, settings
+        ):
+            return None
+        calendar = calendar_of(settings)
+        if calendar is not None and calendar.holiday(t) is not None:
+            return None
+        baseline = fitted.baseline
+        band = band_of(baseline, t, settings, floor_zero=self.non_negative)
+        z = band.z(value)
+        if _outside(band, value) or z >= _REUSE_MAX_Z_SHARE * settings.sensitivity:
+            return None
+        deviation = value - band.expected
+        direction = "drop" if deviation < 0 else "spike" if deviation > 0 else None
+        watched = settings.direction == "both" or settings.direction == direction
+        if watched and direction:
+            start = at - settings.training_window
+            usable = [p for p in recent if start <= p.ts < at and p.label in _TRAINABLE]
+            if calendar is not None:
+                names = calendar.holidays_of([p.ts.timestamp() for p in usable])
+                usable = [p for p, n in zip(usable, names, strict=True) if n is None]
+            if self._sustained(baseline, band, usable, value, settings) is not None:
+                return None
+        score = z if watched else 0.0
+        season = baseline.seasonality
+        return Judgement(
+            FindingStatus.OK,
+            value,
+            self._method(season),
+            expected=band.expected,
+            lower=band.lower,
+            upper=band.upper,
+            score=score,
+            p_value=min(1.0, normal_sf(score) * (2 if settings.direction == "both" else 1)),
+            training_start=fitted.training_start,
+            training_end=fitted.training_end,
+            training_points=fitted.training_points,
+            slot=season.label(at),
+            effect=deviation / abs(band.expected) if band.expected else None,
+            direction=direction,
+            note=fitted.note,
+            noise=describe_noise(band),
+            calendar=fitted.calendar,
+            seasonality=fitted.waiting,
+            fitted=fitted,
         )
 
     def _adopt_level_shift(
@@ -603,20 +776,44 @@ class GrowthStrategy:
     ) -> Judgement:
         if not history:
             return self.inner.judge([], at, value, settings)
-        increments = [
-            b.model_copy(update={"value": b.value - a.value}) for a, b in itertools.pairwise(history)
-        ]
         previous = history[-1].value
-        judged = self.inner.judge(increments, at, value - previous, settings)
+        judged = self.inner.judge(_increments(history), at, value - previous, settings)
+        return _as_totals(judged, value, previous)
 
-        def total(x: float | None) -> float | None:
-            return None if x is None else x + previous
+    def reuse_tail(self, settings: DetectionSettings) -> int:
+        return self.inner.reuse_tail(settings) + 1  # one more total: increments are differences
 
-        return replace(
-            judged,
-            observed=value,
-            expected=total(judged.expected),
-            lower=total(judged.lower),
-            upper=total(judged.upper),
-            method=judged.method.replace("seasonal median", "seasonal median of growth"),
-        )
+    def reuse(
+        self,
+        fitted: Fitted | None,
+        recent: Sequence[MetricPoint],
+        at: datetime,
+        value: float,
+        settings: DetectionSettings,
+    ) -> Judgement | None:
+        """`SeasonalStrategy.reuse` on the growth since the previous total."""
+        if not recent:
+            return None
+        previous = recent[-1].value
+        judged = self.inner.reuse(fitted, _increments(recent), at, value - previous, settings)
+        return None if judged is None else _as_totals(judged, value, previous)
+
+
+def _increments(history: Sequence[MetricPoint]) -> list[MetricPoint]:
+    return [b.model_copy(update={"value": b.value - a.value}) for a, b in itertools.pairwise(history)]
+
+
+def _as_totals(judged: Judgement, value: float, previous: float) -> Judgement:
+    """A judgement of the growth since `previous`, reported as totals."""
+
+    def total(x: float | None) -> float | None:
+        return None if x is None else x + previous
+
+    return replace(
+        judged,
+        observed=value,
+        expected=total(judged.expected),
+        lower=total(judged.lower),
+        upper=total(judged.upper),
+        method=judged.method.replace("seasonal median", "seasonal median of growth"),
+    )

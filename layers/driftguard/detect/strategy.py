@@ -8,12 +8,15 @@ anomalies or by an operator. Adding a strategy means adding one class in one fil
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from driftguard.config import DetectionSettings
 from driftguard.model import FindingStatus, MetricPoint
+
+if TYPE_CHECKING:
+    from driftguard.detect.seasonal import Fitted
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Judgement:
     noise: str = ""  # the noise model the range came from, e.g. "counts, variance 12x Poisson"
     calendar: str = ""  # the calendar rule applied, e.g. "US holidays kept out of training"
     seasonality: str = ""  # a seasonality the history is too short for, e.g. "weekly: needs 14 days ..."
+    # the fit this judgement was made with, kept with the series so that the next plainly normal
+    # value is judged without refitting (SeasonalStrategy.reuse); None where none can be kept
+    fitted: Fitted | None = field(default=None, repr=False)
 
     @property
     def anomaly(self) -> bool:
