@@ -8,6 +8,7 @@ Everything is medians so that a minority of bad points cannot move the baseline.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -77,22 +78,27 @@ class Seasonality:
         day = int((t // _DAY + _EPOCH_WEEKDAY) % 7) if self.name == "weekly" else 0
         return time_slot, day
 
-    def keys_of(self, secs: Sequence[float]) -> list[tuple[int, int]]:
-        """`keys` of every time in `secs`, in one pass (the same arithmetic, without a call per point)."""
+    def keys_of(self, secs: Sequence[float]) -> Sequence[tuple[int, int]]:
+        """`keys` of every time in `secs`, in one pass (the same arithmetic, without a call per point).
+        One judgement asks this of the same times for several fits: the last few answers are kept
+        (looking them up hashes the times, a tenth of the cost of computing them)."""
         if self.name == "none":
             return [(0, 0)] * len(secs)
+        return _keys_of(self, tuple(secs))
+
+    def _compute_keys(self, secs: Sequence[float]) -> tuple[tuple[int, int], ...]:
         if self.name == "monthly":
-            return [self.keys(t) for t in secs]
+            return tuple(self.keys(t) for t in secs)
         width = self.slot_width
         with_time = width < _DAY
         weekly = self.name == "weekly"
-        return [
+        return tuple(
             (
                 int(t % _DAY // width) if with_time else 0,
                 int((t // _DAY + _EPOCH_WEEKDAY) % 7) if weekly else 0,
             )
             for t in secs
-        ]
+        )
 
     def label(self, t: datetime) -> str | None:
         """The slot as an operator reads it: 'Mon 08:00', 'Mon' (daily data), '08:00' or
@@ -106,6 +112,11 @@ class Seasonality:
             return clock
         name = _month_label(day) if self.name == "monthly" else _DAYS[day]
         return name if self.slot_width >= _DAY else f"{name} {clock}"
+
+
+@functools.lru_cache(maxsize=16)
+def _keys_of(seasonality: Seasonality, secs: tuple[float, ...]) -> tuple[tuple[int, int], ...]:
+    return seasonality._compute_keys(secs)
 
 
 def candidate_seasonalities(period: timedelta, wanted: str) -> list[Seasonality]:

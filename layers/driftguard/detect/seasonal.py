@@ -24,6 +24,7 @@ from driftguard.detect.baseline import (
     Seasonality,
     baseline_from_json,
     baseline_to_json,
+    candidate_seasonalities,
     choose_baseline,
     fit_baseline,
     learnable_seasonalities,
@@ -44,6 +45,7 @@ from driftguard.model import FindingStatus, MetricPoint, PointLabel
 
 _RELATIVE_NOISE_POWER = 0.75  # noise growing at least this fast with the level is judged on a log scale
 _WIDE_NOISE = 0.5  # so is count noise whose band (sensitivity x scale) spans this share of the level
+_MAX_LOG_REACH = 50.0  # a band on the log scale reaches at most e**50 times the expected count
 _SUSTAINED_MIN_Z = 1.0  # a run of deviations is judged only while the newest value still deviates
 _SEGMENT_SHARE = 0.75  # share of a shifted segment that must sit on the shifted side
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
@@ -52,7 +54,9 @@ _RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation le
 _SEGMENT_GROWTH = 1.5  # segment lengths tried grow geometrically: bounded work per judgement
 MAX_TRAINING_POINTS = 3000  # bounds the work per judgement; a window of hourly points for 4 months
 _REFIT_SHARE = 1 / 56  # a kept fit is fitted again once this share of the training window passed (1 day)
-_REUSE_MAX_Z_SHARE = 0.5  # a kept fit judges only values within this share of `sensitivity`
+_REUSE_MAX_Z_SHARE = 0.6  # a kept fit judges only values within this share of `sensitivity`
+_REUSE_MAX_BAND = 10.0  # nor a band wider than this many times the expected value
+_LEAN_MIN_Z = 0.0  # ... and values leaning this far the same way as the newest periods are refitted
 _REUSE_TAIL = 2  # a reused judgement reads this many times `level_shift_confirm_runs` newest points
 # enum members looked up once: `PointLabel.X` costs an Enum class lookup per point otherwise
 _CLEAN = PointLabel.NONE
@@ -123,7 +127,8 @@ def band_of(baseline: Baseline, t: float, settings: DetectionSettings, *, floor_
         and (baseline.power >= _RELATIVE_NOISE_POWER or k * scale >= _WIDE_NOISE * expected)
     ):
         sigma = max(scale / (expected + 1), baseline.log_sigma * baseline.slot_factors(t)[1])
-        low, high = (expected + 1) * math.exp(-k * sigma) - 1, (expected + 1) * math.exp(k * sigma) - 1
+        reach = min(k * sigma, _MAX_LOG_REACH)  # noise this wide bounds nothing: kept finite
+        low, high = (expected + 1) * math.exp(-reach) - 1, (expected + 1) * math.exp(reach) - 1
         return Band(
             expected, min(low, expected - effect), max(high, expected + effect), scale, "relative", sigma
         )
@@ -249,7 +254,10 @@ def midranks(values: Sequence[float]) -> list[float]:
 
 
 def find_level_shift(
-    baseline: Baseline, usable: Sequence[MetricPoint], settings: DetectionSettings
+    baseline: Baseline,
+    usable: Sequence[MetricPoint],
+    settings: DetectionSettings,
+    secs: Sequence[float] | None = None,
 ) -> LevelShift | None:
     """The newest segment of at least `level_shift_confirm_runs` points whose level differs clearly
     from the older points', or None.
@@ -261,7 +269,8 @@ def find_level_shift(
     halves both rank on the shifted side (a change that crossed back, or only just began, is not a
     level); when the change exceeds the minimum effect size; and when it is not an outage (mostly
     empty periods never become normal). The change point is then placed where the most points lie
-    on their own side of the midpoint between the two levels."""
+    on their own side of the midpoint between the two levels. `secs`: the points' epoch seconds,
+    when the caller has them."""
     runs = settings.level_shift_confirm_runs
     n = len(usable)
     min_old = max(runs, settings.min_points)
@@ -270,7 +279,8 @@ def find_level_shift(
         return None
     multiplicative = baseline.season.multiplicative
     newest_first = list(reversed(usable))
-    expected, scales = baseline.at_many([p.ts.timestamp() for p in newest_first])
+    forward = baseline.at_many(secs if secs is not None else [p.ts.timestamp() for p in usable])
+    expected, scales = forward[0][::-1], forward[1][::-1]
     scores = [(p.value - mu) / s for p, mu, s in zip(newest_first, expected, scales, strict=True)]
     # rank sums of the newest k points, k = 0..n: every test below reads them
     prefix = [0.0, *itertools.accumulate(midranks(scores))]
@@ -376,7 +386,7 @@ class Fitted:
     under it are judged without reading the training window again (`SeasonalStrategy.reuse`).
 
     It is fitted again after `_REFIT_SHARE` of the training window (a day by default), under other
-    settings, on a holiday, and whenever a value is not plainly normal under it (beyond half of
+    settings, on a holiday, and whenever a value is not plainly normal under it (beyond 60% of
     `sensitivity`, an empty period, or part of a run of deviations): every value that could alert is
     judged by a full fit on the whole window, as it always was."""
 
@@ -389,6 +399,8 @@ class Fitted:
     note: str = ""  # the level shift it adopted, said again while it is reused
     calendar: str = ""
     waiting: str = ""  # a seasonality the history was too short for
+    shift_since: float | None = None  # epoch seconds: the start of the level shift it adopted
+    learns_at: float | None = None  # epoch seconds: when the history becomes long enough for `waiting`
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -403,6 +415,8 @@ class Fitted:
             "note": self.note,
             "calendar": self.calendar,
             "waiting": self.waiting,
+            "shift_since": self.shift_since,
+            "learns_at": self.learns_at,
         }
 
     @classmethod
@@ -421,9 +435,25 @@ class Fitted:
                 str(data.get("note", "")),
                 str(data.get("calendar", "")),
                 str(data.get("waiting", "")),
+                None if data.get("shift_since") is None else float(data["shift_since"]),  # type: ignore[arg-type]
+                None if data.get("learns_at") is None else float(data["learns_at"]),  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def _learns_at(
+    period: timedelta, settings: DetectionSettings, learnable: Sequence[Seasonality], first: float
+) -> float | None:
+    """When a history starting at epoch second `first` spans two cycles of the next seasonality it
+    cannot learn yet (one the training window can hold), or None when there is none."""
+    window = settings.training_window.total_seconds()
+    pending = [
+        s.cycle
+        for s in candidate_seasonalities(period, settings.seasonality)
+        if s not in learnable and 0 < 2 * s.cycle <= window
+    ]
+    return first + 2 * min(pending) if pending else None
 
 
 @dataclass(frozen=True)
@@ -484,7 +514,9 @@ class SeasonalStrategy:
         unshifted = baseline
         note = ""
         shift: LevelShift | None = None
-        adopted = self._adopt_level_shift(baseline, usable, train, options, settings)
+        adopted = self._adopt_level_shift(
+            baseline, usable, secs, [secs[i] for i in kept], train, options, settings
+        )
         if adopted is not None:
             shift, baseline, unshifted = adopted
             note = f"{shift.describe()}, adopted as the new normal"
@@ -549,6 +581,8 @@ class SeasonalStrategy:
                 f"{shift.describe()}, adopted as the new normal" if shift is not None else "",
                 calendar_rule,
                 waiting,
+                shift.since.timestamp() if shift is not None else None,
+                _learns_at(period, settings, options, secs[0]) if waiting else None,
             )
         return Judgement(
             FindingStatus.ANOMALY if anomaly else FindingStatus.OK,
@@ -589,19 +623,32 @@ class SeasonalStrategy:
         value: float,
         settings: DetectionSettings,
     ) -> Judgement | None:
-        """The judgement of `value` by the kept fit `fitted`, when it is fresh, made under these
-        settings, and the value is plainly normal under it; else None, and `judge` fits in full.
+        """The judgement of `value` by the kept fit `fitted`, when the value is plainly normal under
+        it; else None, and `judge` fits in full. `recent`: the newest points before `at` (`reuse_tail`
+        of them).
 
-        `recent`: the newest points before `at` (`reuse_tail` of them). Plainly normal: inside the
-        band and within half of `sensitivity`, not an empty period of a count, not a holiday, and not
-        the newest of a run of periods that deviate together (the same test `judge` makes). A
-        value this close to a fit made less than a day ago is what a full refit finds normal too;
-        everything that could alert is judged by a full fit."""
+        The fit must be fresh (made less than `_REFIT_SHARE` of the training window ago), under these
+        settings, not past the time its history grows long enough for a seasonality it waited for,
+        no alert among the newest
+        `level_shift_confirm_runs` periods, and no adopted level shift younger than a refit interval.
+        The value must be inside a band no wider than `_REUSE_MAX_BAND` times the expected value,
+        within 60% of `sensitivity`, not an empty period of a count, not on a holiday, not the newest
+        of a run of periods that deviate together (the test `judge` makes), and not leaning (by half
+        a noise unit or more) the same way as every one of the newest `level_shift_confirm_runs - 1`
+        periods (a level shift that alerted nowhere is confirmed by a full fit, which says it once).
+        Everything else, which is everything that could alert, is judged by a full fit."""
         if fitted is None:
             return None
         t = at.timestamp()
-        if not 0 < t - fitted.at < settings.training_window.total_seconds() * _REFIT_SHARE:
+        if fitted.waiting and (fitted.learns_at is None or t >= fitted.learns_at):
+            return None  # the history is now long enough for a seasonality the fit could not learn
+        refit_after = settings.training_window.total_seconds() * _REFIT_SHARE
+        if not 0 < t - fitted.at < refit_after:
             return None
+        if fitted.shift_since is not None and fitted.at - fitted.shift_since < refit_after:
+            return None  # a young shift's level is still being measured: every full fit moves it
+        if any(p.label == PointLabel.ANOMALY for p in recent[-settings.level_shift_confirm_runs :]):
+            return None  # a deviation that alerted may be a new level on its way to adoption
         if (self.counts and value == 0) or fitted.fingerprint != fingerprint(
             self.counts, self.non_negative, self.period, settings
         ):
@@ -614,17 +661,30 @@ class SeasonalStrategy:
         z = band.z(value)
         if _outside(band, value) or z >= _REUSE_MAX_Z_SHARE * settings.sensitivity:
             return None
+        if band.upper - band.lower > _REUSE_MAX_BAND * (abs(band.expected) + 1):
+            return None  # a band this wide bounds little: the next full fit may see a different series
         deviation = value - band.expected
         direction = "drop" if deviation < 0 else "spike" if deviation > 0 else None
         watched = settings.direction == "both" or settings.direction == direction
-        if watched and direction:
-            start = at - settings.training_window
-            usable = [p for p in recent if start <= p.ts < at and p.label in _TRAINABLE]
-            if calendar is not None:
-                names = calendar.holidays_of([p.ts.timestamp() for p in usable])
-                usable = [p for p, n in zip(usable, names, strict=True) if n is None]
-            if self._sustained(baseline, band, usable, value, settings) is not None:
-                return None
+        start = at - settings.training_window
+        usable = [p for p in recent if start <= p.ts < at and p.label in _TRAINABLE]
+        if calendar is not None:
+            names = calendar.holidays_of([p.ts.timestamp() for p in usable])
+            usable = [p for p, n in zip(usable, names, strict=True) if n is None]
+        side = 1 if deviation > 0 else -1 if deviation < 0 else 0
+        newest = (
+            usable[-(settings.level_shift_confirm_runs - 1) :]
+            if settings.level_shift_confirm_runs > 1
+            else []
+        )
+        if (
+            side
+            and z >= _LEAN_MIN_Z
+            and not any((p.value - baseline.expected(p.ts.timestamp())) * side < 0 for p in newest)
+        ):
+            return None  # the newest periods all lean one way: a level shift may be confirming
+        if watched and direction and self._sustained(baseline, band, usable, value, settings) is not None:
+            return None
         score = z if watched else 0.0
         season = baseline.seasonality
         return Judgement(
@@ -653,6 +713,8 @@ class SeasonalStrategy:
         self,
         baseline: Baseline,
         usable: Sequence[MetricPoint],
+        usable_secs: Sequence[float],
+        secs: Sequence[float],
         train: Sequence[MetricPoint],
         options: Sequence[Seasonality],
         settings: DetectionSettings,
@@ -664,13 +726,12 @@ class SeasonalStrategy:
         seasonalities are tried again: a mix of two levels may hide one, never invent one). A trend
         may have taken a step for a slope: then the shift is looked for around a flat level too, and
         kept only when it explains the window clearly better than the trend did."""
-        secs = [p.ts.timestamp() for p in train]
         values = [p.value for p in train]
-        shift = find_level_shift(baseline, usable, settings)
+        shift = find_level_shift(baseline, usable, settings, usable_secs)
         judged_by = baseline
         if shift is None and baseline.slope:
             judged_by = baseline.without_trend(secs, values)
-            shift = find_level_shift(judged_by, usable, settings)
+            shift = find_level_shift(judged_by, usable, settings, usable_secs)
         if shift is None:
             return None
         keys = baseline.seasonality.keys_of(secs)
