@@ -274,7 +274,9 @@ store.close()
 
 def test_two_processes_commit_each_run_once(tmp_path: Path) -> None:
     path, run_count = tmp_path / "state.db", 30
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    # The driftguard under test (layers/), not whichever one the interpreter has installed.
+    paths = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "layers")]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", PROCESS_WRITER, str(path), str(run_count)],
