@@ -6,12 +6,13 @@ that keys, conditions and filters need. Times in sort keys are fixed-width ISO-8
 microseconds, so string order is time order.
 
 What a check reads lives in one partition per source (`SRC#<source>`): a head item (the partition's
-version, and each series' newest points), the alert states, the schema baselines and the recent
-segments of every series (up to 512 points an item; every segment is also in the series' history
-partition). `load_source` is one Query of it. A commit is one TransactWriteItems that moves the
-head's version on condition that it is still the version last read, so the series and states it
-rewrites from that read cannot have moved; if anything moved (or the run was committed), the
-transaction writes nothing and the commit re-reads and tries again or gives up, as the port says.
+version, and each series' newest points), the alert states, the schema baselines, each series'
+latest fit (`RunCommit.fits`) and the recent segments of every series (up to 512 points an item;
+every segment is also in the series' history partition). `load_source` is one Query of it. A
+commit is one TransactWriteItems that moves the head's version on condition that it is still the
+version last read, so the series and states it rewrites from that read cannot have moved; if
+anything moved (or the run was committed), the transaction writes nothing and the commit re-reads
+and tries again or gives up, as the port says.
 Above the transaction limits (100 items, 4 MB) the writes are split into several transactions,
 each moving the head and the last holding the run item; see docs/dynamodb.md.
 """
