@@ -588,6 +588,9 @@ class RunCommit(Frozen):
     `context_version` is the version of the source's partition the run was judged on
     (`SourceContext.version`); a store that versions partitions refuses the commit (StateConflict)
     if anything moved it since, so the run is judged again on what is current.
+    `fits` are the fitted baselines detection keeps per series (by fingerprint; opaque JSON to the
+    store): written with the run, each replacing that series' earlier fit, and handed back by
+    `Store.load_source` (`SourceContext.fits`).
     """
 
     run: RunRecord
@@ -600,3 +603,4 @@ class RunCommit(Frozen):
     grouped: list[GroupedNotice] = Field(default_factory=list)  # notices waiting for their group
     schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
     context_version: int | None = None
+    fits: dict[str, dict[str, Any]] = Field(default_factory=dict)  # by fingerprint: Fitted.to_json()

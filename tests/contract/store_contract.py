@@ -17,7 +17,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -252,6 +252,7 @@ def run_commit(
     with_snapshot: bool = True,
     row_count: int = 100,
     context_version: int | None = None,
+    fits: dict[str, dict[str, Any]] | None = None,
 ) -> RunCommit:
     return RunCommit(
         run=RunRecord(
@@ -270,7 +271,43 @@ def run_commit(
         grouped=list(grouped),
         schema_baselines=list(baselines),
         context_version=context_version,
+        fits=fits or {},
     )
+
+
+def fit(fingerprint: str, at: datetime, level: float = 100.0) -> dict[str, Any]:
+    """A fit as detection keeps one (the shape of `Fitted.to_json`, which the store does not look into)."""
+    return {
+        "baseline": {
+            "seasonality": ["daily", 3600.0],
+            "multiplicative": False,
+            "by_time": [[h, level * (1 + h / 48), 0.5 + h / 100] for h in range(24)],
+            "level": level,
+            "slope": -0.125,
+            "sigma": 3.75,
+            "counts": True,
+            "typical_scale": math.inf,
+        },
+        "at": at.timestamp(),
+        "fingerprint": fingerprint,
+        "training": [(at - 56 * 24 * HOUR).timestamp(), at.timestamp(), 5376],
+        "note": "",
+        "calendar": "US holidays kept out of training",
+        "waiting": "",
+    }
+
+
+# Any JSON a fit may hold (no NaN: it is never equal to itself, so a read back could not compare).
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=30,
+)
+json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
 
 
 def points_of(key: CheckKey, times: Sequence[datetime], value: float = 1.0) -> list[MetricPoint]:
@@ -680,6 +717,114 @@ class StoreContract:
             with pytest.raises(ValidationError):
                 read[0].value = 3.0  # type: ignore[misc]
             assert read[0].ts.tzinfo is UTC
+
+    # ------------------------------------------------------------------ fits
+    def test_a_committed_fit_is_loaded_back_equal_with_the_source(self, store: Store) -> None:
+        key, other = check_key("shop"), check_key("shop", table="customers")
+        fits = {key.fingerprint: fit(key.fingerprint, T0), other.fingerprint: fit(other.fingerprint, T0, 7.5)}
+
+        assert store.commit_run(run_commit("shop", T0, fits=fits)) is True
+
+        assert store.load_source("shop").fits == fits
+        assert store.load_source("nobody").fits == {}
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=CONTRACT_HEALTH_CHECKS)
+    @given(fits=st.dictionaries(st.text(min_size=1, max_size=16), json_objects, max_size=4))
+    def test_any_json_fit_reads_back_equal(self, store: Store, fits: dict[str, dict[str, Any]]) -> None:
+        source = f"src{next(_unique)}"
+
+        assert store.commit_run(run_commit(source, T0, fits=fits)) is True
+
+        assert store.load_source(source).fits == fits
+
+    def test_a_later_commit_replaces_the_fits_it_carries_and_keeps_the_others(self, store: Store) -> None:
+        key, other = check_key("shop"), check_key("shop", table="customers")
+        store.commit_run(
+            run_commit(
+                "shop",
+                T0,
+                fits={
+                    key.fingerprint: fit(key.fingerprint, T0),
+                    other.fingerprint: fit(other.fingerprint, T0),
+                },
+            )
+        )
+        refitted = fit(key.fingerprint, T0 + HOUR, level=250.0)
+
+        assert store.commit_run(run_commit("shop", T0 + HOUR, fits={key.fingerprint: refitted})) is True
+        store.commit_run(run_commit("shop", T0 + 2 * HOUR))  # a run that fitted nothing keeps them all
+
+        assert store.load_source("shop").fits == {
+            key.fingerprint: refitted,
+            other.fingerprint: fit(other.fingerprint, T0),
+        }
+
+    def test_a_duplicate_commit_writes_no_fit(self, store: Store) -> None:
+        key, new = check_key("shop"), check_key("shop", table="customers")
+        first = fit(key.fingerprint, T0)
+        assert store.commit_run(run_commit("shop", T0, fits={key.fingerprint: first})) is True
+        retry = run_commit(
+            "shop",
+            T0,
+            fits={
+                key.fingerprint: fit(key.fingerprint, T0, level=1.0),
+                new.fingerprint: fit(new.fingerprint, T0),
+            },
+        )
+
+        assert store.commit_run(retry) is False
+
+        assert store.load_source("shop").fits == {key.fingerprint: first}
+
+    def test_a_commit_refused_for_a_conflict_writes_no_fit(self, store: Store) -> None:
+        key = check_key("shop")
+        first = fit(key.fingerprint, T0 - HOUR)
+        store.commit_run(
+            run_commit("shop", T0 - HOUR, states=[alert_state(key, T0 - HOUR)], fits={key.fingerprint: first})
+        )
+        stale = run_commit(
+            "shop",
+            T0,
+            states=[alert_state(key, T0, AlertStateName.RESOLVED)],  # read as new: it is at version 1
+            fits={key.fingerprint: fit(key.fingerprint, T0, level=1.0)},
+        )
+
+        with pytest.raises(StateConflict):
+            store.commit_run(stale)
+
+        assert store.load_source("shop").fits == {key.fingerprint: first}
+
+    def test_fits_of_one_source_never_appear_in_anothers_context(self, store: Store) -> None:
+        shop, billing = check_key("shop"), check_key("billing")
+        store.commit_run(run_commit("shop", T0, fits={shop.fingerprint: fit(shop.fingerprint, T0)}))
+        store.commit_run(
+            run_commit("billing", T0, fits={billing.fingerprint: fit(billing.fingerprint, T0, 2.0)})
+        )
+        # The same fingerprint committed by two sources stays two fits: each source keeps its own.
+        store.commit_run(
+            run_commit("billing", T0 + HOUR, fits={shop.fingerprint: fit(shop.fingerprint, T0, 3.0)})
+        )
+
+        assert store.load_source("shop").fits == {shop.fingerprint: fit(shop.fingerprint, T0)}
+        assert store.load_source("billing").fits == {
+            billing.fingerprint: fit(billing.fingerprint, T0, 2.0),
+            shop.fingerprint: fit(shop.fingerprint, T0, 3.0),
+        }
+        assert store.load_source("shop-2").fits == {}  # a source named after another's prefix
+
+    def test_a_fit_that_is_not_json_is_left_out_and_never_fails_the_run(
+        self, store: Store, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        good, bad = check_key("shop"), check_key("shop", table="customers")
+        commit = run_commit(
+            "shop", T0, fits={good.fingerprint: fit(good.fingerprint, T0), bad.fingerprint: {"x": {1, 2}}}
+        )
+
+        assert store.commit_run(commit) is True
+
+        assert store.get_run("shop", T0) == commit.run
+        assert store.load_source("shop").fits == {good.fingerprint: fit(good.fingerprint, T0)}
+        assert any(bad.fingerprint in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
     # ------------------------------------------------------------------ alert states
     def test_new_state_is_stored_at_version_one_and_each_update_adds_one(self, store: Store) -> None:
@@ -1142,6 +1287,7 @@ class StoreContract:
         assert store.pending_notifications() == commit.notifications
         assert store.pending_groups() == [PendingGroup("g-1", commit.grouped)]
         assert store.schema_baselines("shöp").get("orders") == commit.schema_baselines[0]
+        assert store.load_source("shöp").fits == commit.fits
 
     def test_every_time_read_back_is_aware_utc(self, store: Store) -> None:
         commit = full_commit()
@@ -1433,4 +1579,5 @@ def full_commit() -> RunCommit:
             )
         ],
         context_version=0,  # judged on a source never written before
+        fits={key.fingerprint: {**fit(key.fingerprint, at), "note": "a level shift to ≈ 100 was adopted"}},
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import random
 import secrets
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +34,8 @@ from contract.store_contract import (
     snapshot,
     transition,
 )
+from driftguard.config import DetectionSettings
+from driftguard.detect.seasonal import Fitted, SeasonalStrategy
 from driftguard.errors import ConfigError, StateConflict
 from driftguard.model import AlertStateName, CheckKey, MetricPoint, PointLabel
 from driftguard.store import dynamodb, open_store
@@ -599,3 +605,133 @@ def test_a_writer_between_the_read_and_the_transaction_makes_it_write_nothing(
     assert store.transitions("shop") == []
     assert store.pending_notifications() == []
     assert [s.state for s in store.alert_states()] == [AlertStateName.FIRING]
+
+
+# --------------------------------------------------------------------------- fits
+
+
+@functools.cache
+def fitted_json() -> dict[str, Any]:
+    """What detection keeps of a real full judgement: 56 days of a 15-minute count series with a
+    daily and a weekly shape and Poisson-like noise (Fitted.to_json of a weekly seasonal fit)."""
+    rng = random.Random(7)
+    key = check_key("shop")
+    step, count = timedelta(minutes=15), 56 * 96
+    history = []
+    for n in range(count):
+        at = T0 - (count - n) * step
+        hour = at.hour + at.minute / 60
+        level = 1000 * (1 + 0.5 * math.sin(2 * math.pi * hour / 24)) * (0.7 if at.weekday() >= 5 else 1.0)
+        history.append(MetricPoint(key=key, ts=at, value=float(max(0, round(rng.gauss(level, 30))))))
+    judgement = SeasonalStrategy().judge(history, T0, 1000.0, DetectionSettings())
+    assert judgement.fitted is not None
+    return judgement.fitted.to_json()
+
+
+def fits_of(keys: list[CheckKey]) -> dict[str, dict[str, Any]]:
+    """A fit per series, each its own (its floats moved a little), as a run of a large source keeps them."""
+    rng = random.Random(11)
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, float) and math.isfinite(value):
+            return value * rng.uniform(0.9, 1.1)
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        return value
+
+    return {k.fingerprint: {**moved(fitted_json()), "fingerprint": k.fingerprint} for k in keys}
+
+
+def test_a_fit_is_an_item_of_its_own_in_the_source_partition_far_below_the_item_limit(aws: None) -> None:
+    store = new_store(retention_days=30)
+    (key,) = many_checks(1)
+    fits = fits_of([key])
+    assert Fitted.from_json(fits[key.fingerprint]) is not None  # a fit detection can use again
+
+    store.commit_run(run_commit("shop", T0, fits=fits))
+
+    item = raw_item(store, "SRC#shop", f"FIT#{key.fingerprint}")
+    assert json.loads(zlib.decompress(item["body"]["B"])) == fits[key.fingerprint]
+    assert len(item["body"]["B"]) < 4_000  # of the 400 KB an item may hold
+    assert int(item["expires_at"]["N"]) == epoch(T0 + timedelta(days=30))  # unless a later run fits again
+    assert DynamoStore("driftguard-state", REGION).load_source("shop").fits == fits
+
+
+def test_600_fits_in_one_commit_are_split_within_the_transaction_limits_and_load_back(aws: None) -> None:
+    store = new_store()
+    keys = many_checks(600)  # a segmented table's most series
+    store.load_source("shop")
+    requests = record_requests(store)
+    commit = run_commit("shop", T0, fits=fits_of(keys))
+
+    assert store.commit_run(commit) is True
+
+    transactions = [r.params["TransactItems"] for r in requests if r.operation == "TransactWriteItems"]
+    assert [r.operation for r in requests] == ["TransactWriteItems"] * len(transactions)
+    assert all(len(items) <= 100 for items in transactions)
+    fit_puts = [i["Put"]["Item"] for items in transactions for i in items if "Put" in i]
+    fit_puts = [i for i in fit_puts if i["sk"]["S"].startswith("FIT#")]
+    assert len(fit_puts) == 600
+    assert all(
+        sum(len(i["Put"]["Item"].get("body", {}).get("B", b"")) for i in items if "Put" in i) < 4_000_000
+        for items in transactions
+    )
+    # 600 fits, the snapshot and the run in chunks of 98 (+ the head and a check of the run each).
+    assert len(transactions) == math.ceil(602 / 98)
+    assert DynamoStore("driftguard-state", REGION).load_source("shop").fits == commit.fits
+    assert store.get_run("shop", T0) == commit.run
+
+
+def test_the_context_served_from_memory_holds_the_fits_this_store_wrote(aws: None) -> None:
+    store = new_store()
+    keys = many_checks(3)
+    store.commit_run(run_commit("shop", T0 - HOUR, fits=fits_of(keys)))
+    loaded = store.load_source("shop")  # a read finds the partition as this store left it
+    refitted = {keys[0].fingerprint: {**fits_of(keys[:1])[keys[0].fingerprint], "at": T0.timestamp()}}
+    requests = record_requests(store)
+    store.commit_run(run_commit("shop", T0, fits=refitted, context_version=loaded.version))
+
+    remembered = store.load_source("shop")
+
+    assert [r.operation for r in requests] == ["TransactWriteItems"]  # no read: served from memory
+    assert remembered.fits == {**fits_of(keys), **refitted}
+    assert remembered.fits == DynamoStore("driftguard-state", REGION).load_source("shop").fits
+    assert remembered.fits[keys[0].fingerprint]["at"] == T0.timestamp()
+
+
+def test_a_stored_fit_that_cannot_be_read_is_left_out_of_the_load(
+    aws: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    key, damaged = many_checks(2)
+    store.commit_run(run_commit("shop", T0, states=[alert_state(key, T0)], fits=fits_of([key])))
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=store.table_name,
+        Item={"pk": {"S": "SRC#shop"}, "sk": {"S": f"FIT#{damaged.fingerprint}"}, "body": {"B": b"not zlib"}},
+    )
+
+    loaded = DynamoStore("driftguard-state", REGION).load_source("shop")
+
+    assert loaded.fits == fits_of([key])
+    assert list(loaded.states) == [key.fingerprint]
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)
+
+
+def test_a_fit_above_the_item_limit_is_left_out_and_the_run_goes_through(
+    aws: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    key, huge = many_checks(2)
+    # Random hex compresses about 2:1, so this is above the item limit even compressed.
+    fits = {**fits_of([key]), huge.fingerprint: {"noise": secrets.token_hex(400_000)}}
+
+    assert store.commit_run(run_commit("shop", T0, fits=fits)) is True
+
+    assert store.get_run("shop", T0) is not None
+    assert store.load_source("shop").fits == fits_of([key])
+    assert DynamoStore("driftguard-state", REGION).load_source("shop").fits == fits_of([key])
+    assert any(
+        huge.fingerprint in r.getMessage() and "bytes compressed" in r.getMessage() for r in caplog.records
+    )

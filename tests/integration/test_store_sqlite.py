@@ -99,6 +99,26 @@ def test_an_older_file_is_migrated_forward_and_keeps_its_data(
         assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
 
 
+def test_a_file_from_before_fits_gains_the_fits_table_and_keeps_its_data(tmp_path: Path) -> None:
+    commit = full_commit()
+    with closing(open_at(tmp_path)) as old:
+        old.commit_run(commit.model_copy(update={"fits": {}}))
+    with closing(sqlite3.connect(tmp_path / "state.db")) as raw:  # as the version before fits left it
+        raw.execute("DROP TABLE fits")
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+
+    with closing(open_at(tmp_path)) as upgraded:
+        source = commit.run.source
+        assert upgraded.get_run(source, commit.run.scheduled_time) == commit.run
+        assert upgraded.load_source(source).fits == {}
+        later = run_commit(source, T0 + timedelta(days=1), fits=commit.fits)
+        assert upgraded.commit_run(later) is True
+        assert upgraded.load_source(source).fits == commit.fits
+
+    with closing(sqlite3.connect(tmp_path / "state.db")) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
 def test_a_file_from_a_newer_driftguard_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     with closing(sqlite3.connect(path)) as raw:
@@ -137,6 +157,7 @@ TABLES_A_COMMIT_WRITES = [
     "transitions",
     "outbox",
     "schema_baselines",
+    "fits",
 ]
 
 
@@ -253,7 +274,9 @@ store.close()
 
 def test_two_processes_commit_each_run_once(tmp_path: Path) -> None:
     path, run_count = tmp_path / "state.db", 30
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    # The driftguard under test (layers/), not whichever one the interpreter has installed.
+    paths = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "layers")]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", PROCESS_WRITER, str(path), str(run_count)],
@@ -310,6 +333,24 @@ def test_retention_prunes_old_history_of_the_committed_source_and_keeps_undelive
     assert [d.notification_id for d in store.failed_deliveries()] == [parked.id]  # parked: kept
     counts = row_counts(tmp_path / "state.db")
     assert counts["outbox"] == len(kept) + 1 and counts["deliveries"] == len(kept) + 1
+    store.close()
+
+
+def test_retention_drops_fits_not_made_again_within_it(tmp_path: Path) -> None:
+    from contract.store_contract import check_key, fit
+
+    store = SqliteStore(tmp_path / "state.db", retention=timedelta(hours=24))
+    kept, dropped = check_key("shop"), check_key("shop", table="customers")
+    store.commit_run(
+        run_commit("shop", T0, fits={kept.fingerprint: fit(kept.fingerprint, T0), dropped.fingerprint: {}})
+    )
+    store.commit_run(run_commit("other", T0, fits={dropped.fingerprint: fit(dropped.fingerprint, T0)}))
+    later = T0 + timedelta(hours=30)
+    store.commit_run(run_commit("shop", later, fits={kept.fingerprint: fit(kept.fingerprint, later)}))
+
+    assert store.load_source("shop").fits == {kept.fingerprint: fit(kept.fingerprint, later)}
+    # Another source's fits are pruned by its own commits only.
+    assert store.load_source("other").fits == {dropped.fingerprint: fit(dropped.fingerprint, T0)}
     store.close()
 
 

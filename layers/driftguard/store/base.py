@@ -14,16 +14,23 @@ Guarantees every implementation gives:
   flush seals a due group (`seal_group`): its merged message joins the outbox and the notices it
   merged leave the waiting list at once, on condition that the group did not move since it was read,
   so of two flushers that read one group one seals it.
+- the fits a run commits (`RunCommit.fits`) are written with it, replacing each series' earlier fit,
+  and come back with the source (`SourceContext.fits`); a fit never fails a commit: one that cannot
+  be stored (not JSON, or beyond a store's item limit) is left out with a warning, and the series
+  is simply fitted again.
 All datetimes in and out are aware UTC.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from driftguard.ledger import Claim, ClaimRequest
 from driftguard.model import (
@@ -43,6 +50,29 @@ from driftguard.model import (
     stored_point,
     utc,
 )
+
+logger = logging.getLogger(__name__)
+
+
+def fit_text(fingerprint: str, fit: dict[str, Any]) -> str | None:
+    """A fit as the JSON text a store keeps (inf and NaN survive, as in the stores' other bodies), or
+    None, with a warning, if it is not JSON: the run is committed without it and fits the series again."""
+    try:
+        return json.dumps(fit, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        logger.warning("fit of series %s left out of the commit: not JSON (%s)", fingerprint, error)
+        return None
+
+
+def fit_of(text: str | bytes) -> dict[str, Any] | None:
+    """A stored fit back from its JSON, or None, with a warning, for one that cannot be read (the
+    series is then fitted again: a damaged fit never fails a load)."""
+    try:
+        fit = json.loads(text)
+    except ValueError as error:
+        logger.warning("a stored fit cannot be read and is ignored: %s", error)
+        return None
+    return fit if isinstance(fit, dict) else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,9 @@ class SourceContext:
     # The store loads series tails with the source (`tails` then holds every series it has): a
     # caller that must not pay a remote read may take a missing tail as "no points".
     loads_tails: bool = False
+    # The latest fit committed for each series of the source (`RunCommit.fits`), by fingerprint, as
+    # JSON: detection reads it (`Fitted.from_json`) and fits again where it is missing or unreadable.
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def series(self, key: CheckKey, *, before: datetime, limit: int) -> list[MetricPoint] | None:
         """The series window from the loaded tails, or None: then ask `Store.series`."""
@@ -133,7 +166,13 @@ class Store(ABC):
             source,
             states={s.fingerprint: s for s in self.alert_states(source)},
             baselines=self.schema_baselines(source),
+            fits=self.fits(source),
         )
+
+    def fits(self, source: str) -> dict[str, dict[str, Any]]:
+        """The latest committed fit of each series of `source`, by fingerprint (none here: a store
+        that keeps no fits still works, detection then fits every series in full)."""
+        return {}
 
     # ------------------------------------------------------------------ runs
     @abstractmethod
@@ -144,7 +183,8 @@ class Store(ABC):
         partition has moved since that version (the caller loads the source again and re-judges).
         The store, not the caller, bumps versions: each state is stored at `expected + 1`.
         Transitions and notifications already stored under their id are kept as they are;
-        schema baselines are written only where (source, table) has none yet."""
+        schema baselines are written only where (source, table) has none yet; each fit replaces
+        the series' earlier one (a fit that cannot be stored is left out, never failing the run)."""
 
     @abstractmethod
     def get_run(self, source: str, scheduled_time: datetime) -> RunRecord | None: ...

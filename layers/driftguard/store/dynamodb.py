@@ -6,12 +6,13 @@ that keys, conditions and filters need. Times in sort keys are fixed-width ISO-8
 microseconds, so string order is time order.
 
 What a check reads lives in one partition per source (`SRC#<source>`): a head item (the partition's
-version, and each series' newest points), the alert states, the schema baselines and the recent
-segments of every series (up to 512 points an item; every segment is also in the series' history
-partition). `load_source` is one Query of it. A commit is one TransactWriteItems that moves the
-head's version on condition that it is still the version last read, so the series and states it
-rewrites from that read cannot have moved; if anything moved (or the run was committed), the
-transaction writes nothing and the commit re-reads and tries again or gives up, as the port says.
+version, and each series' newest points), the alert states, the schema baselines, each series'
+latest fit (`RunCommit.fits`) and the recent segments of every series (up to 512 points an item;
+every segment is also in the series' history partition). `load_source` is one Query of it. A
+commit is one TransactWriteItems that moves the head's version on condition that it is still the
+version last read, so the series and states it rewrites from that read cannot have moved; if
+anything moved (or the run was committed), the transaction writes nothing and the commit re-reads
+and tries again or gives up, as the port says.
 Above the transaction limits (100 items, 4 MB) the writes are split into several transactions,
 each moving the head and the last holding the run item; see docs/dynamodb.md.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import logging
 import operator
 import os
 import secrets
@@ -67,6 +69,8 @@ from driftguard.store.base import (
     SeriesTail,
     SourceContext,
     Store,
+    fit_of,
+    fit_text,
 )
 
 __all__ = ["LAYOUT", "SILENCE_GRACE", "DynamoStore", "ItemTooLarge"]
@@ -92,6 +96,7 @@ _HEAD_SK = "HEAD"
 _STATE = "STATE#"
 _SCHEMA = "SCHEMA#"
 _TAIL = "TAIL#"
+_FIT = "FIT#"  # a series' latest fit (RunCommit.fits), sort key FIT#<fingerprint>
 # A series is stored in segments: items of up to this many consecutive points (under 30 KB even
 # uncompressed), each in the series' history partition and, while among its newest TAIL_POINTS, in
 # its source's partition too. Its newest points, up to _OPEN_POINTS, wait in the source's head item
@@ -110,6 +115,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 _Model = TypeVar("_Model", bound=BaseModel)
+
+logger = logging.getLogger(__name__)
 
 
 class ItemTooLarge(DriftGuardError):
@@ -182,6 +189,16 @@ def _fits(body: bytes, what: str) -> bytes:
             "can hold here: split it (fewer alerts per notification, fewer tables per source)"
         )
     return body
+
+
+def _read_fit(body: bytes | None) -> dict[str, Any] | None:
+    """A stored fit, or None for one that cannot be read (the series is then fitted again)."""
+    try:
+        text = zlib.decompress(body or b"")
+    except zlib.error as error:
+        logger.warning("a stored fit cannot be read and is ignored: %s", error)
+        return None
+    return fit_of(text)
 
 
 def _condition_failed(error: Exception) -> bool:
@@ -337,11 +354,19 @@ class _Partition:
     states: Mapping[str, AlertState] = field(default_factory=dict)  # by fingerprint, with versions
     baselines: Mapping[str, SchemaBaseline] = field(default_factory=dict)  # by table
     tails: Mapping[str, _Tail] = field(default_factory=dict)  # by fingerprint
+    # by fingerprint, as a read decodes them; shared with every context handed out: never changed
+    fits: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     def context(self) -> SourceContext:
         tails = {fp: SeriesTail(t.points(), complete=not t.trimmed) for fp, t in self.tails.items()}
         return SourceContext(
-            self.source, dict(self.states), dict(self.baselines), tails, self.version, loads_tails=True
+            self.source,
+            dict(self.states),
+            dict(self.baselines),
+            tails,
+            self.version,
+            loads_tails=True,
+            fits=dict(self.fits),
         )
 
     def head_body(self) -> bytes:
@@ -514,6 +539,7 @@ class DynamoStore(Store):
         baselines: dict[str, SchemaBaseline] = {}
         heads: dict[str, Any] = {}
         sealed: dict[str, list[_Segment]] = {}
+        fits: dict[str, dict[str, Any]] = {}
         for item in self._query(self._source_pk(source), consistent=True):
             if item.sk == _HEAD_SK:
                 if item.layout != LAYOUT:
@@ -536,6 +562,10 @@ class DynamoStore(Store):
                 _, fingerprint, start = item.sk.split("#")
                 segment = _Segment(_micros(datetime.fromisoformat(start)), _unpack(item.body))
                 sealed.setdefault(fingerprint, []).append(segment)
+            elif item.sk.startswith(_FIT):
+                fit = _read_fit(item.body)
+                if fit is not None:
+                    fits[item.sk.removeprefix(_FIT)] = fit
         tails = {
             fp: _Tail(
                 tuple(sealed.get(fp, ())),
@@ -544,7 +574,7 @@ class DynamoStore(Store):
             )
             for fp in {*heads, *sealed}
         }
-        partition = _Partition(source, version, states, baselines, tails)
+        partition = _Partition(source, version, states, baselines, tails, fits)
         self._remember(partition)
         return partition
 
@@ -811,6 +841,8 @@ class DynamoStore(Store):
         if len(after.head_body()) > _HEAD_BYTES:  # a source of very many series: seal them all now
             tail_writes, after = self._tail_writes(partition, updates, seal_all=True)
         writes += tail_writes
+        fit_writes, fits = self._fit_writes(commit)
+        writes += fit_writes  # after the rest: with the run in the last transaction where they can be
         run_item = self._item(
             f"RUN#{run.source}",
             _at(run.scheduled_time),
@@ -835,11 +867,42 @@ class DynamoStore(Store):
                 },
             },
             baselines={**{b.table: b for b in commit.schema_baselines}, **partition.baselines},
+            fits={**partition.fits, **fits},
         )
         not_committed = _Write(run_item, "check", self._model.pk.does_not_exist(), conflict=conflict)
         for transaction in transactions[:-1]:
             transaction.append(not_committed)
         return _CommitPlan(transactions, after, markers)
+
+    def _fit_writes(self, commit: RunCommit) -> tuple[list[_Write], dict[str, dict[str, Any]]]:
+        """A put of each fit (replacing the series' earlier one) and the fits as a read will decode
+        them. A fit that is not JSON or, compressed, above an item's limit is left out with a warning:
+        the run goes through and the series is fitted again (a fit is a few KB: it never is)."""
+        run = commit.run
+        writes, fits = [], {}
+        for fingerprint, fit in commit.fits.items():
+            text = fit_text(fingerprint, fit)
+            if text is None:
+                continue
+            body = zlib.compress(text.encode(), 6)
+            if len(body) > _BODY_BYTES:
+                logger.warning(
+                    "fit of series %s left out of the commit: %s bytes compressed, above the %s "
+                    "bytes an item holds here",
+                    fingerprint,
+                    f"{len(body):,}",
+                    f"{_BODY_BYTES:,}",
+                )
+                continue
+            item = self._item(
+                self._source_pk(run.source),
+                _FIT + fingerprint,
+                body=body,
+                expires_at=self._expires(run.scheduled_time),
+            )
+            writes.append(_Write(item))
+            fits[fingerprint] = json.loads(text)
+        return writes, fits
 
     def _once(self, item: _Item) -> _Write:
         return _Write(item, "put", self._model.pk.does_not_exist(), optional=True)

@@ -15,7 +15,7 @@ replaced while a run used it each raise one StateError naming the file and what 
 that met the fault is rolled back, so nothing is half-written.
 
 Retention: with `retention`, each commit also deletes that source's runs, snapshots, transitions,
-points of the committed series, delivered notifications and grouped notices already merged, older
+fits, points of the committed series, delivered notifications and grouped notices already merged, older
 than the run's time minus `retention` (the local counterpart of DynamoDB's TTL). Pending and parked
 notifications, and notices waiting for their group, are kept.
 """
@@ -56,7 +56,7 @@ from driftguard.model import (
     stored_point,
     utc,
 )
-from driftguard.store.base import DeliveryBacklog, PendingDelivery, PendingGroup, Store
+from driftguard.store.base import DeliveryBacklog, PendingDelivery, PendingGroup, Store, fit_of, fit_text
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -117,6 +117,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # The watchdog's registry: when it began watching each source (Store.watched_since).
     ("CREATE TABLE watched (source TEXT PRIMARY KEY, since_us INTEGER NOT NULL) WITHOUT ROWID",),
+    # The latest fit of each series (RunCommit.fits) as JSON text, and the time of the run that wrote it.
+    (
+        """CREATE TABLE fits (
+            source TEXT NOT NULL, fingerprint TEXT NOT NULL, at_us INTEGER NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (source, fingerprint)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -392,6 +398,12 @@ class SqliteStore(Store):
                 "INSERT OR IGNORE INTO schema_baselines (source, table_name, body) VALUES (?, ?, ?)",
                 [(b.source, b.table, _encode(b)) for b in commit.schema_baselines],
             )
+            fits = {fp: fit_text(fp, fit) for fp, fit in commit.fits.items()}
+            at_us = _micros(run.scheduled_time)
+            db.executemany(
+                "INSERT OR REPLACE INTO fits (source, fingerprint, at_us, body) VALUES (?, ?, ?, ?)",
+                [(run.source, fp, at_us, text) for fp, text in fits.items() if text is not None],
+            )
             if self.retention is not None:
                 self._prune(db, commit, _micros(run.scheduled_time - self.retention))
         return True
@@ -405,6 +417,7 @@ class SqliteStore(Store):
             ("runs", "scheduled_us"),
             ("snapshots", "scheduled_us"),
             ("transitions", "at_us"),
+            ("fits", "at_us"),  # a fit not made again within retention is long out of use
         ):
             db.execute(f"DELETE FROM {table} WHERE source = ? AND {column} < ?", (source, before_us))  # noqa: S608 - fixed names
         fingerprints = {fingerprint for fingerprint, _ in _fingerprinted(commit.points)}
@@ -526,6 +539,11 @@ class SqliteStore(Store):
             (source, table, fingerprint, _upper_bound(as_of), limit),
         )
         return _decode(Transition, rows)
+
+    def fits(self, source: str) -> dict[str, dict[str, Any]]:
+        rows = self._read("SELECT fingerprint, body FROM fits WHERE source = ?", (source,))
+        fits = {fingerprint: fit_of(body) for fingerprint, body in rows}
+        return {fingerprint: fit for fingerprint, fit in fits.items() if fit is not None}
 
     # ------------------------------------------------------------------ schema baselines
     def schema_baselines(self, source: str) -> dict[str, SchemaBaseline]:
