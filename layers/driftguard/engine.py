@@ -160,6 +160,7 @@ class _Judgement(NamedTuple):
     points: list[MetricPoint]
     baselines: list[SchemaBaseline]
     history: detect.HistoryReader
+    fits: dict[str, dict[str, Any]] = {}  # fits made anew, kept with their series (never mutated)
 
 
 def source_key(source: str) -> CheckKey:
@@ -275,12 +276,12 @@ class Engine:
             history = self._history_reader(context, overlay)
             values = self._values_reader(context, overlay)
             evaluation = detect.evaluate_snapshot(
-                self.config, source, snapshot, history, context.baselines.get, values
+                self.config, source, snapshot, history, context.baselines.get, values, context.fits
             )
             judged = detect.say_what_was_kept(evaluation.findings, snapshot)
             findings = [*judged, source_finding(source.name, scheduled_time, None)]
             points = [*evaluation.points, *detect.marker_points(snapshot)]
-            return _Judgement(findings, points, evaluation.schema_baselines, history)
+            return _Judgement(findings, points, evaluation.schema_baselines, history, evaluation.fits)
 
         return self._decide_and_commit(
             source, scheduled_time, started, snapshot, judge, error=None, dry_run=dry_run, context=context
@@ -451,7 +452,7 @@ class Engine:
         for attempt in range(_STATE_CONFLICT_RETRIES):
             if context is None or attempt > 0:
                 context = self.store.load_source(source.name)
-            findings, points, baselines, history = judge(context)
+            findings, points, baselines, history, fits = judge(context)
             states = context.states
             decision = self._decide(source, findings, states, scheduled_time)
             notifications = [
@@ -492,6 +493,7 @@ class Engine:
                 grouped=grouped,
                 schema_baselines=baselines,
                 context_version=context.version,
+                fits=fits,
             )
             try:
                 committed = self.store.commit_run(commit)

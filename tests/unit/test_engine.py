@@ -444,3 +444,73 @@ def test_a_lost_connection_during_backfill_fails_the_source_instead_of_learning_
     outcome = make_engine(config, store, collector, RecordingSender()).check("shop", T0)
     assert outcome.run.status == RunStatus.FAILED and collector.calls == 0
     assert outcome.run.error == "source shop: the connection was lost"
+
+
+class LimitRecordingStore(SqliteStore):
+    """Records the window every series read asks for."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.limits: list[int] = []
+
+    def series(self, key: Any, *, before: datetime, limit: int = 5000) -> list[MetricPoint]:
+        self.limits.append(limit)
+        return super().series(key, before=before, limit=limit)
+
+
+def noisy_history(hours: int) -> TableHistory:
+    """Hourly counts around 100 with a daily rhythm and a little noise (deterministic)."""
+    counts = []
+    for h in range(hours, 0, -1):
+        start = T0 - timedelta(hours=h + 1)
+        counts.append(PeriodCount(start=start, count=100 + 30 * (start.hour in range(9, 18)) + (h * 7) % 11))
+    return TableHistory(table="orders", period_seconds=3600, period_counts=counts)
+
+
+def test_a_steady_check_judges_by_the_kept_fit_and_reads_only_the_newest_points(
+    config: Config, tmp_path: Path
+) -> None:
+    """The fit the first check made is stored with the run; the next plainly normal hour is judged by
+    it, reading a dozen points instead of three weeks, and stores no new fit; an hour that is not
+    plainly normal is fitted in full again, alerts, and its fit replaces the kept one."""
+    key = CheckKey(source="shop", table="orders", check=CheckKind.VOLUME, metric="rows_per_period")
+    store = LimitRecordingStore(tmp_path / "state.db")
+    collector = ScriptedCollector([105, 108, 400], history=noisy_history(24 * 21))
+    engine = make_engine(config, store, collector, RecordingSender())
+
+    engine.check("shop", T0)
+    first_fit = store.fits("shop")[key.fingerprint]
+    assert first_fit["at"] == (T0 - timedelta(hours=1)).timestamp()  # the judged period's start
+    assert max(store.limits) > 24 * 21  # the first judgement read its training window
+
+    store.limits.clear()
+    steady = engine.check("shop", T0 + timedelta(hours=1))
+    (finding,) = [f for f in steady.findings if f.key == key]
+    assert finding.status == FindingStatus.OK
+    assert store.limits and max(store.limits) <= 12  # the newest points only, for runs of deviations
+    assert store.fits("shop")[key.fingerprint] == first_fit  # judged by it, nothing new to keep
+
+    store.limits.clear()
+    spike = engine.check("shop", T0 + timedelta(hours=2))
+    (finding,) = [f for f in spike.findings if f.key == key]
+    assert finding.status == FindingStatus.ANOMALY
+    assert max(store.limits) > 24 * 21  # fitted in full
+    assert store.fits("shop")[key.fingerprint]["at"] == (T0 + timedelta(hours=1)).timestamp()
+    store.close()
+
+
+def test_a_damaged_kept_fit_is_fitted_again_not_trusted(config: Config, tmp_path: Path) -> None:
+    key = CheckKey(source="shop", table="orders", check=CheckKind.VOLUME, metric="rows_per_period")
+    store = LimitRecordingStore(tmp_path / "state.db")
+    engine = make_engine(
+        config, store, ScriptedCollector([105, 108], history=noisy_history(24 * 21)), RecordingSender()
+    )
+    engine.check("shop", T0)
+    with store._lock, store._conn:  # damage the stored fit as an older or broken writer might
+        store._conn.execute("UPDATE fits SET body = ?", ('{"baseline": {"level": "x"}}',))
+    store.limits.clear()
+    outcome = engine.check("shop", T0 + timedelta(hours=1))
+    assert [f.status for f in outcome.findings if f.key == key] == [FindingStatus.OK]
+    assert max(store.limits) > 24 * 21  # judged by a full fit
+    assert store.fits("shop")[key.fingerprint]["at"] == T0.timestamp()  # and a sound fit kept again
+    store.close()

@@ -85,7 +85,7 @@ def replay_volume(
         )
         if judgement is None:
             judgement = strategy.judge(history[first:i], at, value, settings)
-            fitted = judgement.fitted
+            fitted = judgement.fitted or fitted  # as a check keeps it: a holiday's makes none
         replayed.append((at, value, judgement))
         history.append(_point(at, value, judgement))
     return replayed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -41,6 +42,8 @@ class Evaluation(Frozen):
     findings: list[Finding] = Field(default_factory=list)
     points: list[MetricPoint] = Field(default_factory=list)  # new points at the snapshot's time
     schema_baselines: list[SchemaBaseline] = Field(default_factory=list)  # learned on first sight
+    # fits made by this judgement's full fits, by series fingerprint (JSON): kept with the series
+    fits: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Verdict(Frozen):

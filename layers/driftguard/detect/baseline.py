@@ -11,10 +11,11 @@ import calendar
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from statistics import median
+from typing import Any
 
 from driftguard.detect.stats import robust_sigma
 
@@ -613,7 +614,7 @@ def _unprofile(rows: Sequence[Sequence[float]]) -> dict[int, float]:
     return {int(k): float(v) for k, v in rows}
 
 
-def baseline_to_json(b: Baseline) -> dict[str, object]:
+def baseline_to_json(b: Baseline) -> dict[str, Any]:
     """`b` as plain JSON (a fitted state kept with its series); `baseline_from_json` reads it back
     equal, field for field."""
     season = b.season
@@ -636,26 +637,26 @@ def baseline_to_json(b: Baseline) -> dict[str, object]:
     }
 
 
-def baseline_from_json(data: dict[str, object]) -> Baseline:
+def baseline_from_json(data: Mapping[str, Any]) -> Baseline:
     """The baseline `baseline_to_json` wrote (KeyError, TypeError or ValueError on anything else)."""
-    name, width = data["seasonality"]  # type: ignore[misc]
+    name, width = data["seasonality"]
     season = Season(
         Seasonality(str(name), float(width)),
         bool(data["multiplicative"]),
-        _unprofile(data["by_time"]),  # type: ignore[arg-type]
-        _unprofile(data["by_day"]),  # type: ignore[arg-type]
+        _unprofile(data["by_time"]),
+        _unprofile(data["by_day"]),
     )
     return Baseline(
         season,
-        float(data["level"]),  # type: ignore[arg-type]
-        float(data["slope"]),  # type: ignore[arg-type]
-        float(data["t_ref"]),  # type: ignore[arg-type]
-        float(data["sigma"]),  # type: ignore[arg-type]
-        float(data["power"]),  # type: ignore[arg-type]
+        float(data["level"]),
+        float(data["slope"]),
+        float(data["t_ref"]),
+        float(data["sigma"]),
+        float(data["power"]),
         bool(data["counts"]),
-        int(data["points"]),  # type: ignore[call-overload]
-        float(data["typical_scale"]),  # type: ignore[arg-type]
-        float(data["log_sigma"]),  # type: ignore[arg-type]
-        _unprofile(data["slot_noise"]),  # type: ignore[arg-type]
-        _unprofile(data["slot_log_noise"]),  # type: ignore[arg-type]
+        int(data["points"]),
+        float(data["typical_scale"]),
+        float(data["log_sigma"]),
+        _unprofile(data["slot_noise"]),
+        _unprofile(data["slot_log_noise"]),
     )

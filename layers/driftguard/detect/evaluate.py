@@ -9,7 +9,9 @@ metrics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from driftguard.config import Config, DetectionSettings, Source, TableConfig
 from driftguard.detect.base import Evaluation, HistoryReader, SchemaBaselineReader, ValuesReader
@@ -87,10 +89,13 @@ def evaluate_snapshot(
     history: HistoryReader,
     schema_baseline: SchemaBaselineReader,
     values: ValuesReader | None = None,
+    fits: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Evaluation:
     """Findings for every configured check of `source`, judged against history before the snapshot.
-    `values`: the same history as columns where the store can read it so (default: from `history`)."""
-    run = Run(config, source, snapshot, history, schema_baseline, values)
+    `values`: the same history as columns where the store can read it so (default: from `history`).
+    `fits`: the fits kept with the source's series (by fingerprint); the evaluation's `fits` are the
+    ones this judgement made anew."""
+    run = Run(config, source, snapshot, history, schema_baseline, values, fits)
     for table in source.tables:
         _judge_table(run, table)
     for kind in SOURCE_KINDS:
@@ -99,7 +104,12 @@ def evaluate_snapshot(
     _control_false_discoveries(run)
     points = [p for j in run.judged for p in j.judged_earlier]
     points += [labelled(p, j.finding.status) for j in run.judged for p in j.points]
-    return Evaluation(findings=[j.finding for j in run.judged], points=points, schema_baselines=run.baselines)
+    return Evaluation(
+        findings=[j.finding for j in run.judged],
+        points=points,
+        schema_baselines=run.baselines,
+        fits=run.new_fits,
+    )
 
 
 def points_from_history(

@@ -12,11 +12,11 @@ import functools
 import hashlib
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from statistics import median
-from typing import Literal
+from typing import Any, Literal
 
 from driftguard.config import DetectionSettings
 from driftguard.detect.baseline import (
@@ -402,7 +402,7 @@ class Fitted:
     shift_since: float | None = None  # epoch seconds: the start of the level shift it adopted
     learns_at: float | None = None  # epoch seconds: when the history becomes long enough for `waiting`
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "baseline": baseline_to_json(self.baseline),
             "at": self.at,
@@ -420,14 +420,15 @@ class Fitted:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Fitted | None:
+    def from_json(cls, data: Mapping[str, Any]) -> Fitted | None:
         """The fit `to_json` wrote; None for anything else (an older or damaged state is fitted again,
         never trusted)."""
         try:
-            start, end, points = data["training"]  # type: ignore[misc]
+            start, end, points = data["training"]
+            shift_since, learns_at = data.get("shift_since"), data.get("learns_at")
             return cls(
-                baseline_from_json(data["baseline"]),  # type: ignore[arg-type]
-                float(data["at"]),  # type: ignore[arg-type]
+                baseline_from_json(data["baseline"]),
+                float(data["at"]),
                 str(data["fingerprint"]),
                 datetime.fromtimestamp(float(start), UTC),
                 datetime.fromtimestamp(float(end), UTC),
@@ -435,8 +436,8 @@ class Fitted:
                 str(data.get("note", "")),
                 str(data.get("calendar", "")),
                 str(data.get("waiting", "")),
-                None if data.get("shift_since") is None else float(data["shift_since"]),  # type: ignore[arg-type]
-                None if data.get("learns_at") is None else float(data["learns_at"]),  # type: ignore[arg-type]
+                None if shift_since is None else float(shift_since),
+                None if learns_at is None else float(learns_at),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

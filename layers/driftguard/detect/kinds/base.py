@@ -10,15 +10,15 @@ registry (`driftguard.detect.kinds`); the evaluator, the engine and the CLI read
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from driftguard.config import Config, DetectionOverrides, DetectionSettings, Source, TableChecks
 from driftguard.detect.base import HistoryReader, SchemaBaselineReader, ValuesReader, values_of
 from driftguard.detect.explain import number
-from driftguard.detect.seasonal import MAX_TRAINING_POINTS
+from driftguard.detect.seasonal import MAX_TRAINING_POINTS, Fitted
 from driftguard.detect.strategy import Judgement, Strategy
 from driftguard.model import (
     CheckKey,
@@ -104,6 +104,7 @@ class Run:
         history: HistoryReader,
         schema_baseline: SchemaBaselineReader,
         values: ValuesReader | None = None,
+        fits: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -121,6 +122,11 @@ class Run:
             self._tables.setdefault(table.table, table)  # the first, as Snapshot.table answers
         self._settings: dict[DetectionOverrides, DetectionSettings] = {}
         self._segmented = {t.name for t in source.tables if t.segment_by is not None}
+        # the fits kept with each series (by fingerprint), read when a series is first judged; what
+        # this run fitted anew is written back with it (`new_fits`)
+        self._stored_fits = fits or {}
+        self._fits: dict[str, Fitted | None] = {}
+        self.new_fits: dict[str, dict[str, Any]] = {}
 
     def key(
         self,
@@ -161,8 +167,31 @@ class Run:
         earlier: list[MetricPoint] | None = None,
         cap: int = MAX_TRAINING_POINTS,
     ) -> Judgement:
+        """The judgement of `value`: by the series' kept fit when the strategy keeps fits and the
+        value is plainly normal under it (reading only the newest few points), else by a full fit on
+        the training window, whose fit is then kept (SeasonalStrategy.reuse)."""
+        reuse = getattr(strategy, "reuse", None)
+        fingerprint = key.fingerprint
+        if reuse is not None:
+            fitted = self._fit(fingerprint)
+            if fitted is not None:
+                tail = strategy.reuse_tail(settings)  # type: ignore[attr-defined]
+                recent = (self.history(key, at, tail) + (earlier or []))[-tail:]
+                judged: Judgement | None = reuse(fitted, recent, at, value, settings)
+                if judged is not None:
+                    return judged
         past = self.history(key, at, history_limit(settings, period, cap)) + (earlier or [])
-        return strategy.judge(past, at, value, settings)
+        judgement = strategy.judge(past, at, value, settings)
+        if reuse is not None and judgement.fitted is not None:
+            self._fits[fingerprint] = judgement.fitted
+            self.new_fits[fingerprint] = judgement.fitted.to_json()
+        return judgement
+
+    def _fit(self, fingerprint: str) -> Fitted | None:
+        if fingerprint not in self._fits:
+            stored = self._stored_fits.get(fingerprint)
+            self._fits[fingerprint] = None if stored is None else Fitted.from_json(stored)
+        return self._fits[fingerprint]
 
     def history_values(
         self, key: CheckKey, at: datetime, settings: DetectionSettings, period: timedelta, cap: int
