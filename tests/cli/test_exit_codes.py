@@ -231,3 +231,24 @@ def test_a_state_without_credentials_is_one_line_not_a_traceback(
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
     assert "AWS credentials" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_backtest_exact_fits_every_row_and_alerts_on_the_same_rows(tmp_path: Path, shop: Shop) -> None:
+    series = tmp_path / "series.csv"
+    rows = [
+        f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,{(400 if h == 400 else 100) + 40 * (9 <= h % 24 < 18) + h * 7 % 11}\n"
+        for h in range(24 * 21)
+    ]
+    series.write_text("timestamp,value\n" + "".join(rows))
+    kept, exact = tmp_path / "kept.csv", tmp_path / "exact.csv"
+    assert (
+        shop.cli("backtest", "--check", "volume", "--input", str(series), "--output", str(kept)).exit_code
+        == 0
+    )
+    run = shop.cli("backtest", "--check", "volume", "--input", str(series), "--output", str(exact), "--exact")
+    assert run.exit_code == 0
+    kept_rows = [line.split(",") for line in kept.read_text().splitlines()[1:]]
+    exact_rows = [line.split(",") for line in exact.read_text().splitlines()[1:]]
+    assert [r[-1] for r in kept_rows] == [r[-1] for r in exact_rows]  # the same rows alert
+    assert kept_rows[400][-1] == "1"
+    assert [r[2] for r in kept_rows] != [r[2] for r in exact_rows]  # kept fits judged some rows

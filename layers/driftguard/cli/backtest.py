@@ -152,6 +152,12 @@ def evaluation_times(updates: list[datetime], every: timedelta) -> list[datetime
 @click.option(
     "--max-age", default=None, help="Freshness: a hard limit on top of the learned cadence, e.g. 6h."
 )
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Volume: fit every row in full (slower) instead of judging plainly normal rows by the fit "
+    "kept from an earlier row, as a check does.",
+)
 @json_option
 @click.option(
     "--report",
@@ -167,6 +173,7 @@ def backtest(
     period: str,
     eval_every: str | None,
     max_age: str | None,
+    exact: bool,
     as_json: bool,
     report_path: str | None,
 ) -> None:
@@ -192,7 +199,7 @@ def backtest(
     with _open_input(input_path) as handle:
         if check == "volume":
             rows = read_series(input_path, handle)
-            verdicts = backtest_volume(rows, _period(period))
+            verdicts = backtest_volume(rows, _period(period), exact=exact)
             writer.writerow(VOLUME_COLUMNS)
             for v in verdicts:
                 bounds = [_cell(v.expected), _cell(v.lower), _cell(v.upper)]
