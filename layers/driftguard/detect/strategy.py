@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from driftguard.config import DetectionSettings
 from driftguard.model import FindingStatus, MetricPoint
@@ -57,3 +57,24 @@ class Strategy(Protocol):
     def judge(
         self, history: Sequence[MetricPoint], at: datetime, value: float, settings: DetectionSettings
     ) -> Judgement: ...
+
+
+@runtime_checkable
+class KeepsFits(Protocol):
+    """A strategy whose full judgements make a fit (`Judgement.fitted`) that later judgements of
+    plainly normal values may reuse instead of reading and refitting the training window."""
+
+    def reuse_tail(self, settings: DetectionSettings) -> int:
+        """How many of the newest points `reuse` reads."""
+        ...
+
+    def reuse(
+        self,
+        fitted: Fitted | None,
+        recent: Sequence[MetricPoint],
+        at: datetime,
+        value: float,
+        settings: DetectionSettings,
+    ) -> Judgement | None:
+        """The judgement of `value` by `fitted`, or None: judge in full."""
+        ...

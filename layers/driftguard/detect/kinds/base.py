@@ -19,7 +19,7 @@ from driftguard.config import Config, DetectionOverrides, DetectionSettings, Sou
 from driftguard.detect.base import HistoryReader, SchemaBaselineReader, ValuesReader, values_of
 from driftguard.detect.explain import number
 from driftguard.detect.seasonal import MAX_TRAINING_POINTS, Fitted
-from driftguard.detect.strategy import Judgement, Strategy
+from driftguard.detect.strategy import Judgement, KeepsFits, Strategy
 from driftguard.model import (
     CheckKey,
     CheckKind,
@@ -170,19 +170,19 @@ class Run:
         """The judgement of `value`: by the series' kept fit when the strategy keeps fits and the
         value is plainly normal under it (reading only the newest few points), else by a full fit on
         the training window, whose fit is then kept (SeasonalStrategy.reuse)."""
-        reuse = getattr(strategy, "reuse", None)
+        keeper = strategy if isinstance(strategy, KeepsFits) else None
         fingerprint = key.fingerprint
-        if reuse is not None:
+        if keeper is not None:
             fitted = self._fit(fingerprint)
             if fitted is not None:
-                tail = strategy.reuse_tail(settings)  # type: ignore[attr-defined]
+                tail = keeper.reuse_tail(settings)
                 recent = (self.history(key, at, tail) + (earlier or []))[-tail:]
-                judged: Judgement | None = reuse(fitted, recent, at, value, settings)
+                judged = keeper.reuse(fitted, recent, at, value, settings)
                 if judged is not None:
                     return judged
         past = self.history(key, at, history_limit(settings, period, cap)) + (earlier or [])
         judgement = strategy.judge(past, at, value, settings)
-        if reuse is not None and judgement.fitted is not None:
+        if keeper is not None and judgement.fitted is not None:
             self._fits[fingerprint] = judgement.fitted
             self.new_fits[fingerprint] = judgement.fitted.to_json()
         return judgement
