@@ -144,10 +144,10 @@ def run(quick: bool = False) -> Report:
     report.budgets.append(year)
     report.notes.append("wall seconds, kept fit / full refit: " + "; ".join(walls))
     report.notes.append(
-        "a kept fit judges a value only when it is plainly normal under a fit made less than a day ago "
-        "(within half of `sensitivity`, not empty, not a holiday, not part of a run of deviations); "
-        "every other value is judged by a full fit, so the replay costs one full fit a day plus one per "
-        "unusual value"
+        "a kept fit judges a value only when it is plainly normal under a fit made less than two days "
+        "ago (within 60% of `sensitivity`, not empty, not a holiday, not part of a run of deviations "
+        "or of a lean that may be a level shift); every other value is judged by a full fit, so the "
+        "replay costs one full fit every two days plus one per unusual value"
     )
     return report
 

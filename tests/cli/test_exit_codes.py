@@ -235,10 +235,11 @@ def test_a_state_without_credentials_is_one_line_not_a_traceback(
 
 def test_backtest_exact_fits_every_row_and_alerts_on_the_same_rows(tmp_path: Path, shop: Shop) -> None:
     series = tmp_path / "series.csv"
-    rows = [
-        f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,{(400 if h == 400 else 100) + 40 * (9 <= h % 24 < 18) + h * 7 % 11}\n"
-        for h in range(24 * 21)
-    ]
+
+    def value(h: int) -> int:
+        return (400 if h == 400 else 100) + 40 * (9 <= h % 24 < 18) + h * 7 % 11
+
+    rows = [f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,{value(h)}\n" for h in range(24 * 21)]
     series.write_text("timestamp,value\n" + "".join(rows))
     kept, exact = tmp_path / "kept.csv", tmp_path / "exact.csv"
     assert (

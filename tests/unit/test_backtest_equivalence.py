@@ -207,7 +207,7 @@ def test_kept_fits_alert_where_a_full_fit_at_every_point_does(
     full = replay_volume(rows, None, chosen, exact=True)
     differ = sum(a[2].anomaly != b[2].anomaly for a, b in zip(kept, full, strict=True))
     assert differ <= 1 + 0.01 * len(rows)
-    refit_after = chosen.training_window.total_seconds() / 56
+    refit_after = chosen.training_window.total_seconds() * seasonal._REFIT_SHARE
     for at, value, j in _reused(kept):
         assert j.fitted is not None
         assert j.status == FindingStatus.OK and j.score < 0.6 * chosen.sensitivity
@@ -219,8 +219,8 @@ def test_kept_fits_alert_where_a_full_fit_at_every_point_does(
 
 
 def test_a_steady_hourly_series_is_mostly_judged_by_kept_fits() -> None:
-    """What the kept fits are for: after the first two weeks, a day's plainly normal hours reuse the
-    fit of the day's first full judgement (unusual hours and a daily refit are judged in full)."""
+    """What the kept fits are for: after the first two weeks, plainly normal hours reuse the fit of the
+    last full judgement (unusual hours and a refit every two days are judged in full)."""
     rows = Shape(timedelta(hours=1), 24 * 28, 300.0, 0.05, 0.6, 0.0, 0.0, 1.0, 1.0, 0, 7).rows()
     kept = replay_volume(rows, None, DetectionSettings())
     after_learning = [r for r in kept if r[0] >= START + timedelta(days=15)]

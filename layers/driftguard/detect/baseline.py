@@ -89,16 +89,18 @@ class Seasonality:
 
     def _compute_keys(self, secs: Sequence[float]) -> tuple[tuple[int, int], ...]:
         if self.name == "monthly":
-            return tuple(self.keys(t) for t in secs)
+            return tuple([self.keys(t) for t in secs])
         width = self.slot_width
         with_time = width < _DAY
         weekly = self.name == "weekly"
         return tuple(
-            (
-                int(t % _DAY // width) if with_time else 0,
-                int((t // _DAY + _EPOCH_WEEKDAY) % 7) if weekly else 0,
-            )
-            for t in secs
+            [  # a list first: a comprehension is faster than the generator tuple() would drive
+                (
+                    int(t % _DAY // width) if with_time else 0,
+                    int((t // _DAY + _EPOCH_WEEKDAY) % 7) if weekly else 0,
+                )
+                for t in secs
+            ]
         )
 
     def label(self, t: datetime) -> str | None:

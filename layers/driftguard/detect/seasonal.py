@@ -53,10 +53,10 @@ _STEP_MIN_GAIN = 0.97  # a step taken for a trend must explain the window 3% bet
 _RECENT_LEVEL_RUNS = 2  # the adopted level: median of this many confirmation lengths of newest points
 _SEGMENT_GROWTH = 1.5  # segment lengths tried grow geometrically: bounded work per judgement
 MAX_TRAINING_POINTS = 3000  # bounds the work per judgement; a window of hourly points for 4 months
-_REFIT_SHARE = 1 / 56  # a kept fit is fitted again once this share of the training window passed (1 day)
+_REFIT_SHARE = 1 / 28  # a kept fit is fitted again once this share of the training window passed (2 days)
+_MIN_REUSE_PERIODS = 24  # ... for series with at least this many points in that time (hourly, finer)
 _REUSE_MAX_Z_SHARE = 0.6  # a kept fit judges only values within this share of `sensitivity`
 _REUSE_MAX_BAND = 10.0  # nor a band wider than this many times the expected value
-_LEAN_MIN_Z = 0.0  # ... and values leaning this far the same way as the newest periods are refitted
 _REUSE_TAIL = 2  # a reused judgement reads this many times `level_shift_confirm_runs` newest points
 # enum members looked up once: `PointLabel.X` costs an Enum class lookup per point otherwise
 _CLEAN = PointLabel.NONE
@@ -385,7 +385,7 @@ class Fitted:
     """What a full judgement fitted, kept with its series: the next values that are plainly normal
     under it are judged without reading the training window again (`SeasonalStrategy.reuse`).
 
-    It is fitted again after `_REFIT_SHARE` of the training window (a day by default), under other
+    It is fitted again after `_REFIT_SHARE` of the training window (two days by default), under other
     settings, on a holiday, and whenever a value is not plainly normal under it (beyond 60% of
     `sensitivity`, an empty period, or part of a run of deviations): every value that could alert is
     judged by a full fit on the whole window, as it always was."""
@@ -401,6 +401,7 @@ class Fitted:
     waiting: str = ""  # a seasonality the history was too short for
     shift_since: float | None = None  # epoch seconds: the start of the level shift it adopted
     learns_at: float | None = None  # epoch seconds: when the history becomes long enough for `waiting`
+    period: float = 0.0  # seconds between the series' points, as the fit took it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -417,6 +418,7 @@ class Fitted:
             "waiting": self.waiting,
             "shift_since": self.shift_since,
             "learns_at": self.learns_at,
+            "period": self.period,
         }
 
     @classmethod
@@ -438,6 +440,7 @@ class Fitted:
                 str(data.get("waiting", "")),
                 None if shift_since is None else float(shift_since),
                 None if learns_at is None else float(learns_at),
+                float(data.get("period", 0.0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -584,6 +587,7 @@ class SeasonalStrategy:
                 waiting,
                 shift.since.timestamp() if shift is not None else None,
                 _learns_at(period, settings, options, secs[0]) if waiting else None,
+                period.total_seconds(),
             )
         return Judgement(
             FindingStatus.ANOMALY if anomaly else FindingStatus.OK,
@@ -628,15 +632,16 @@ class SeasonalStrategy:
         it; else None, and `judge` fits in full. `recent`: the newest points before `at` (`reuse_tail`
         of them).
 
-        The fit must be fresh (made less than `_REFIT_SHARE` of the training window ago), under these
-        settings, not past the time its history grows long enough for a seasonality it waited for,
-        no alert among the newest
-        `level_shift_confirm_runs` periods, and no adopted level shift younger than a refit interval.
+        The fit must be fresh (made less than `_REFIT_SHARE` of the training window ago, a time that
+        holds `_MIN_REUSE_PERIODS` of the series' periods: a daily series is always fitted in full,
+        which costs it little), made under these settings, not past the time its history grows long
+        enough for a seasonality it waited for, with no alert among the newest
+        `level_shift_confirm_runs` periods and no adopted level shift younger than a refit interval.
         The value must be inside a band no wider than `_REUSE_MAX_BAND` times the expected value,
         within 60% of `sensitivity`, not an empty period of a count, not on a holiday, not the newest
-        of a run of periods that deviate together (the test `judge` makes), and not leaning (by half
-        a noise unit or more) the same way as every one of the newest `level_shift_confirm_runs - 1`
-        periods (a level shift that alerted nowhere is confirmed by a full fit, which says it once).
+        of a run of periods that deviate together (the test `judge` makes), and not on the side of
+        expectation where every one of the newest `level_shift_confirm_runs - 1` periods lies (a
+        level shift that alerted nowhere is confirmed by a full fit, which says it once).
         Everything else, which is everything that could alert, is judged by a full fit."""
         if fitted is None:
             return None
@@ -644,8 +649,8 @@ class SeasonalStrategy:
         if fitted.waiting and (fitted.learns_at is None or t >= fitted.learns_at):
             return None  # the history is now long enough for a seasonality the fit could not learn
         refit_after = settings.training_window.total_seconds() * _REFIT_SHARE
-        if not 0 < t - fitted.at < refit_after:
-            return None
+        if not 0 < t - fitted.at < refit_after or refit_after < _MIN_REUSE_PERIODS * fitted.period:
+            return None  # stale, or a coarse series (daily), whose full fits are cheap
         if fitted.shift_since is not None and fitted.at - fitted.shift_since < refit_after:
             return None  # a young shift's level is still being measured: every full fit moves it
         if any(p.label == PointLabel.ANOMALY for p in recent[-settings.level_shift_confirm_runs :]):
@@ -678,11 +683,7 @@ class SeasonalStrategy:
             if settings.level_shift_confirm_runs > 1
             else []
         )
-        if (
-            side
-            and z >= _LEAN_MIN_Z
-            and not any((p.value - baseline.expected(p.ts.timestamp())) * side < 0 for p in newest)
-        ):
+        if side and not any((p.value - baseline.expected(p.ts.timestamp())) * side < 0 for p in newest):
             return None  # the newest periods all lean one way: a level shift may be confirming
         if watched and direction and self._sustained(baseline, band, usable, value, settings) is not None:
             return None
