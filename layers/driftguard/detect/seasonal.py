@@ -738,9 +738,20 @@ class SeasonalStrategy:
             return None
         keys = baseline.seasonality.keys_of(secs)
         before = judged_by.expected_many(secs, keys)
+        cut = shift.since.timestamp()
+        old = [i for i, t in enumerate(secs) if t < cut]
+        if len(old) >= settings.min_points and len(options) > 1:
+            # the points before the change are moved around what they alone say of the season: a
+            # window of two levels may hide a season (a weekly rhythm looks like noise beside a step)
+            # and a season's misfit would then be moved as if it were noise
+            old_secs, old_values = [secs[i] for i in old], [values[i] for i in old]
+            alone = choose_baseline(old_secs, old_values, options, counts=self.counts)
+            for i, mu in zip(
+                old, alone.expected_many(old_secs, alone.seasonality.keys_of(old_secs)), strict=True
+            ):
+                before[i] = mu
         moved = [
-            v if t >= shift.since.timestamp() else shift.relevel(v, mu)
-            for t, v, mu in zip(secs, values, before, strict=True)
+            v if t >= cut else shift.relevel(v, mu) for t, v, mu in zip(secs, values, before, strict=True)
         ]
         candidates = options[options.index(baseline.seasonality) :]
         at_new_level = choose_baseline(secs, moved, candidates, counts=self.counts)
