@@ -211,7 +211,7 @@ def test_kept_fits_alert_where_a_full_fit_at_every_point_does(
     for at, value, j in _reused(kept):
         assert j.fitted is not None
         assert j.status == FindingStatus.OK and j.score < 0.6 * chosen.sensitivity
-        assert 0 < at.timestamp() - j.fitted.at < refit_after
+        assert 0 <= at.timestamp() - j.fitted.at < refit_after
         assert j.fitted.fingerprint == seasonal.fingerprint(True, True, None, chosen)
         assert (j.training_start, j.training_end) == (j.fitted.training_start, j.fitted.training_end)
         assert not j.seasonality or at.timestamp() < j.fitted.learns_at  # never once it can be learned
@@ -252,3 +252,19 @@ def test_a_high_count_with_many_empty_periods_keeps_a_finite_band() -> None:
     judged = replay_volume(rows, None, chosen, exact=True)
     assert all(j.upper is None or math.isfinite(j.upper) for _, _, j in judged)
     assert any(j.status == FindingStatus.OK for _, _, j in judged)
+
+
+def test_a_period_judged_again_is_judged_by_the_fit_made_for_it() -> None:
+    """Checks every 15 minutes judge the latest complete hour four times: the fit made for that hour is
+    the one a full judgement would make again (same training rows), so it judges the repeats and no
+    new fit is written each time; a later row count for the same hour is judged by it too."""
+    rows = Shape(timedelta(hours=1), 24 * 28, 300.0, 0.05, 0.6, 0.0, 0.0, 1.0, 1.0, 0, 9).rows()
+    chosen = DetectionSettings()
+    history = [backtest._point(at, v, j) for at, v, j in replay_volume(rows[:-1], None, chosen, exact=True)]
+    strategy = SeasonalStrategy()
+    at, value = rows[-1]
+    full = strategy.judge(history, at, value, chosen)
+    assert full.fitted is not None and full.status == FindingStatus.OK
+    again = strategy.reuse(full.fitted, history[-strategy.reuse_tail(chosen) :], at, value + 1, chosen)
+    assert again is not None and again.fitted is full.fitted
+    assert (again.expected, again.lower, again.upper) == (full.expected, full.lower, full.upper)

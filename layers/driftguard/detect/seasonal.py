@@ -649,7 +649,7 @@ class SeasonalStrategy:
         if fitted.waiting and (fitted.learns_at is None or t >= fitted.learns_at):
             return None  # the history is now long enough for a seasonality the fit could not learn
         refit_after = settings.training_window.total_seconds() * _REFIT_SHARE
-        if not 0 < t - fitted.at < refit_after or refit_after < _MIN_REUSE_PERIODS * fitted.period:
+        if not 0 <= t - fitted.at < refit_after or refit_after < _MIN_REUSE_PERIODS * fitted.period:
             return None  # stale, or a coarse series (daily), whose full fits are cheap
         if fitted.shift_since is not None and fitted.at - fitted.shift_since < refit_after:
             return None  # a young shift's level is still being measured: every full fit moves it
