@@ -29,7 +29,7 @@ from driftguard.detect.baseline import (
     fit_baseline,
     learnable_seasonalities,
 )
-from driftguard.detect.calendar import calendar_of
+from driftguard.detect.calendar import Calendar, calendar_of
 from driftguard.detect.stats import (
     POISSON_EXACT_MAX_MEAN,
     negbin_bounds,
@@ -359,25 +359,14 @@ def find_level_shift(
     return LevelShift(segment[0].ts, length, multiplicative, ratio, offset, z, alerted, baseline.power)
 
 
-def _fingerprint_of(
-    counts: bool, non_negative: bool, period: timedelta | None, settings: DetectionSettings
-) -> str:
-    text = f"{counts}|{non_negative}|{period}|{settings.model_dump_json()}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-_cached_fingerprint = functools.lru_cache(maxsize=256)(_fingerprint_of)
-
-
+@functools.lru_cache(maxsize=256)
 def fingerprint(
     counts: bool, non_negative: bool, period: timedelta | None, settings: DetectionSettings
 ) -> str:
     """What a fit was made under (the strategy and every detection setting): a fit made under other
-    settings is never reused."""
-    try:
-        return _cached_fingerprint(counts, non_negative, period, settings)
-    except TypeError:  # settings holding something unhashable: computed each time
-        return _fingerprint_of(counts, non_negative, period, settings)
+    settings is never reused. Remembered per settings (a frozen model, hashable by its fields)."""
+    text = f"{counts}|{non_negative}|{period}|{settings.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -446,6 +435,27 @@ class Fitted:
             return None
 
 
+def _trainable(
+    points: Sequence[MetricPoint], at: datetime, settings: DetectionSettings, calendar: Calendar | None
+) -> tuple[list[MetricPoint], list[MetricPoint]]:
+    """The points of `at`'s training window a baseline may learn from (the newest
+    MAX_TRAINING_POINTS), holidays left out, and the clean holidays left out: holidays reshape whole
+    days, so ordinary days learn without them and holidays are judged apart."""
+    start = at - settings.training_window
+    usable = [p for p in points if start <= p.ts < at and p.label in _TRAINABLE][-MAX_TRAINING_POINTS:]
+    if calendar is None:
+        return usable, []
+    names = calendar.holidays_of([p.ts.timestamp() for p in usable])
+    holidays = [p for p, n in zip(usable, names, strict=True) if n is not None and p.label == _CLEAN]
+    return [p for p, n in zip(usable, names, strict=True) if n is None], holidays
+
+
+def _p_value(z: float, settings: DetectionSettings) -> float:
+    """The chance of a deviation this large in the learned noise (two-sided when both directions are
+    watched)."""
+    return min(1.0, normal_sf(z) * (2 if settings.direction == "both" else 1))
+
+
 def _learns_at(
     period: timedelta, settings: DetectionSettings, learnable: Sequence[Seasonality], first: float
 ) -> float | None:
@@ -471,20 +481,9 @@ class SeasonalStrategy:
     def judge(
         self, history: Sequence[MetricPoint], at: datetime, value: float, settings: DetectionSettings
     ) -> Judgement:
-        start = at - settings.training_window
-        usable = [p for p in history if start <= p.ts < at and p.label in _TRAINABLE]
-        usable = usable[-MAX_TRAINING_POINTS:]
         calendar = calendar_of(settings)
-        holiday: str | None = None
-        past_holidays: list[MetricPoint] = []
-        if calendar is not None:
-            # holidays reshape whole days: ordinary days learn without them, holidays are judged apart
-            holiday = calendar.holiday(at.timestamp())
-            names = calendar.holidays_of([p.ts.timestamp() for p in usable])
-            past_holidays = [
-                p for p, n in zip(usable, names, strict=True) if n is not None and p.label == _CLEAN
-            ]
-            usable = [p for p, n in zip(usable, names, strict=True) if n is None]
+        holiday = calendar.holiday(at.timestamp()) if calendar is not None else None
+        usable, past_holidays = _trainable(history, at, settings, calendar)
         clean = [p for p in usable if p.label == _CLEAN]
         if len(clean) < settings.min_points:
             return Judgement(
@@ -521,9 +520,10 @@ class SeasonalStrategy:
         adopted = self._adopt_level_shift(
             baseline, usable, secs, [secs[i] for i in kept], train, options, settings
         )
+        adopted_note = ""
         if adopted is not None:
             shift, baseline, unshifted = adopted
-            note = f"{shift.describe()}, adopted as the new normal"
+            note = adopted_note = f"{shift.describe()}, adopted as the new normal"
         calendar_rule = ""
         if calendar is not None:
             calendar_rule = f"{calendar.rule} kept out of training"
@@ -571,7 +571,6 @@ class SeasonalStrategy:
             direction = shift.direction
             z = max(band.z(value), shift.score)
             note = f"{note}; the first period judged at the new level alerts once"
-        p_value = min(1.0, normal_sf(z) * (2 if settings.direction == "both" else 1))
         season = baseline.seasonality
         fitted = None
         if holiday is None:  # a holiday's baseline is its own: the next ordinary period fits again
@@ -582,7 +581,7 @@ class SeasonalStrategy:
                 train[0].ts,
                 train[-1].ts,
                 len(train),
-                f"{shift.describe()}, adopted as the new normal" if shift is not None else "",
+                adopted_note,
                 calendar_rule,
                 waiting,
                 shift.since.timestamp() if shift is not None else None,
@@ -597,7 +596,7 @@ class SeasonalStrategy:
             lower=band.lower,
             upper=band.upper,
             score=z,
-            p_value=p_value,
+            p_value=_p_value(z, settings),
             training_start=train[0].ts,
             training_end=train[-1].ts,
             training_points=len(train),
@@ -672,18 +671,15 @@ class SeasonalStrategy:
         deviation = value - band.expected
         direction = "drop" if deviation < 0 else "spike" if deviation > 0 else None
         watched = settings.direction == "both" or settings.direction == direction
-        start = at - settings.training_window
-        usable = [p for p in recent if start <= p.ts < at and p.label in _TRAINABLE]
-        if calendar is not None:
-            names = calendar.holidays_of([p.ts.timestamp() for p in usable])
-            usable = [p for p, n in zip(usable, names, strict=True) if n is None]
-        side = 1 if deviation > 0 else -1 if deviation < 0 else 0
+        usable, _ = _trainable(recent, at, settings, calendar)
         newest = (
             usable[-(settings.level_shift_confirm_runs - 1) :]
             if settings.level_shift_confirm_runs > 1
             else []
         )
-        if side and not any((p.value - baseline.expected(p.ts.timestamp())) * side < 0 for p in newest):
+        if direction and not any(
+            (p.value - baseline.expected(p.ts.timestamp())) * deviation < 0 for p in newest
+        ):
             return None  # the newest periods all lean one way: a level shift may be confirming
         if watched and direction and self._sustained(baseline, band, usable, value, settings) is not None:
             return None
@@ -697,7 +693,7 @@ class SeasonalStrategy:
             lower=band.lower,
             upper=band.upper,
             score=score,
-            p_value=min(1.0, normal_sf(score) * (2 if settings.direction == "both" else 1)),
+            p_value=_p_value(score, settings),
             training_start=fitted.training_start,
             training_end=fitted.training_end,
             training_points=fitted.training_points,
